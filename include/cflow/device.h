@@ -1,0 +1,51 @@
+#pragma once
+// The compute device, chosen at run time: the CPU backend (OpenMP + OpenBLAS/LAPACKE) or a CUDA GPU
+// (cuBLAS/cuSOLVER). A Device is a cheap shared handle; copies refer to the same stream and handles.
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace cflow {
+
+enum class Backend { cpu, cuda };
+
+class Device {
+ public:
+  // spec: "auto" (CUDA when a usable GPU exists, else CPU), "cpu", "cuda" or "cuda:N".
+  // cpu_threads > 0 sets the OpenMP thread count shared by kernels and OpenBLAS.
+  // Throws cflow::Error saying why when the requested device cannot be used.
+  static Device open(std::string_view spec = "auto", int cpu_threads = 0);
+
+  Backend backend() const;
+  bool is_cuda() const { return backend() == Backend::cuda; }
+  // e.g. "CPU: 2 OpenMP threads, OpenBLAS" or "CUDA device 0: NVIDIA H100 (sm_90, 80 GiB)".
+  const std::string& description() const;
+  // Why `auto` chose this device, e.g. "no CUDA device: CUDA driver version is insufficient".
+  const std::string& selection_note() const;
+  int cpu_threads() const;
+
+  void* allocate(std::size_t bytes) const;
+  void release(void* ptr) const noexcept;
+  void copy_from_host(void* dst, const void* src, std::size_t bytes) const;
+  void copy_to_host(void* dst, const void* src, std::size_t bytes) const;
+  void copy_on_device(void* dst, const void* src, std::size_t bytes) const;
+  void set_zero(void* dst, std::size_t bytes) const;
+  void synchronize() const;
+
+  // Backend handles (cudaStream_t, cublasHandle_t, cusolverDnHandle_t); null on the CPU.
+  void* native_stream() const;
+  void* blas_handle() const;
+  void* solver_handle() const;
+
+  struct Impl;
+  explicit Device(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// Is a CUDA device usable here? If not, `why` says why (no driver, no device, built without CUDA).
+bool cuda_available(std::string* why = nullptr);
+
+}  // namespace cflow

@@ -1,0 +1,87 @@
+#pragma once
+// The one place that knows which compiler is reading a kernel file. Every kernels/*.cu is compiled
+// by nvcc into the CUDA backend and by g++, as C++, into the CPU backend:
+//   * kernels are grid-stride loops over `grid_stride(n)`;
+//   * `launch(dev, n, kernel, args...)` runs them: a CUDA grid on the GPU; on the CPU the body runs
+//     once per OpenMP thread and grid_stride hands each thread one contiguous block of [0, n)
+//     (contiguous rather than interleaved, so threads never write the same cache line).
+//   * launchers live in namespace cflow::CFLOW_BACKEND (cpu or cuda); host code reaches them through
+//     CFLOW_DISPATCH (kernels/dispatch.h).
+#include <algorithm>
+#include <cstdint>
+
+#include "cflow/device.h"
+#include "cflow/error.h"
+#include "kernels/dispatch.h"
+
+#if defined(__CUDACC__)
+#include "kernels/cuda_check.h"
+#define CFLOW_HD __host__ __device__
+#define CFLOW_DEVICE __device__
+#define CFLOW_KERNEL __global__
+#define CFLOW_BACKEND cuda
+#else
+#include <omp.h>
+#define CFLOW_HD
+#define CFLOW_DEVICE
+#define CFLOW_KERNEL
+#define CFLOW_BACKEND cpu
+#endif
+
+namespace cflow {
+
+using index_t = std::int64_t;
+
+// The indices first, first + step, ... below last.
+struct IndexRange {
+  index_t first, last, step;
+  struct Iterator {
+    index_t i, step;
+    CFLOW_HD index_t operator*() const { return i; }
+    CFLOW_HD Iterator& operator++() {
+      i += step;
+      return *this;
+    }
+    CFLOW_HD bool operator!=(const Iterator& end) const { return i < end.i; }
+  };
+  CFLOW_HD Iterator begin() const { return {first, step}; }
+  CFLOW_HD Iterator end() const { return {last, step}; }
+};
+
+// Worker `rank` of `workers` gets one contiguous block of [0, n); together they cover it once.
+CFLOW_HD inline IndexRange block_partition(index_t n, index_t rank, index_t workers) {
+  const index_t per_worker = (n + workers - 1) / workers;
+  const index_t first = rank * per_worker < n ? rank * per_worker : n;
+  const index_t last = first + per_worker < n ? first + per_worker : n;
+  return {first, last, 1};
+}
+
+// This thread's share of [0, n) inside a kernel.
+CFLOW_DEVICE inline IndexRange grid_stride(index_t n) {
+#if defined(__CUDACC__)
+  const index_t threads = index_t(gridDim.x) * blockDim.x;
+  return {index_t(blockIdx.x) * blockDim.x + threadIdx.x, n, threads};
+#else
+  return block_partition(n, omp_get_thread_num(), omp_get_num_threads());
+#endif
+}
+
+// Below this many items the CPU runs a kernel on the calling thread: a parallel region costs more.
+inline constexpr index_t kCpuParallelThreshold = 2048;
+
+template <class... Params, class... Args>
+void launch(const Device& dev, index_t n, void (*kernel)(Params...), Args... args) {
+  if (n <= 0) return;
+#if defined(__CUDACC__)
+  constexpr int kBlock = 256;
+  const index_t blocks = std::min<index_t>((n + kBlock - 1) / kBlock, 65536);
+  kernel<<<unsigned(blocks), kBlock, 0, static_cast<cudaStream_t>(dev.native_stream())>>>(args...);
+  CFLOW_CHECK_CUDA(cudaGetLastError());
+#else
+  (void)dev;
+#pragma omp parallel if (n >= kCpuParallelThreshold)
+  kernel(args...);
+#endif
+}
+
+}  // namespace cflow

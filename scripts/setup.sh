@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what cflow needs (Debian packages; the CUDA toolkit is expected under /usr/local/cuda),
+# then configures and builds both backends into build/. Idempotent: re-running only rebuilds.
+#   CFLOW_BUILD_DIR    build directory (default: build)
+#   CFLOW_CUDA_ARCHS   GPU architectures (default: 80;90; CI builds 90)
+#   CI=true            warnings are errors
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libopenblas-openmp-dev liblapacke-dev libhdf5-dev zlib1g-dev
+  libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
+  dataset-fashion-mnist python3-matplotlib python3-h5py python3-numpy
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=(); [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build_dir=${CFLOW_BUILD_DIR:-build}
+archs=${CFLOW_CUDA_ARCHS:-$([[ "${CI:-}" == true ]] && echo 90 || echo "80;90")}
+werror=$([[ "${CI:-}" == true ]] && echo ON || echo OFF)
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCFLOW_CUDA_ARCHITECTURES="$archs" -DCFLOW_WERROR="$werror" >/dev/null
+cmake --build "$build_dir"
+echo "setup: built $build_dir/cflow ($("$build_dir"/cflow devices | tail -n 1))"
