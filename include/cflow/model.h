@@ -1,0 +1,45 @@
+#pragma once
+// What network and loss to build: the configuration the derivative engine is composed from.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cflow {
+
+using index_t = std::int64_t;
+
+enum class Activation { gelu, tanh, silu, softplus, relu, identity };
+enum class LossKind { mse, ce };
+enum class Architecture { mlp, cnn };
+
+// Per-example input layout, NCHW (so a column of the [features × n] input matrix is one example
+// in PyTorch's flatten order). Vectors are channels × 1 × 1.
+struct TensorShape {
+  index_t channels = 1, height = 1, width = 1;
+  index_t size() const { return channels * height * width; }
+};
+
+struct ModelSpec {
+  Architecture arch = Architecture::mlp;
+  index_t width = 256;  // MLP hidden width; CNN base channel count (the reference's default is 32)
+  int depth = 2;        // MLP hidden layers
+  Activation activation = Activation::gelu;
+  bool bias = true;     // MLP layer biases (the CNN's are fixed by its architecture)
+  TensorShape input;
+  index_t classes = 2;  // network outputs C; 1 means a binary task
+  LossKind loss = LossKind::mse;
+};
+
+Activation parse_activation(std::string_view name);  // throws cflow::Error naming the valid choices
+LossKind parse_loss(std::string_view name);
+Architecture parse_architecture(std::string_view name);
+std::string to_string(Activation act);
+std::string to_string(LossKind loss);
+std::string to_string(Architecture arch);
+
+// Activations whose second derivative vanishes almost everywhere break the flows' smoothness
+// assumptions; callers warn about them.
+inline bool is_smooth(Activation act) { return act != Activation::relu; }
+
+}  // namespace cflow
