@@ -1,6 +1,8 @@
 #pragma once
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <random>
 #include <vector>
@@ -27,6 +29,35 @@ void fill_random(Buffer<T>& buffer, unsigned seed) {
   std::vector<T> host(std::size_t(buffer.size()));
   for (auto& x : host) x = T(dist(rng));
   buffer.upload(host);
+}
+
+// Median wall time in seconds of `fn` (which must synchronize the device) over `repeats` runs
+// after one warm-up: the in-run baselines that ratios are measured against.
+template <class Fn>
+double median_seconds(Fn&& fn, int repeats = 3) {
+  fn();
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// Runs the benchmark loop with manual timing of `fn` and returns the mean seconds per iteration.
+template <class Fn>
+double timed_loop(benchmark::State& state, Fn&& fn) {
+  double total = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.SetIterationTime(seconds);
+    total += seconds;
+  }
+  return total / double(std::max<benchmark::IterationCount>(state.iterations(), 1));
 }
 
 inline void report_flops(benchmark::State& state, double flops_per_iteration) {

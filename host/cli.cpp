@@ -19,7 +19,10 @@ void add(CLI::App& app, const std::function<Handler(CLI::App&)>& make) {
 }
 }  // namespace
 
-void register_commands(CLI::App& app) { add(app, add_devices_command); }
+void register_commands(CLI::App& app) {
+  add(app, add_devices_command);
+  add(app, add_gradcheck_command);
+}
 
 int run_selected(CLI::App& app) {
   for (const CLI::App* sub : app.get_subcommands()) {

@@ -9,6 +9,15 @@
 #include <vector>
 
 #include "cflow/device.h"
+#include "cflow/model.h"
+
+namespace cflow {
+// Readable test-parameter names in gtest and ctest listings.
+inline void PrintTo(Backend b, std::ostream* os) { *os << (b == Backend::cuda ? "cuda" : "cpu"); }
+inline void PrintTo(Architecture a, std::ostream* os) { *os << to_string(a); }
+inline void PrintTo(Activation a, std::ostream* os) { *os << to_string(a); }
+inline void PrintTo(LossKind l, std::ostream* os) { *os << to_string(l); }
+}  // namespace cflow
 
 namespace cflow::testing {
 

@@ -1,0 +1,43 @@
+#include "cflow/pairs.h"
+#include "kernels/polarization.h"
+#include "kernels/portable.h"
+
+namespace cflow::CFLOW_BACKEND {
+
+template <class T>
+CFLOW_KERNEL void polarization_directions_kernel(index_t d, index_t k, const T* U, T* Z) {
+  for (index_t r : grid_stride(d)) {
+    index_t pair = 0;
+    for (index_t i = 0; i < k; ++i)
+      for (index_t j = i; j < k; ++j, ++pair) Z[r + pair * d] = i == j ? U[r + i * d] : U[r + i * d] + U[r + j * d];
+  }
+}
+
+template <class T>
+CFLOW_KERNEL void polarization_combine_kernel(index_t d, index_t k, T* Q) {
+  for (index_t r : grid_stride(d)) {
+    for (index_t i = 0; i < k; ++i)
+      for (index_t j = i + 1; j < k; ++j) {
+        T& q = Q[r + pair_index(i, j, k) * d];
+        q = T(0.5) * (q - Q[r + pair_index(i, i, k) * d] - Q[r + pair_index(j, j, k) * d]);
+      }
+  }
+}
+
+template <class T>
+void polarization_directions(const Device& dev, index_t d, index_t k, const T* U, T* Z) {
+  launch(dev, d, polarization_directions_kernel<T>, d, k, U, Z);
+}
+template <class T>
+void polarization_combine(const Device& dev, index_t d, index_t k, T* Q) {
+  launch(dev, d, polarization_combine_kernel<T>, d, k, Q);
+}
+
+#define CFLOW_INSTANTIATE(T)                                                                 \
+  template void polarization_directions<T>(const Device&, index_t, index_t, const T*, T*); \
+  template void polarization_combine<T>(const Device&, index_t, index_t, T*);
+CFLOW_INSTANTIATE(float)
+CFLOW_INSTANTIATE(double)
+#undef CFLOW_INSTANTIATE
+
+}  // namespace cflow::CFLOW_BACKEND

@@ -1,0 +1,232 @@
+// The network derivative oracle, end to end in float64: every order against central finite
+// differences and exact symmetries, for every activation × loss × bias; batching, chunking and
+// precision must not change the answers.
+#include <cmath>
+#include <tuple>
+
+#include "cflow/blas.h"
+#include "cflow/gradcheck.h"
+#include "cflow/network.h"
+#include "test_support.h"
+
+namespace cflow {
+namespace {
+
+using testing::BackendTest;
+using testing::random_vector;
+
+ModelSpec small_spec(Architecture arch, Activation act, LossKind loss, index_t classes, bool bias) {
+  ModelSpec spec;
+  spec.arch = arch;
+  spec.activation = act;
+  spec.loss = loss;
+  spec.classes = classes;
+  spec.bias = bias;
+  if (arch == Architecture::mlp) {
+    spec.width = 6;
+    spec.depth = 2;
+    spec.input = {5, 1, 1};
+  } else {
+    spec.width = 2;
+    spec.input = {2, 4, 8};
+  }
+  return spec;
+}
+
+template <class T>
+Network<T> make_network(const Device& dev, const ModelSpec& spec, index_t n, NetworkOptions options = {}) {
+  const RandomData data = random_data(spec, n, 7);
+  const std::vector<T> x(data.inputs.begin(), data.inputs.end()), y(data.targets.begin(), data.targets.end());
+  return Network<T>(dev, spec, x, y, options);
+}
+
+// Parameters: initial weights scaled up a little so the activations leave their linear regime.
+template <class T>
+Buffer<T> point(Network<T>& net, std::uint64_t seed = 3) {
+  auto w = net.initial_parameters(seed);
+  for (auto& x : w) x *= T(1.5);
+  return Buffer<T>(net.device(), std::span<const T>(w));
+}
+
+using Case = std::tuple<Backend, Architecture, Activation, LossKind, index_t /*classes*/, bool /*bias*/>;
+
+class OracleGradcheck : public ::testing::TestWithParam<Case> {};
+
+TEST_P(OracleGradcheck, EveryOrderMatchesFiniteDifferencesAndSymmetries) {
+  const auto [backend, arch, act, loss, classes, bias] = GetParam();
+  std::string why;
+  if (backend == Backend::cuda && !cuda_available(&why)) GTEST_SKIP() << "CUDA backend not tested here: " << why;
+  const Device dev = Device::open(backend == Backend::cuda ? "cuda" : "cpu");
+  auto net = make_network<double>(dev, small_spec(arch, act, loss, classes, bias), 9);
+  auto w = point(net);
+  const GradcheckResult result = gradcheck(net, w.data(), 11);
+  const GradcheckTolerances tolerances;
+  for (const auto& e : result.entries)
+    EXPECT_LE(e.error, e.is_symmetry ? tolerances.symmetry : tolerances.finite_difference) << e.name;
+  EXPECT_TRUE(result.passed(tolerances));
+}
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  const auto [backend, arch, act, loss, classes, bias] = info.param;
+  return std::string(backend == Backend::cuda ? "cuda" : "cpu") + "_" + to_string(arch) + "_" + to_string(act) + "_" +
+         to_string(loss) + (classes == 1 ? "_binary" : "_categorical") + (bias ? "_bias" : "_nobias");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Mlp, OracleGradcheck,
+    ::testing::Combine(::testing::Values(Backend::cpu, Backend::cuda), ::testing::Values(Architecture::mlp),
+                       ::testing::Values(Activation::gelu, Activation::tanh, Activation::silu, Activation::softplus,
+                                         Activation::relu, Activation::identity),
+                       ::testing::Values(LossKind::mse, LossKind::ce), ::testing::Values(index_t(1), index_t(3)),
+                       ::testing::Bool()),
+    case_name);
+
+// The CNN's biases are fixed by its architecture, so only one bias setting.
+INSTANTIATE_TEST_SUITE_P(
+    Cnn, OracleGradcheck,
+    ::testing::Combine(::testing::Values(Backend::cpu, Backend::cuda), ::testing::Values(Architecture::cnn),
+                       ::testing::Values(Activation::gelu, Activation::tanh, Activation::silu, Activation::softplus,
+                                         Activation::relu, Activation::identity),
+                       ::testing::Values(LossKind::mse, LossKind::ce), ::testing::Values(index_t(1), index_t(3)),
+                       ::testing::Values(false)),
+    case_name);
+
+// A wrong oracle must be caught: the checker is only worth something if it can fail.
+class PerturbedHessian final : public Objective<double> {
+ public:
+  explicit PerturbedHessian(Network<double>& net) : net_(net) {}
+  index_t dim() const override { return net_.dim(); }
+  const Device& device() const override { return net_.device(); }
+  double value_grad(const double* w, double* g) override { return net_.value_grad(w, g); }
+  void hvp(const double* w, const double* V, index_t m, double* HV) override {
+    net_.hvp(w, V, m, HV);
+    blas::axpy(device(), dim() * m, 1e-4, V, HV);  // H + 1e-4 I: symmetric, but wrong
+  }
+  std::vector<double> quad(const double* w, const double* U, index_t m) override { return net_.quad(w, U, m); }
+  void d3(const double* w, const double* U, index_t k, double* D) override { net_.d3(w, U, k, D); }
+
+ private:
+  Network<double>& net_;
+};
+
+TEST(OracleGradcheck, CatchesAWrongHessian) {
+  const Device dev = Device::open("cpu");
+  auto net = make_network<double>(dev, small_spec(Architecture::mlp, Activation::tanh, LossKind::mse, 3, true), 9);
+  auto w = point(net);
+  PerturbedHessian wrong(net);
+  const GradcheckResult result = gradcheck(wrong, w.data(), 11);
+  EXPECT_FALSE(result.passed({}));
+}
+
+class Oracle : public BackendTest {};
+
+// hvp/quad/d3 of m directions at once equal the same queries one direction at a time.
+TEST_P(Oracle, BatchedEqualsOneAtATime) {
+  auto net = make_network<double>(device(), small_spec(Architecture::mlp, Activation::gelu, LossKind::ce, 3, true), 10,
+                                  {.chunk = 0, .max_directions = 3});
+  auto w = point(net);
+  const index_t d = net.dim(), m = 5;
+  const auto V = random_vector<double>(std::size_t(d * m), 5);
+  Buffer<double> dV(device(), std::span<const double>(V)), HV(device(), d * m), single(device(), d);
+  net.hvp(w.data(), dV.data(), m, HV.data());
+  const auto batched = HV.to_host();
+  const auto quads = net.quad(w.data(), dV.data(), m);
+  for (index_t j = 0; j < m; ++j) {
+    net.hvp(w.data(), dV.data() + j * d, 1, single.data());
+    const auto one = single.to_host();
+    for (index_t i = 0; i < d; ++i) EXPECT_NEAR(batched[std::size_t(j * d + i)], one[std::size_t(i)], 1e-13);
+    EXPECT_NEAR(quads[std::size_t(j)], net.quad(w.data(), dV.data() + j * d, 1)[0], 1e-13);
+  }
+  // d3 with k = 3 (6 pairs, more than max_directions) against pairs computed two columns at a time.
+  Buffer<double> D(device(), d * 6), D2(device(), d * 3);
+  net.d3(w.data(), dV.data(), 3, D.data());
+  const auto all = D.to_host();
+  net.d3(w.data(), dV.data() + d, 2, D2.data());  // columns 1, 2: pairs (1,1) (1,2) (2,2)
+  const auto sub = D2.to_host();
+  for (index_t p = 0; p < 3; ++p)
+    for (index_t i = 0; i < d; ++i)
+      EXPECT_NEAR(all[std::size_t((3 + p) * d + i)], sub[std::size_t(p * d + i)], 1e-12);
+}
+
+// Processing examples in chunks changes only rounding.
+TEST_P(Oracle, ChunkedEqualsUnchunked) {
+  const auto spec = small_spec(Architecture::mlp, Activation::silu, LossKind::mse, 3, true);
+  auto full = make_network<double>(device(), spec, 11);
+  auto chunked = make_network<double>(device(), spec, 11, {.chunk = 4, .max_directions = 16});
+  auto w = point(full);
+  const index_t d = full.dim();
+  const auto V = random_vector<double>(std::size_t(d * 2), 6);
+  Buffer<double> dV(device(), std::span<const double>(V));
+  Buffer<double> a(device(), d * 3), b(device(), d * 3);
+  EXPECT_NEAR(full.value_grad(w.data(), a.data()), chunked.value_grad(w.data(), b.data()), 1e-14);
+  auto near = [](const std::vector<double>& x, const std::vector<double>& y) {
+    for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], y[i], 1e-13 * (1 + std::abs(y[i])));
+  };
+  near(a.to_host(), b.to_host());
+  full.hvp(w.data(), dV.data(), 2, a.data());
+  chunked.hvp(w.data(), dV.data(), 2, b.data());
+  near(a.to_host(), b.to_host());
+  full.d3(w.data(), dV.data(), 2, a.data());
+  chunked.d3(w.data(), dV.data(), 2, b.data());
+  near(a.to_host(), b.to_host());
+  near(full.quad(w.data(), dV.data(), 2), chunked.quad(w.data(), dV.data(), 2));
+  EXPECT_EQ(full.evaluate(w.data()).accuracy, chunked.evaluate(w.data()).accuracy);
+}
+
+// The float32 engine computes the same quantities to float32 accuracy.
+TEST_P(Oracle, Float32AgreesWithFloat64) {
+  const auto spec = small_spec(Architecture::mlp, Activation::gelu, LossKind::ce, 3, true);
+  auto net64 = make_network<double>(device(), spec, 12);
+  auto net32 = make_network<float>(device(), spec, 12);
+  const auto w64 = net64.initial_parameters(4);
+  const std::vector<float> w32(w64.begin(), w64.end());
+  Buffer<double> dw64(device(), std::span<const double>(w64));
+  Buffer<float> dw32(device(), std::span<const float>(w32));
+  const index_t d = net64.dim();
+  const auto V = random_vector<double>(std::size_t(d * 2), 8);
+  const std::vector<float> Vf(V.begin(), V.end());
+  Buffer<double> dV64(device(), std::span<const double>(V)), out64(device(), d * 3);
+  Buffer<float> dV32(device(), std::span<const float>(Vf)), out32(device(), d * 3);
+  auto close = [](const std::vector<double>& x, const std::vector<float>& y, std::size_t count) {
+    double err = 0, scale = 0;
+    for (std::size_t i = 0; i < count; ++i) err = std::max(err, std::abs(x[i] - y[i])), scale = std::max(scale, std::abs(x[i]));
+    EXPECT_LE(err, 1e-4 * scale);
+  };
+  EXPECT_NEAR(net64.value_grad(dw64.data(), out64.data()), net32.value_grad(dw32.data(), out32.data()), 1e-5);
+  close(out64.to_host(), out32.to_host(), std::size_t(d));
+  net64.hvp(dw64.data(), dV64.data(), 2, out64.data());
+  net32.hvp(dw32.data(), dV32.data(), 2, out32.data());
+  close(out64.to_host(), out32.to_host(), std::size_t(2 * d));
+  net64.d3(dw64.data(), dV64.data(), 2, out64.data());
+  net32.d3(dw32.data(), dV32.data(), 2, out32.data());
+  close(out64.to_host(), out32.to_host(), std::size_t(3 * d));
+}
+
+// Same parameters in, same bits out: the primal cache and the kernels are deterministic.
+TEST_P(Oracle, RepeatedQueriesAreBitwiseIdentical) {
+  auto net = make_network<double>(device(), small_spec(Architecture::mlp, Activation::tanh, LossKind::mse, 3, true), 10);
+  auto w = point(net);
+  const index_t d = net.dim();
+  Buffer<double> g1(device(), d), g2(device(), d);
+  net.value_grad(w.data(), g1.data());
+  auto moved = point(net, 99);
+  net.value_grad(moved.data(), g2.data());  // invalidates the cache
+  net.value_grad(w.data(), g2.data());
+  EXPECT_EQ(g1.to_host(), g2.to_host());
+}
+
+TEST_P(Oracle, InitializationMatchesPyTorchBounds) {
+  auto net = make_network<double>(device(), small_spec(Architecture::mlp, Activation::gelu, LossKind::mse, 3, true), 4);
+  const auto w = net.initial_parameters(1);
+  ASSERT_EQ(index_t(w.size()), 5 * 6 + 6 + 6 * 6 + 6 + 6 * 3 + 3);
+  // First Linear: fan_in 5, bound 1/√5; second: fan_in 6.
+  for (std::size_t i = 0; i < 36; ++i) EXPECT_LE(std::abs(w[i]), 1 / std::sqrt(5.0));
+  for (std::size_t i = 36; i < 78; ++i) EXPECT_LE(std::abs(w[i]), 1 / std::sqrt(6.0));
+  EXPECT_EQ(w, net.initial_parameters(1));
+  EXPECT_NE(w, net.initial_parameters(2));
+}
+
+CFLOW_TEST_ON_ALL_BACKENDS(Oracle);
+
+}  // namespace
+}  // namespace cflow
