@@ -22,6 +22,7 @@ void add(CLI::App& app, const std::function<Handler(CLI::App&)>& make) {
 void register_commands(CLI::App& app) {
   add(app, add_devices_command);
   add(app, add_gradcheck_command);
+  add(app, add_hessian_command);
 }
 
 int run_selected(CLI::App& app) {

@@ -16,5 +16,6 @@ int run_selected(CLI::App& app);
 // Per-subcommand registration (host/cli_<name>.cpp).
 Handler add_devices_command(CLI::App& app);
 Handler add_gradcheck_command(CLI::App& app);
+Handler add_hessian_command(CLI::App& app);
 
 }  // namespace cflow::cli
