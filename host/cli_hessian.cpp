@@ -141,7 +141,7 @@ int run_hessian(const HessianOptions& o, const Problem& p) {
               << (o.is_float32() ? "float32" : "float64") << ", " << dev.description() << "\n";
     std::printf("loss at initialization (seed %llu): %.*e\n", static_cast<unsigned long long>(o.seed), digits,
                 double(r.loss));
-    std::printf("LOBPCG, top %d, tolerance %.0e: %s after %d iterations, %d HVP calls, %d HVPs, %.3g s\n", o.top,
+    std::printf("LOBPCG, top %d, tolerance %.3g: %s after %d iterations, %d HVP calls, %d HVPs, %.3g s\n", o.top,
                 o.lobpcg_tolerance(), s.converged ? "converged" : "NOT converged", s.iterations, s.operator_calls,
                 s.operator_applications, r.solve_seconds);
     if (r.has_dense)
@@ -161,7 +161,7 @@ int run_hessian(const HessianOptions& o, const Problem& p) {
                   "%.*e, %.3g s\n",
                   static_cast<long long>(d), static_cast<long long>(d), r.dense_operator_calls,
                   static_cast<long long>(d), r.asymmetry, digits, double(r.dense_eigenvalues.back()), r.dense_seconds);
-      std::printf("max relative difference LOBPCG vs dense: %.2e (tolerance %.0e): %s\n", r.max_relative_difference,
+      std::printf("max relative difference LOBPCG vs dense: %.2e (tolerance %.3g): %s\n", r.max_relative_difference,
                   o.dense_agreement(), agrees ? "agree" : "DISAGREE");
     }
   }

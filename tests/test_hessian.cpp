@@ -339,10 +339,17 @@ TEST_P(HessianCli, TextOutputFloat32AndDataSets) {
   EXPECT_EQ(nlohmann::json::parse(data.out)["data"].get<std::string>(), "gaussian");
 }
 
-TEST_P(HessianCli, DenseRefusesLargeModels) {
-  const CliRun run = run_cli({"hessian", "--width", "128", "--n", "4", "--dense", "--device", device_flag()});
-  EXPECT_EQ(run.exit_code, 2);
-  EXPECT_NE(run.err.find("limit of 5000"), std::string::npos) << run.err;
+TEST_P(HessianCli, FailureExitCodes) {
+  // --dense on a model above the size limit: refused as bad usage before any work.
+  const CliRun large = run_cli({"hessian", "--width", "128", "--n", "4", "--dense", "--device", device_flag()});
+  EXPECT_EQ(large.exit_code, 2);
+  EXPECT_NE(large.err.find("limit of 5000"), std::string::npos) << large.err;
+  // A solve that cannot converge in time is a failed check.
+  const CliRun unconverged = run_cli({"hessian", "--width", "4", "--n", "8", "--top", "2", "--tol", "1e-14",
+                                      "--max-iterations", "1", "--device", device_flag()});
+  EXPECT_EQ(unconverged.exit_code, 1);
+  EXPECT_NE(unconverged.out.find("NOT converged"), std::string::npos) << unconverged.out;
+  EXPECT_NE(unconverged.err.find("did not converge"), std::string::npos) << unconverged.err;
 }
 
 CFLOW_TEST_ON_ALL_BACKENDS(HessianCli);
