@@ -103,6 +103,25 @@ void EigenTracker<T>::refresh(const QuadraticForm<T>& quad, const T* p_diag) {
   }
 }
 
+template <class T>
+EigenTrackerSnapshot EigenTracker<T>::snapshot() const {
+  const std::vector<T> Y = Y_.to_host();
+  return {{Y.begin(), Y.end()}, {eigenvalues_.begin(), eigenvalues_.end()}, target_k_, std::int64_t(lobpcg_calls_)};
+}
+
+template <class T>
+void EigenTracker<T>::restore(const EigenTrackerSnapshot& snapshot) {
+  const index_t k = index_t(snapshot.eigenvalues.size());
+  CFLOW_REQUIRE(index_t(snapshot.Y.size()) == d_ * k && snapshot.target_k >= 1 && snapshot.target_k <= k_cap_,
+                "eigen tracker: a snapshot of another dimension or size");
+  eigenvalues_.assign(snapshot.eigenvalues.begin(), snapshot.eigenvalues.end());
+  const std::vector<T> Y(snapshot.Y.begin(), snapshot.Y.end());
+  Y_ = Buffer<T>(dev_, std::span<const T>(Y));
+  U_ = Buffer<T>(dev_, d_ * k);
+  target_k_ = snapshot.target_k;
+  lobpcg_calls_ = unsigned(snapshot.lobpcg_calls);
+}
+
 template class EigenTracker<float>;
 template class EigenTracker<double>;
 

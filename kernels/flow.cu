@@ -26,6 +26,15 @@ CFLOW_KERNEL void expected_grad_sq_kernel(index_t d, const T* g, const T* p, con
   for (index_t r : grid_stride(d)) e[r] = g[r] * g[r] + (h ? p[r] * p[r] * h[r] : T(0));
 }
 
+template <class T>
+CFLOW_KERNEL void gather_rows_kernel(index_t d, index_t cols, index_t count, const index_t* rows, const T* A, T* out) {
+  for (index_t i : grid_stride(count * cols)) out[i] = A[rows[i % count] + d * (i / count)];
+}
+
+template <class T>
+void gather_rows(const Device& dev, index_t d, index_t cols, index_t count, const index_t* rows, const T* A, T* out) {
+  launch(dev, count * cols, gather_rows_kernel<T>, d, cols, count, rows, A, out);
+}
 template <class T> void reciprocal(const Device& dev, index_t n, const T* x, T* out) {
   launch(dev, n, reciprocal_kernel<T>, n, x, out);
 }
@@ -43,7 +52,8 @@ template <class T> void expected_grad_sq(const Device& dev, index_t d, const T* 
   template void reciprocal<T>(const Device&, index_t, const T*, T*);                       \
   template void scale_rows<T>(const Device&, index_t, index_t, const T*, const T*, T*);    \
   template void pair_products<T>(const Device&, index_t, index_t, const T*, T*);           \
-  template void expected_grad_sq<T>(const Device&, index_t, const T*, const T*, const T*, T*);
+  template void expected_grad_sq<T>(const Device&, index_t, const T*, const T*, const T*, T*); \
+  template void gather_rows<T>(const Device&, index_t, index_t, index_t, const index_t*, const T*, T*);
 CFLOW_INSTANTIATE(float)
 CFLOW_INSTANTIATE(double)
 #undef CFLOW_INSTANTIATE

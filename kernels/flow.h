@@ -16,6 +16,10 @@ CFLOW_BACKEND_DECLARATIONS(
   // Z[:, pair(a, b)] = u_a ⊙ u_b for a ≤ b (U is d × k, Z is d × k(k+1)/2).
   template <class T> void pair_products(const Device& dev, std::int64_t d, std::int64_t k, const T* U, T* Z);
   // e = g ⊙ g + p ⊙ p ⊙ h: E[g⊙g] with h = diag(UΛXΛUᵀ) (so p²h = diag(HΣH) when HU = PUΛ).
+  // out[i, c] = A[rows[i], c] for count rows of a d × cols matrix (out is count × cols).
+  template <class T>
+  void gather_rows(const Device& dev, std::int64_t d, std::int64_t cols, std::int64_t count, const std::int64_t* rows,
+                   const T* A, T* out);
   template <class T>
   void expected_grad_sq(const Device& dev, std::int64_t d, const T* g, const T* p, const T* h, T* e);
 )

@@ -3,6 +3,7 @@
 // by warm-started LOBPCG from the previous vectors, with signs aligned to them and the block grown
 // until every eigenvalue above the track threshold is tracked; in between, cheap refreshes of the
 // eigenvalues by Rayleigh quotients of the cached vectors. float and double are instantiated.
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <span>
@@ -38,6 +39,14 @@ struct EigenSolveReport {
   std::vector<double> residuals;   // of the last LOBPCG call
 };
 
+// The tracker's state between calls, on the host, for checkpoints (resume continues bit for bit).
+struct EigenTrackerSnapshot {
+  std::vector<double> Y;            // d×k tracked vectors
+  std::vector<double> eigenvalues;  // k
+  std::int64_t target_k = 0;
+  std::int64_t lobpcg_calls = 0;    // seeds the random columns of later solves
+};
+
 template <class T>
 class EigenTracker {
  public:
@@ -60,6 +69,10 @@ class EigenTracker {
   const T* Y() const { return Y_.data(); }                          // d×k, orthonormal
   const T* U() const { return U_.data(); }                          // d×k, P^{-1/2} Y
   const EigenSolveReport& last_solve() const { return report_; }
+
+  EigenTrackerSnapshot snapshot() const;
+  // U is recomputed by the next solve or refresh.
+  void restore(const EigenTrackerSnapshot& snapshot);
 
  private:
   void align_signs(LobpcgResult<T>& result) const;

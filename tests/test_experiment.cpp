@@ -1,0 +1,108 @@
+// The processes loop: wiring checked on the analytic toy (where the answers are known), and the
+// central flow's predictions checked against GD on a small network past the edge of stability.
+#include <cmath>
+#include <numeric>
+
+#include "cflow/data.h"
+#include "cflow/experiment.h"
+#include "cflow/toy_objective.h"
+#include "test_support.h"
+
+namespace cflow {
+namespace {
+
+const ProcessRecord& record_of(const StepRecord& r, ProcessKind kind) {
+  for (const auto& [k, p] : r.processes)
+    if (k == kind) return p;
+  throw Error("no record for " + to_string(kind));
+}
+double distance(const StepRecord& r, const std::string& name) {
+  for (const auto& [n, d] : r.distances)
+    if (n == name) return d;
+  throw Error("no distance " + name);
+}
+
+class ExperimentToy : public testing::BackendTest {};
+
+// GD on the toy at the edge of stability: the central flow holds S_eff at 2, its predicted variance
+// ξ equals the time average of GD's squared deltas along Σ's eigenvector, the stable flow runs away.
+TEST_P(ExperimentToy, CentralFlowPredictsGdOscillationsOnTheToy) {
+  const double a = 0.1, lr = 0.02, b = 98.0;
+  ToyObjective<double> toy(device(), a, {b});
+  ExperimentSettings s;
+  s.optimizer.lr = lr;
+  s.processes = {ProcessKind::discrete, ProcessKind::midpoint, ProcessKind::stable, ProcessKind::central};
+  s.selected_coordinates = 2;
+  auto evaluate = [&](const double* w) {
+    Buffer<double> g(device(), 2);
+    return Evaluation{toy.value_grad(w, g.data()), 0.0};
+  };
+  Experiment<double> e(toy, evaluate, {}, std::vector<double>{0.05, 1.9}, s);  // S_eff starts just below 2
+  const int steps = 20000;
+  double delta_sq = 0, xi = 0, max_central = 0;
+  int counted = 0;
+  for (int t = 0; t < steps; ++t) {
+    const StepRecord r = e.step();
+    ASSERT_EQ(r.step, t);
+    const ProcessRecord& central = record_of(r, ProcessKind::central);
+    if (t < steps / 2) continue;
+    max_central = std::max(max_central, central.effective_eigs.at(0));
+    ASSERT_EQ(central.predicted_variances.size(), 1u);
+    ASSERT_EQ(r.deltas.size(), 1u);
+    delta_sq += r.deltas[0] * r.deltas[0];
+    xi += central.predicted_variances[0];
+    ++counted;
+    EXPECT_LE(central.sdcp_residual, 1e-10);
+    EXPECT_LT(distance(r, "central-discrete"), distance(r, "discrete-stable"));
+  }
+  EXPECT_LE(max_central, 2.0 + 1e-3);
+  EXPECT_NEAR(delta_sq / counted, xi / counted, 0.05 * xi / counted);  // E[δ²] = ξ
+  EXPECT_NEAR(xi / counted * lr, 2 * a, 0.01 * 2 * a);                  // raw variance 2a
+  for (const auto& st : e.status()) EXPECT_FALSE(st.stopped && st.kind != ProcessKind::stable) << st.reason;
+}
+
+// A checkpoint restored into a fresh experiment continues bit for bit.
+TEST_P(ExperimentToy, RestoredCheckpointContinuesBitwise) {
+  ToyObjective<double> toy(device(), 0.1, {98.0, 90.0});
+  ExperimentSettings s;
+  s.optimizer.kind = OptimizerKind::rmsprop;
+  s.optimizer.lr = 1e-3;
+  s.optimizer.bias_correction = true;
+  s.processes = {ProcessKind::discrete, ProcessKind::midpoint, ProcessKind::stable, ProcessKind::central};
+  s.selected_coordinates = 3;
+  auto evaluate = [&](const double* w) {
+    Buffer<double> g(device(), 3);
+    return Evaluation{toy.value_grad(w, g.data()), 0.0};
+  };
+  const std::vector<double> w0{0.05, 0.05, 0.0};
+  Experiment<double> whole(toy, evaluate, {}, w0, s), first(toy, evaluate, {}, w0, s);
+  for (int t = 0; t < 40; ++t) whole.step(), first.step();
+  Experiment<double> resumed(toy, evaluate, {}, w0, s);
+  resumed.restore(first.checkpoint());
+  for (int t = 0; t < 20; ++t) {
+    const StepRecord a = whole.step(), b = resumed.step();
+    ASSERT_EQ(a.step, b.step);
+    for (std::size_t i = 0; i < a.processes.size(); ++i) {
+      EXPECT_EQ(a.processes[i].second.train_loss, b.processes[i].second.train_loss);
+      EXPECT_EQ(a.processes[i].second.effective_eigs, b.processes[i].second.effective_eigs);
+    }
+    EXPECT_EQ(a.deltas, b.deltas);
+  }
+}
+
+TEST(Experiment, RejectsBadSettings) {
+  const Device dev = Device::open("cpu");
+  ToyObjective<double> toy(dev, 0.1, {1.0});
+  ExperimentSettings s;
+  s.eig.frequency = 0;
+  auto evaluate = [](const double*) { return Evaluation{}; };
+  EXPECT_THROW(Experiment<double>(toy, evaluate, {}, std::vector<double>{0, 0}, s), Error);
+  s.eig.frequency = 1;
+  EXPECT_THROW(Experiment<double>(toy, evaluate, {}, std::vector<double>{0}, s), Error);
+  EXPECT_THROW(parse_process("gradient-flow"), Error);
+}
+
+CFLOW_TEST_ON_ALL_BACKENDS(ExperimentToy);
+
+}  // namespace
+}  // namespace cflow
