@@ -5,6 +5,7 @@
 #include "cflow/blas.h"
 #include "cflow/nvtx.h"
 #include "kernels/elementwise.h"
+#include "host/stopwatch.h"
 #include "kernels/flow.h"
 
 namespace cflow {
@@ -66,8 +67,11 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
   CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, 1, inverse_p.data(), g, pinv_g.data());
 
   // d_ab = ∇(u_aᵀHu_b) and the pieces of Ḣ_U: ⟨d_ab, P⁻¹g⟩ and ⟨d_ab, P⁻¹d_cd⟩.
+  CentralSubstep result;
   Buffer<T> D(dev, d * pairs), pinv_D(dev, d * pairs);
+  const Stopwatch d3_time(dev);
   objective.d3(w, U, k, D.data());
+  result.seconds_d3 = d3_time.seconds();
   CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, pairs, inverse_p.data(), D.data(), pinv_D.data());
   const std::vector<double> d_metric = gram(dev, d, pairs, D.data(), pinv_D.data());
   Buffer<T> d_dot_step(dev, pairs);
@@ -133,8 +137,9 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
               dt * (0.5 * d_metric[std::size_t(ab + pairs * ce)] + 2.0 * preconditioner_x[std::size_t(ab + pairs * ce)]);
         }
     }
-  CentralSubstep result;
+  const Stopwatch sdcp_time(dev);
   result.sdcp = solve_sdcp(int(k), alpha, B);
+  result.seconds_sdcp = sdcp_time.seconds();
   CFLOW_REQUIRE(result.sdcp.converged, "central flow: the SDCP did not converge (residual " +
                                            std::to_string(result.sdcp.residual) + ")");
   result.X = result.sdcp.X;

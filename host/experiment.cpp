@@ -13,6 +13,7 @@
 #include "cflow/central_flow.h"
 #include "cflow/eigen_tracker.h"
 #include "cflow/nvtx.h"
+#include "host/stopwatch.h"
 #include "kernels/flow.h"
 
 namespace cflow {
@@ -99,6 +100,8 @@ struct Experiment<T>::State {
     // midpoint: the previous iterate and the point it reports, w* = (w_prev + 2w + w_next)/4
     Buffer<T> w_prev, w_mid;
     bool has_prev = false;
+    // Seconds per phase of the current step.
+    double grad_seconds = 0, eig_seconds = 0, d3_seconds = 0, sdcp_seconds = 0;
     // central: the P-normalized directions of Σ's eigenvectors (UQ, d × k) and P at time t
     Buffer<T> directions;
     index_t direction_count = 0;
@@ -141,7 +144,7 @@ struct Experiment<T>::State {
       r.effective_eigs.assign(tracker.eigenvalues().begin(), tracker.eigenvalues().end());
       if (!c.settings.eig.raw_eigenvalues) return;
       if (raw_tracker) {
-        c.solve_or_refresh(*raw_tracker, at, nullptr, full);
+        eigen(c, *raw_tracker, at, nullptr, full);
         r.hessian_eigs.assign(raw_tracker->eigenvalues().begin(), raw_tracker->eigenvalues().end());
       } else {  // P = p·I: the eigenvalues of H are the effective ones times p
         const double scale = double(p.to_host()[0]);
@@ -150,22 +153,44 @@ struct Experiment<T>::State {
     }
 
     ProcessRecord prepare(Context& c) {
+      ProcessRecord r;
       if (stopped) {
-        ProcessRecord r;
         r.stopped = true;
         return r;
       }
+      grad_seconds = eig_seconds = d3_seconds = sdcp_seconds = 0;
+      const Stopwatch total(c.dev);
       switch (kind) {
         case ProcessKind::discrete:
-        case ProcessKind::midpoint: return prepare_discrete(c);
-        case ProcessKind::stable: return prepare_stable(c);
-        case ProcessKind::central: break;
+        case ProcessKind::midpoint: r = prepare_discrete(c); break;
+        case ProcessKind::stable: r = prepare_stable(c); break;
+        case ProcessKind::central: r = prepare_central(c); break;
       }
-      return prepare_central(c);
+      r.seconds = {{"grad_and_value", grad_seconds}, {"eig", eig_seconds}, {"d3", d3_seconds},
+                   {"sdcp", sdcp_seconds}, {"total", total.seconds()}};
+      return r;
+    }
+
+    double gradient(Context& c, const T* at, T* grad) {
+      const Stopwatch time(c.dev);
+      const double loss = double(c.f.value_grad(at, grad));
+      grad_seconds += time.seconds();
+      return loss;
+    }
+    void eigen(Context& c, EigenTracker<T>& t, const T* at, const T* precond, bool full) {
+      const Stopwatch time(c.dev);
+      c.solve_or_refresh(t, at, precond, full);
+      eig_seconds += time.seconds();
+    }
+    CentralSubstep flow_substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt) {
+      CentralSubstep result = central_flow_substep(c.f, state_next, w_next.data(), grad, critical, dt);
+      d3_seconds += result.seconds_d3;
+      sdcp_seconds += result.seconds_sdcp;
+      return result;
     }
 
     ProcessRecord prepare_discrete(Context& c) {
-      const double loss = double(c.f.value_grad(w.data(), g.data()));
+      const double loss = gradient(c, w.data(), g.data());
       if (!std::isfinite(loss)) {
         stop("loss is not finite at step " + std::to_string(c.step));
         ProcessRecord r;
@@ -186,22 +211,22 @@ struct Experiment<T>::State {
         blas::axpy<T>(c.dev, c.d, T(1), w_next.data(), w_mid.data());
         blas::scal<T>(c.dev, c.d, T(0.25), w_mid.data());
         at = w_mid.data();
-        logged_loss = double(c.f.value_grad(at, g.data()));
+        logged_loss = gradient(c, at, g.data());
       }
       // The record shows the state the step uses (after its update with g).
       std::swap(state, state_next);
       ProcessRecord r = basic_record(c, at, logged_loss);
       std::swap(state, state_next);
-      c.solve_or_refresh(tracker, at, p.data(), c.full_solve());
+      eigen(c, tracker, at, p.data(), c.full_solve());
       log_eigenvalues(c, r, at, c.full_solve());
       return r;
     }
 
     ProcessRecord prepare_stable(Context& c) {
-      const double loss = double(c.f.value_grad(w.data(), g.data()));
+      const double loss = gradient(c, w.data(), g.data());
       state.preconditioner(p.data());
       ProcessRecord r = basic_record(c, w.data(), loss);
-      c.solve_or_refresh(tracker, w.data(), p.data(), c.full_solve());
+      eigen(c, tracker, w.data(), p.data(), c.full_solve());
       log_eigenvalues(c, r, w.data(), c.full_solve());
       const double sharpness = r.effective_eigs.empty() ? 0.0 : r.effective_eigs.front();
       if (!std::isfinite(loss) || !std::isfinite(sharpness) || sharpness > c.settings.flow.stable_max_seff) {
@@ -215,10 +240,11 @@ struct Experiment<T>::State {
       r.substeps = nsub;
       blas::copy<T>(c.dev, c.d, w.data(), w_next.data());
       state_next = state;
-      Buffer<T> gradient(c.dev, c.d);
+      Buffer<T> substep_gradient(c.dev, c.d);
       for (int sub = 0; sub < nsub; ++sub) {
-        if (sub > 0) c.f.value_grad(w_next.data(), gradient.data());
-        stable_flow_substep(c.dev, state_next, w_next.data(), sub == 0 ? g.data() : gradient.data(), c.d, 1.0 / nsub);
+        if (sub > 0) gradient(c, w_next.data(), substep_gradient.data());
+        stable_flow_substep(c.dev, state_next, w_next.data(), sub == 0 ? g.data() : substep_gradient.data(), c.d,
+                            1.0 / nsub);
       }
       return r;
     }
@@ -229,11 +255,11 @@ struct Experiment<T>::State {
       blas::copy<T>(c.dev, c.d, w.data(), w_next.data());
       state_next = state;
       ProcessRecord r;
-      Buffer<T> gradient(c.dev, c.d), p_sub(c.dev, c.d);
+      Buffer<T> substep_gradient(c.dev, c.d), p_sub(c.dev, c.d);
       for (int sub = 0; sub < nsub; ++sub) {
-        T* grad = sub == 0 ? g.data() : gradient.data();
+        T* grad = sub == 0 ? g.data() : substep_gradient.data();
         T* precond = sub == 0 ? p.data() : p_sub.data();
-        const double loss = double(c.f.value_grad(w_next.data(), grad));
+        const double loss = gradient(c, w_next.data(), grad);
         if (!std::isfinite(loss)) {
           stop("loss is not finite at step " + std::to_string(c.step) + ", substep " + std::to_string(sub));
           r.stopped = true;
@@ -241,7 +267,7 @@ struct Experiment<T>::State {
         }
         state_next.preconditioner(precond);
         if (sub == 0) r = basic_record(c, w.data(), loss);
-        c.solve_or_refresh(tracker, w_next.data(), precond, sub == 0 && c.full_solve());
+        eigen(c, tracker, w_next.data(), precond, sub == 0 && c.full_solve());
         CriticalSet<T> critical;
         for (T lambda : tracker.eigenvalues())
           if (double(lambda) > flow.sdcp_threshold) critical.eigenvalues.push_back(double(lambda));
@@ -254,7 +280,7 @@ struct Experiment<T>::State {
           critical.U = U_t.data();
           CentralSubstep result;
           try {
-            result = central_flow_substep(c.f, state_next, w_next.data(), grad, critical, 1.0 / nsub);
+            result = flow_substep(c, grad, critical, 1.0 / nsub);
           } catch (const Error& e) {
             stop(std::string("central flow failed at step ") + std::to_string(c.step) + ": " + e.what());
             r.stopped = true;
@@ -263,7 +289,7 @@ struct Experiment<T>::State {
           predict(c, r, result, critical, loss);
         } else {
           try {
-            central_flow_substep(c.f, state_next, w_next.data(), grad, critical, 1.0 / nsub);
+            flow_substep(c, grad, critical, 1.0 / nsub);
           } catch (const Error& e) {
             stop(std::string("central flow failed at step ") + std::to_string(c.step) + ": " + e.what());
             r.stopped = true;

@@ -22,6 +22,7 @@ struct CriticalSet {
 struct CentralSubstep {
   std::vector<double> X;  // k × k oscillation covariance in the critical basis (Σ = UXUᵀ)
   SdcpResult sdcp;        // the solver's residuals (empty X and 0 iterations when k = 0)
+  double seconds_d3 = 0, seconds_sdcp = 0;  // time in the third derivatives and in the SDCP solve
 };
 
 // Stable flow substep: w += dt·(−P⁻¹g), s += dt·ṡ(g⊙g), all evaluated at the start of the substep.

@@ -67,6 +67,8 @@ struct ProcessRecord {
   std::vector<double> predicted_variances;  // ξ: eigenvalues of X, descending
   std::vector<double> predicted_grad_sq_selected;
   double sdcp_residual = kNotLogged;
+  // Where the step's time went (seconds): "grad_and_value", "eig", "d3", "sdcp", "total".
+  std::vector<std::pair<std::string, double>> seconds;
 };
 
 struct StepRecord {
