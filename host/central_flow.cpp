@@ -2,6 +2,8 @@
 // (and pair × pair) matrices that define the SDCP are assembled on the host in float64.
 #include "cflow/central_flow.h"
 
+#include <sstream>
+
 #include "cflow/blas.h"
 #include "cflow/nvtx.h"
 #include "kernels/elementwise.h"
@@ -140,8 +142,12 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
   const Stopwatch sdcp_time(dev);
   result.sdcp = solve_sdcp(int(k), alpha, B);
   result.seconds_sdcp = sdcp_time.seconds();
-  CFLOW_REQUIRE(result.sdcp.converged, "central flow: the SDCP did not converge (residual " +
-                                           std::to_string(result.sdcp.residual) + ")");
+  if (!result.sdcp.converged) {
+    std::ostringstream message;
+    message << "central flow: the SDCP did not converge (k = " << k << ", relative KKT residual "
+            << std::scientific << result.sdcp.residual << "); the trajectory is probably diverging";
+    throw Error(message.str());
+  }
   result.X = result.sdcp.X;
 
   // Per pair: ẇ weights x = −½ mult·X_cd, and E[g⊙g]'s correction weights y = mult·λ_cλ_d X_cd.

@@ -17,5 +17,6 @@ int run_selected(CLI::App& app);
 Handler add_devices_command(CLI::App& app);
 Handler add_gradcheck_command(CLI::App& app);
 Handler add_hessian_command(CLI::App& app);
+Handler add_run_command(CLI::App& app);
 
 }  // namespace cflow::cli

@@ -416,7 +416,14 @@ StepRecord Experiment<T>::step() {
   record.step = s.steps + c.settings.warm_start;
   for (auto& process : s.processes) {
     CFLOW_NVTX_RANGE(to_string(process.kind).c_str());
-    record.processes.emplace_back(process.kind, process.prepare(c));
+    try {
+      record.processes.emplace_back(process.kind, process.prepare(c));
+    } catch (const Error& e) {  // e.g. an eigen-solve on an overflowing trajectory: stop this process only
+      process.stop("step " + std::to_string(c.step) + ": " + e.what());
+      ProcessRecord stopped;
+      stopped.stopped = true;
+      record.processes.emplace_back(process.kind, stopped);
+    }
   }
   // Distances between every pair of processes at time t, names sorted as in the reference.
   Buffer<T> difference(c.dev, c.d);

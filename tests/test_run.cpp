@@ -1,0 +1,661 @@
+// `cflow run`: settings (flags, TOML, validation), checkpoint files, the data.h5 layout, and the built
+// binary end to end — a tiny run, resume equal to an uninterrupted run bit for bit, SIGINT.
+#include <fcntl.h>
+#include <hdf5.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "host/checkpoint.h"
+#include "host/run_config.h"
+#include "host/run_output.h"
+#include "host/run_summary.h"
+
+extern char** environ;
+
+namespace cflow::run {
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- helpers ---------------------------------------------------------------------------------------
+
+// A fresh folder per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = fs::temp_directory_path() /
+            ("cflow_test_run_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+struct Spawned {
+  pid_t pid = -1;
+  fs::path out, err;
+};
+
+// Starts the built cflow with `args`, stdout and stderr into files in `dir`.
+Spawned spawn_cflow(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag) {
+  Spawned s;
+  s.out = dir / (tag + ".stdout");
+  s.err = dir / (tag + ".stderr");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, s.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, s.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> all{CFLOW_CLI_BINARY};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const int rc = posix_spawn(&s.pid, CFLOW_CLI_BINARY, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) ADD_FAILURE() << "cannot start " << CFLOW_CLI_BINARY;
+  return s;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+Result run_cflow(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag = "cflow") {
+  const Spawned s = spawn_cflow(args, dir, tag);
+  Result r;
+  r.code = wait_exit(s.pid);
+  r.out = read_text(s.out);
+  r.err = read_text(s.err);
+  return r;
+}
+
+// A tiny run: moons, MLP of width 8, float64, one thread (bitwise reproducible).
+std::vector<std::string> tiny(std::vector<std::string> extra) {
+  std::vector<std::string> args{"run",    "--data",    "moons", "--n",       "32",  "--n-test",
+                                "32",     "--width",   "8",     "--lr",      "1.5", "--dtype",
+                                "f64",    "--threads", "1",     "--device",  "cpu", "--runs",
+                                "discrete,central,stable,midpoint"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// Every dataset of an HDF5 file: its dimensions and raw bytes (native types).
+struct Dataset {
+  std::vector<hsize_t> dims;
+  std::vector<char> bytes;
+  bool is_float = false;
+};
+std::map<std::string, Dataset> read_all(const fs::path& file) {
+  std::map<std::string, Dataset> out;
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+  H5Pclose(fapl);
+  if (f < 0) {
+    ADD_FAILURE() << file << " cannot be opened";
+    return out;
+  }
+  std::vector<std::string> names;
+  H5Ovisit(
+      f, H5_INDEX_NAME, H5_ITER_INC,
+      [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+        if (info->type == H5O_TYPE_DATASET) static_cast<std::vector<std::string>*>(data)->push_back(name);
+        return 0;
+      },
+      &names);
+  for (const std::string& name : names) {
+    hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
+    hid_t space = H5Dget_space(d);
+    Dataset ds;
+    ds.dims.resize(std::size_t(H5Sget_simple_extent_ndims(space)));
+    H5Sget_simple_extent_dims(space, ds.dims.data(), nullptr);
+    hid_t type = H5Dget_type(d);
+    hid_t native = H5Tget_native_type(type, H5T_DIR_ASCEND);
+    ds.is_float = H5Tget_class(type) == H5T_FLOAT;
+    ds.bytes.resize(std::size_t(H5Sget_simple_extent_npoints(space)) * H5Tget_size(native));
+    if (!ds.bytes.empty()) H5Dread(d, native, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds.bytes.data());
+    H5Tclose(native);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Dclose(d);
+    out[name] = std::move(ds);
+  }
+  H5Fclose(f);
+  return out;
+}
+
+std::vector<double> as_doubles(const Dataset& ds) {
+  std::vector<double> v(ds.bytes.size() / sizeof(double));
+  std::memcpy(v.data(), ds.bytes.data(), ds.bytes.size());
+  return v;
+}
+
+// Rows of a [rows x cols] float dataset that hold at least one finite value.
+std::int64_t written_rows(const Dataset& ds) {
+  const std::vector<double> v = as_doubles(ds);
+  const std::size_t cols = ds.dims.size() == 2 ? ds.dims[1] : 1;
+  std::int64_t rows = 0;
+  for (std::size_t r = 0; r < ds.dims[0]; ++r) {
+    bool any = false;
+    for (std::size_t c = 0; c < cols; ++c) any = any || std::isfinite(v[r * cols + c]);
+    rows += any;
+  }
+  return rows;
+}
+
+bool python_can_plot() {
+  return std::system("/usr/bin/python3 -c 'import h5py, matplotlib, numpy' >/dev/null 2>&1") == 0;
+}
+
+// ---- settings ----------------------------------------------------------------------------------------
+
+struct Parsed {
+  CLI::App app{"test"};
+  RunFlags flags;
+  CLI::App* cmd = nullptr;
+  Parsed() { cmd = app.add_subcommand("run"); }
+};
+
+RunConfig parse(std::vector<std::string> args, Parsed& p) {
+  register_flags(*p.cmd, p.flags);
+  args.insert(args.begin(), "run");
+  std::reverse(args.begin(), args.end());  // CLI11 takes argv in reverse order from a vector
+  p.app.parse(args);
+  return resolve(p.flags);
+}
+
+RunConfig parse(std::vector<std::string> args) {
+  Parsed p;
+  return parse(std::move(args), p);
+}
+
+std::string config_error(std::vector<std::string> args) {
+  try {
+    parse(std::move(args));
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(RunConfig, DefaultsAreTheDefaultExperiment) {
+  const RunConfig c = parse({});
+  EXPECT_EQ(c.data, "fashion-mnist");
+  EXPECT_EQ(c.classes, "4");
+  EXPECT_EQ(c.arch, "mlp");
+  EXPECT_EQ(c.opt, "gd");
+  EXPECT_EQ(c.runs, (std::vector<std::string>{"discrete", "central", "stable"}));
+  const ExperimentSettings s = c.experiment_settings();
+  EXPECT_EQ(s.optimizer.kind, OptimizerKind::gd);
+  EXPECT_EQ(s.optimizer.lr, c.lr);
+  EXPECT_EQ(s.eig.tolerance, 1e-4);  // f32 default
+  EXPECT_EQ(s.flow.central_nsubsteps, FlowSettings{}.central_nsubsteps);
+  EXPECT_EQ(parse({"--data", "moons"}).classes, "2");
+}
+
+TEST(RunConfig, FlagsSetEveryKindOfValue) {
+  const RunConfig c = parse({"--lr", "0.1", "--runs", "discrete,central", "--n-test", "all", "--eig-tol", "1e-6",
+                             "--bias-correction", "--opt", "rmsprop", "--classes", "binary", "--seed", "7",
+                             "--dtype", "f64", "--device", "cuda:1", "--no-plots"});
+  EXPECT_EQ(c.lr, 0.1);
+  EXPECT_EQ(c.runs, (std::vector<std::string>{"discrete", "central"}));
+  EXPECT_EQ(c.n_test, kAllTestExamples);
+  EXPECT_EQ(c.eig_tolerance(), 1e-6);
+  EXPECT_TRUE(c.bias_correction);
+  EXPECT_TRUE(c.no_plots);
+  EXPECT_EQ(c.optimizer_spec().kind, OptimizerKind::rmsprop);
+  EXPECT_TRUE(c.class_choice().binary);
+  EXPECT_EQ(c.seed, 7u);
+  EXPECT_EQ(c.device, "cuda:1");
+  EXPECT_EQ(c.processes(), (std::vector<ProcessKind>{ProcessKind::discrete, ProcessKind::central}));
+}
+
+TEST(RunConfig, BadValuesNameTheFlagAndTheValidRange) {
+  auto expect = [](std::vector<std::string> args, std::vector<std::string> parts) {
+    const std::string message = config_error(args);
+    for (const std::string& part : parts) EXPECT_NE(message.find(part), std::string::npos) << message;
+  };
+  expect({"--lr", "-1"}, {"--lr", "a number > 0", "'-1'"});
+  expect({"--lr", "fast"}, {"--lr", "a number > 0"});
+  expect({"--beta2", "1"}, {"--beta2", "(0, 1)"});
+  expect({"--steps", "0"}, {"--steps", ">= 1"});
+  expect({"--runs", "discrete,sideways"}, {"--runs", "discrete, central, stable, midpoint"});
+  expect({"--runs", "discrete,discrete"}, {"--runs", "at most once"});
+  expect({"--opt", "adam"}, {"--opt", "gd, scalar-rmsprop, rmsprop"});
+  expect({"--classes", "1"}, {"--classes", ">= 2"});
+  expect({"--device", "tpu"}, {"--device", "auto, cpu, cuda or cuda:N"});
+  expect({"--n", "1001"}, {"--n 1001", "multiple", "4 classes"});
+  expect({"--data", "moons", "--classes", "3"}, {"--classes 3", "moons"});
+  expect({"--arch", "cnn", "--data", "gaussian"}, {"--arch cnn", "image data"});
+  expect({"--data", "cifar10"}, {"--data-dir", "cifar-10-binary"});
+  expect({"--eig-initial-k", "30"}, {"--eig-initial-k", "--eig-max-k"});
+}
+
+TEST(RunConfig, UnknownFlagIsAParseError) {
+  Parsed p;
+  EXPECT_THROW(parse({"--learning-rate", "0.1"}, p), CLI::ParseError);
+}
+
+TEST(RunConfig, TomlFileAndFlagsOverrideIt) {
+  TempDir dir;
+  const fs::path file = dir / "run.toml";
+  std::ofstream(file) << "lr = 0.2\nsteps = 7\nruns = [\"discrete\", \"central\"]\nbias_correction = true\n"
+                         "[eig]\nfrequency = 3\ntrack-threshold = 1.25\n[model]\nwidth = 32\n";
+  const RunConfig c = parse({"--config", file.string(), "--lr", "0.3"});
+  EXPECT_EQ(c.lr, 0.3);  // the flag wins
+  EXPECT_EQ(c.steps, 7);
+  EXPECT_EQ(c.runs, (std::vector<std::string>{"discrete", "central"}));
+  EXPECT_TRUE(c.bias_correction);
+  EXPECT_EQ(c.eig_frequency, 3);
+  EXPECT_EQ(c.eig_track_threshold, 1.25);
+  EXPECT_EQ(c.width, 32);
+}
+
+TEST(RunConfig, TomlErrorsNameTheFileTheKeyAndTheLine) {
+  RunConfig c;
+  try {
+    apply_toml_text(c, "lr = 0.1\nlearning_rate = 0.2\n", "my.toml");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("my.toml"), std::string::npos) << m;
+    EXPECT_NE(m.find("learning_rate"), std::string::npos) << m;
+    EXPECT_NE(m.find("line 2"), std::string::npos) << m;
+  }
+  try {
+    apply_toml_text(c, "[eig]\nfrequency = 0\n", "my.toml");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("eig.frequency"), std::string::npos) << m;
+    EXPECT_NE(m.find(">= 1"), std::string::npos) << m;
+  }
+  EXPECT_THROW(apply_toml_text(c, "lr = = 3\n", "my.toml"), ConfigError);
+  EXPECT_THROW(apply_toml_text(c, "resume = \"x\"\n", "my.toml"), ConfigError);
+}
+
+TEST(RunConfig, JsonRoundTripKeepsEverySetting) {
+  const RunConfig c = parse({"--lr", "0.123456789012345", "--runs", "stable,midpoint", "--n-test", "all",
+                             "--eig-tol", "3e-7", "--seed", "18446744073709551615", "--no-bias"});
+  const auto json = to_json(c);
+  EXPECT_EQ(json.size(), keys().size());
+  const RunConfig back = from_json(json, "config.json");
+  EXPECT_EQ(to_json(back), json);
+  EXPECT_EQ(back.lr, 0.123456789012345);
+  EXPECT_EQ(back.seed, 18446744073709551615ull);
+}
+
+// ---- checkpoints ------------------------------------------------------------------------------------
+
+Checkpoint sample_checkpoint(std::int64_t step) {
+  Checkpoint c;
+  c.step = step;
+  c.arrays = {{"discrete/w", {1.5, -2.25, std::nan(""), 1e-300}}, {"discrete/t", {double(step)}}, {"empty", {}}};
+  return c;
+}
+
+TEST(Checkpoint, RoundTripsAndKeepsTheNewestTwo) {
+  TempDir dir;
+  const fs::path folder = dir / "checkpoints";
+  for (std::int64_t step : {3, 6, 9}) write_checkpoint(folder, sample_checkpoint(step), {{"backend", "cpu"}});
+  const std::vector<fs::path> files = list_checkpoints(folder);
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[1].filename(), "step-000000009.ckpt");
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(folder)) ++entries;
+  EXPECT_EQ(entries, 2u) << "a temporary file was left behind";
+  const CheckpointFile back = read_checkpoint(files[1]);
+  EXPECT_EQ(back.checkpoint.step, 9);
+  EXPECT_EQ(back.meta["backend"], "cpu");
+  const Checkpoint expected = sample_checkpoint(9);
+  ASSERT_EQ(back.checkpoint.arrays.size(), expected.arrays.size());
+  for (std::size_t i = 0; i < expected.arrays.size(); ++i) {
+    EXPECT_EQ(back.checkpoint.arrays[i].first, expected.arrays[i].first);
+    ASSERT_EQ(back.checkpoint.arrays[i].second.size(), expected.arrays[i].second.size());
+    EXPECT_EQ(std::memcmp(back.checkpoint.arrays[i].second.data(), expected.arrays[i].second.data(),
+                          expected.arrays[i].second.size() * sizeof(double)),
+              0);
+  }
+}
+
+TEST(Checkpoint, DamagedFilesAreNamedAndSkipped) {
+  TempDir dir;
+  const fs::path folder = dir / "checkpoints";
+  write_checkpoint(folder, sample_checkpoint(4), {});
+  const fs::path newest = write_checkpoint(folder, sample_checkpoint(8), {});
+  {  // flip one byte of the data
+    std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-12, std::ios::end);
+    f.put('\x7f');
+  }
+  try {
+    read_checkpoint(newest);
+    FAIL() << "damage not detected";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(newest.string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
+  }
+  std::vector<std::string> skipped;
+  const auto latest = latest_checkpoint(folder, &skipped);
+  ASSERT_TRUE(latest);
+  EXPECT_EQ(latest->checkpoint.step, 4);
+  EXPECT_EQ(skipped.size(), 1u);
+  fs::resize_file(newest, 30);
+  EXPECT_THROW(read_checkpoint(newest), Error);
+  std::ofstream(dir / "not.ckpt") << "hello, world, this is not a checkpoint file at all";
+  EXPECT_THROW(read_checkpoint(dir / "not.ckpt"), Error);
+}
+
+// ---- data.h5 layout ---------------------------------------------------------------------------------
+
+TEST(RunOutput, LayoutIsDeclaredNaNFilledAndWrittenRowByRow) {
+  TempDir dir;
+  ExperimentSettings settings;
+  settings.processes = {ProcessKind::discrete, ProcessKind::central, ProcessKind::stable, ProcessKind::midpoint};
+  const int k_max = 5;
+  const fs::path file = dir / "data.h5";
+  {
+    RunLog log = RunLog::create(file, 6, 10);
+    declare(log, series_layout(settings, k_max));
+    StepRecord record;
+    record.step = 10;
+    for (ProcessKind kind : settings.processes) {
+      ProcessRecord p;
+      p.train_loss = 1.0;
+      p.effective_eigs = {2.5, 1.5};
+      p.hessian_eigs = {50, 30};
+      p.grad_sq_selected.assign(25, 0.5);
+      p.state.values = {{"opt.t", 1.0}, {"opt.lr", 0.05}};
+      p.state.vectors = {{"opt.nu_selected_idx", std::vector<double>(25, 0.1)}};
+      p.seconds = {{"total", 0.01}, {"eig", 0.005}};
+      if (kind == ProcessKind::central) {
+        p.predicted_loss = 1.1;
+        p.predicted_variances = {0.1};
+        p.predicted_grad_sq_selected.assign(25, 0.7);
+      }
+      record.processes.emplace_back(kind, p);
+    }
+    record.distances = {{"central-discrete", 0.5}, {"discrete-stable", 0.25}};
+    record.deltas = {0.3};
+    declare(log, state_layout(record));
+    log.start_swmr();
+    StepWriter writer(log);
+    writer.write(record);
+    record.step = 11;
+    writer.write(record);
+    EXPECT_TRUE(writer.take_undeclared().empty());
+    log.close();
+  }
+  const auto data = read_all(file);
+  std::map<std::string, std::int64_t> expected_cols{{"deltas", k_max}};
+  for (const char* p : {"discrete", "central", "stable", "midpoint"}) {
+    for (const char* name : {"train_loss", "train_acc", "test_loss", "test_acc", "grad_norm_sq", "opt.t", "opt.lr"})
+      expected_cols[std::string(p) + "/" + name] = 0;
+    expected_cols[std::string(p) + "/effective_hessian_eigs"] = k_max;
+    expected_cols[std::string(p) + "/hessian_eigs"] = k_max;
+    expected_cols[std::string(p) + "/grad_sq_selected_idx"] = 25;
+    expected_cols[std::string(p) + "/opt.nu_selected_idx"] = 25;
+    for (const char* phase : {"grad_and_value", "eig", "d3", "sdcp", "total"})
+      expected_cols[std::string(p) + "/times/" + phase] = 0;
+  }
+  for (const char* name : {"predicted_loss", "predicted_grad_norm_sq", "sigma_trace", "sdcp_residual", "substeps"})
+    expected_cols[std::string("central/") + name] = 0;
+  expected_cols["central/predicted_variances"] = k_max;
+  expected_cols["central/predicted_grad_sq_selected_idx"] = 25;
+  expected_cols["stable/substeps"] = 0;
+  for (const char* pair : {"central-discrete", "central-midpoint", "central-stable", "discrete-midpoint",
+                           "discrete-stable", "midpoint-stable"})
+    expected_cols[std::string("distances/") + pair] = 0;
+  for (const auto& [path, cols] : expected_cols) {
+    ASSERT_TRUE(data.count(path)) << path << " missing";
+    const Dataset& ds = data.at(path);
+    ASSERT_EQ(ds.dims.size(), cols == 0 ? 1u : 2u) << path;
+    EXPECT_EQ(ds.dims[0], 6u) << path;
+    if (cols) {
+      EXPECT_EQ(std::int64_t(ds.dims[1]), cols) << path;
+    }
+    EXPECT_TRUE(ds.is_float) << path;
+  }
+  EXPECT_EQ(data.size(), expected_cols.size() + 1) << "unexpected datasets";  // + step
+  const Dataset& steps = data.at("step");
+  std::vector<std::int64_t> step_values(6);
+  std::memcpy(step_values.data(), steps.bytes.data(), steps.bytes.size());
+  EXPECT_EQ(step_values, (std::vector<std::int64_t>{10, 11, 12, 13, 14, 15}));
+  // Rows 0 and 1 written, the rest NaN; a short row leaves its last columns NaN.
+  const std::vector<double> eigs = as_doubles(data.at("discrete/effective_hessian_eigs"));
+  EXPECT_EQ(eigs[0], 2.5);
+  EXPECT_EQ(eigs[1], 1.5);
+  EXPECT_TRUE(std::isnan(eigs[2]) && std::isnan(eigs[4]));
+  for (std::size_t i = 2 * k_max; i < eigs.size(); ++i) EXPECT_TRUE(std::isnan(eigs[i])) << i;
+  const std::vector<double> loss = as_doubles(data.at("central/train_loss"));
+  EXPECT_EQ(loss[1], 1.0);
+  EXPECT_TRUE(std::isnan(loss[2]));
+  EXPECT_TRUE(std::isnan(as_doubles(data.at("central/test_loss"))[0]));  // NaN stays NaN
+  EXPECT_EQ(as_doubles(data.at("stable/times/total"))[1], 0.01);
+  EXPECT_EQ(written_rows(data.at("stable/times/d3")), 0);
+  EXPECT_EQ(written_rows(data.at("distances/central-discrete")), 2);
+  EXPECT_EQ(written_rows(data.at("distances/central-midpoint")), 0);
+  EXPECT_EQ(read_series(file, "distances/discrete-stable")[1], 0.25);
+  EXPECT_TRUE(read_series(file, "no/such/series").empty());
+}
+
+TEST(RunSummary, GaussianSmoothingIgnoresNaNAndKeepsConstants) {
+  const double nan = std::nan("");
+  const std::vector<double> s = gaussian_smooth({2, 2, nan, 2, 2, 2}, 1.5);
+  EXPECT_DOUBLE_EQ(s[0], 2);
+  EXPECT_TRUE(std::isnan(s[2]));
+  EXPECT_DOUBLE_EQ(s[5], 2);
+  const std::vector<double> t = gaussian_smooth({0, 1, 0, 1, 0, 1, 0, 1}, 10);
+  for (double x : t) EXPECT_NEAR(x, 0.5, 0.1);
+}
+
+// ---- the binary ----------------------------------------------------------------------------------------
+
+TEST(RunCommand, BadFlagsExitWith2AndNameTheFlag) {
+  TempDir dir;
+  Result r = run_cflow({"run", "--learning-rate", "0.1"}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--learning-rate"), std::string::npos) << r.err;
+  r = run_cflow({"run", "--lr", "-0.5", "--out", (dir / "x").string()}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--lr: expected a number > 0, got '-0.5'"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+  EXPECT_FALSE(fs::exists(dir / "x"));
+  r = run_cflow({"run", "--help"}, dir.path());
+  EXPECT_EQ(r.code, 0);
+  for (const Key& key : keys()) EXPECT_NE(r.out.find("--" + key.name + " "), std::string::npos) << key.name;
+  std::size_t defaults = 0;
+  for (std::size_t at = r.out.find("(default: "); at != std::string::npos; at = r.out.find("(default: ", at + 1))
+    ++defaults;
+  EXPECT_EQ(defaults, keys().size()) << r.out;
+}
+
+TEST(RunCommand, MissingOrCorruptDataSaysWhatToDo) {
+  TempDir dir;
+  Result r = run_cflow({"run", "--data-dir", (dir / "nowhere").string(), "--out", (dir / "r").string()}, dir.path());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("install"), std::string::npos) << r.err;
+  fs::create_directories(dir / "fm");
+  std::ofstream(dir / "fm" / "train-images-idx3-ubyte") << "garbage";
+  std::ofstream(dir / "fm" / "train-labels-idx1-ubyte") << "garbage";
+  r = run_cflow({"run", "--data-dir", (dir / "fm").string(), "--out", (dir / "r").string()}, dir.path());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("train-"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "r" / "data.h5"));
+}
+
+TEST(RunCommand, TinyRunEndToEnd) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const bool plots = python_can_plot();
+  std::vector<std::string> extra{"--steps", "20", "--out", out.string(), "--checkpoint-every", "8"};
+  if (!plots) extra.push_back("--no-plots");
+  const Result r = run_cflow(tiny(extra), dir.path());
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("EoS onset"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("distance central-discrete"), std::string::npos) << r.out;
+  const auto config = nlohmann::ordered_json::parse(read_text(out / "config.json"));
+  EXPECT_EQ(config["cflow_version"], CFLOW_VERSION);
+  EXPECT_EQ(config["precision"], "float64");
+  EXPECT_EQ(config["backend"], "cpu");
+  EXPECT_TRUE(config.contains("git_commit"));
+  EXPECT_EQ(config["settings"].size(), keys().size());
+  EXPECT_EQ(config["settings"]["lr"], 1.5);
+  EXPECT_EQ(config["settings"]["threads"], 1);
+  const auto summary = nlohmann::ordered_json::parse(read_text(out / "summary.json"));
+  EXPECT_EQ(summary["status"], "completed");
+  EXPECT_EQ(summary["steps_done"], 20);
+  for (const char* key : {"eos_onset_step", "predicted_loss_mean_relative_error", "final_distance_central_discrete",
+                          "final_distance_stable_discrete", "wall_time_s"})
+    EXPECT_TRUE(summary.contains(key)) << key;
+  EXPECT_TRUE(summary["final_distance_central_discrete"].is_number());
+  EXPECT_EQ(list_checkpoints(out / "checkpoints").size(), 2u);  // steps 16 and 20
+  const auto data = read_all(out / "data.h5");
+  EXPECT_EQ(data.at("step").dims[0], 20u);
+  for (const auto& [path, ds] : data) {
+    if (!ds.is_float || path == "deltas" || path.ends_with("predicted_variances") ||
+        path.find("/times/") != std::string::npos)
+      continue;
+    EXPECT_EQ(written_rows(ds), 20) << path;
+  }
+  if (plots) {
+    EXPECT_TRUE(fs::exists(out / "report.html"));
+    EXPECT_TRUE(fs::exists(out / "plots" / "train_loss.png"));
+    EXPECT_TRUE(fs::exists(out / "plots" / "effective_sharpness.png"));
+  }
+  // The directory now holds a run: a new run there is refused, resuming with another lr too.
+  Result again = run_cflow(tiny({"--steps", "20", "--out", out.string(), "--no-plots"}), dir.path());
+  EXPECT_EQ(again.code, 2);
+  EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
+  again = run_cflow({"run", "--resume", out.string(), "--lr", "0.3"}, dir.path());
+  EXPECT_EQ(again.code, 2);
+  EXPECT_NE(again.err.find("--lr cannot change"), std::string::npos) << again.err;
+}
+
+TEST(RunCommand, MissingPythonIsAWarning) {
+  TempDir dir;
+  ::setenv("CFLOW_PYTHON", (dir / "no-such-python").c_str(), 1);
+  const Result r = run_cflow(tiny({"--steps", "2", "--out", (dir / "run").string(), "--quiet"}), dir.path());
+  ::unsetenv("CFLOW_PYTHON");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: no plots"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "run" / "summary.json"));
+}
+
+TEST(RunCommand, ResumeEqualsAnUninterruptedRunBitForBit) {
+  TempDir dir;
+  const std::vector<std::string> common{"--checkpoint-every", "3", "--no-plots", "--quiet"};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.end(), common.begin(), common.end());
+    return tiny(extra);
+  };
+  ASSERT_EQ(run_cflow(with({"--steps", "12", "--out", (dir / "whole").string()}), dir.path()).code, 0);
+  // Crash after 7 steps (no flush, no checkpoint beyond step 6), then resume.
+  EXPECT_EQ(run_cflow(with({"--steps", "12", "--out", (dir / "crashed").string(), "--test-crash-after", "7"}),
+                      dir.path())
+                .code,
+            3);
+  const Result resumed = run_cflow({"run", "--resume", (dir / "crashed").string(), "--quiet"}, dir.path());
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  // A short run extended to 12 steps.
+  ASSERT_EQ(run_cflow(with({"--steps", "5", "--out", (dir / "extended").string()}), dir.path()).code, 0);
+  ASSERT_EQ(run_cflow({"run", "--resume", (dir / "extended").string(), "--steps", "12"}, dir.path(), "ext").code, 0);
+
+  const auto whole = read_all(dir / "whole" / "data.h5");
+  for (const char* other : {"crashed", "extended"}) {
+    const auto data = read_all(dir / other / "data.h5");
+    ASSERT_EQ(data.size(), whole.size()) << other;
+    for (const auto& [path, ds] : whole) {
+      ASSERT_TRUE(data.count(path)) << other << ": " << path;
+      if (path.find("/times/") != std::string::npos) continue;  // wall times differ from run to run
+      EXPECT_EQ(data.at(path).dims, ds.dims) << other << ": " << path;
+      EXPECT_TRUE(data.at(path).bytes == ds.bytes) << other << ": " << path << " differs";
+    }
+  }
+  const auto config = nlohmann::ordered_json::parse(read_text(dir / "crashed" / "config.json"));
+  EXPECT_EQ(config["resumes"].size(), 1u);
+  EXPECT_EQ(config["resumes"][0]["from_step"], 6);
+}
+
+TEST(RunCommand, SigintFlushesCheckpointsAndExits130) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const Spawned s = spawn_cflow(tiny({"--steps", "100000", "--out", out.string(), "--checkpoint-every", "0",
+                                      "--no-plots"}),
+                                dir.path(), "long");
+  // Wait until a few steps are logged (data.h5 appears after the first step).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(out / "data.h5") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  {  // readable while the run goes (SWMR)
+    const auto live = read_all(out / "data.h5");
+    ASSERT_TRUE(live.count("discrete/train_loss"));
+    EXPECT_EQ(live.at("discrete/train_loss").dims[0], 100000u);
+  }
+  ASSERT_EQ(kill(s.pid, SIGINT), 0);
+  EXPECT_EQ(wait_exit(s.pid), 130) << read_text(s.err);
+  EXPECT_NE(read_text(s.err).find("--resume"), std::string::npos);
+
+  const auto latest = latest_checkpoint(out / "checkpoints");
+  ASSERT_TRUE(latest);
+  const std::int64_t steps = latest->checkpoint.step;
+  EXPECT_GT(steps, 0);
+  const auto data = read_all(out / "data.h5");
+  EXPECT_EQ(data.at("step").dims[0], 100000u);
+  EXPECT_EQ(written_rows(data.at("discrete/train_loss")), steps);  // every step flushed, nothing beyond
+  EXPECT_EQ(written_rows(data.at("central/effective_hessian_eigs")), steps);
+  const auto summary = nlohmann::ordered_json::parse(read_text(out / "summary.json"));
+  EXPECT_EQ(summary["status"], "interrupted");
+  EXPECT_EQ(summary["steps_done"], steps);
+  EXPECT_EQ(summary["interrupted_by"], "SIGINT");
+  // And it continues from there.
+  const Result resumed = run_cflow({"run", "--resume", out.string(), "--steps", std::to_string(steps + 2), "--quiet"},
+                                   dir.path(), "resume");
+  EXPECT_EQ(resumed.code, 0) << resumed.err;
+}
+
+}  // namespace
+}  // namespace cflow::run
