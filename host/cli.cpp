@@ -24,6 +24,7 @@ void register_commands(CLI::App& app) {
   add(app, add_gradcheck_command);
   add(app, add_hessian_command);
   add(app, add_run_command);
+  add(app, add_plot_command);
 }
 
 int run_selected(CLI::App& app) {

@@ -248,7 +248,7 @@ std::string last_line(const std::filesystem::path& file) {
 }
 
 // Runs python/cflow_plot.py on the run directory; a missing Python or package is a warning.
-void make_plots(const std::filesystem::path& dir, bool quiet) {
+bool make_plots(const std::filesystem::path& dir, bool quiet) {
   const char* python_env = std::getenv("CFLOW_PYTHON");
   const std::string python = python_env && *python_env ? python_env : "/usr/bin/python3";
   const char* script_env = std::getenv("CFLOW_PLOT_SCRIPT");
@@ -259,7 +259,7 @@ void make_plots(const std::filesystem::path& dir, bool quiet) {
   std::error_code ec;
   if (!std::filesystem::exists(script, ec)) {
     std::cerr << "warning: no plots: " << script.string() << " not found (set CFLOW_PLOT_SCRIPT)\n";
-    return;
+    return false;
   }
   const std::filesystem::path log = dir / "plot.log";
   posix_spawn_file_actions_t actions;
@@ -274,7 +274,7 @@ void make_plots(const std::filesystem::path& dir, bool quiet) {
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) {
     std::cerr << "warning: no plots: cannot start " << python << ": " << std::strerror(spawned) << later << "\n";
-    return;
+    return false;
   }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -283,11 +283,12 @@ void make_plots(const std::filesystem::path& dir, bool quiet) {
     std::filesystem::remove(log, ec);
     if (!quiet)
       std::cout << "plots: " << (dir / "plots").string() << ", report: " << (dir / "report.html").string() << "\n";
-    return;
+    return true;
   }
   const std::string why = last_line(log);
   std::cerr << "warning: no plots: " << python << " " << script.string() << " failed"
             << (why.empty() ? std::string() : ": " + why) << " (see " << log.string() << ")" << later << "\n";
+  return false;
 }
 
 // ---- planning: a new run or a resumed one --------------------------------------------------------------
@@ -643,6 +644,14 @@ Handler add_run_command(CLI::App& app) {
   auto flags = std::make_shared<RunFlags>();
   register_flags(*cmd, *flags);
   return [flags] { return run_command(*flags); };
+}
+
+// `cflow plot RUNDIR`: regenerate a run's plots and report.html (also while it runs).
+Handler add_plot_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("plot", "Regenerate the plots and report.html of a run directory");
+  auto dir = std::make_shared<std::string>();
+  cmd->add_option("RUNDIR", *dir, "run directory (holds data.h5)")->required()->check(CLI::ExistingDirectory);
+  return [dir] { return make_plots(*dir, false) ? 0 : 1; };
 }
 
 }  // namespace cflow::cli

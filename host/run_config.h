@@ -49,11 +49,11 @@ struct RunConfig {
   // Fashion-MNIST, 4 classes, MLP, GD at a learning rate that reaches the edge of stability early;
   // discrete, central and stable; under 5 minutes on a 2-core CPU.
   std::string data = "fashion-mnist";
-  std::int64_t n = 1000;
-  std::int64_t n_test = 1000;
-  std::int64_t width = 256;
+  std::int64_t n = 600;
+  std::int64_t n_test = 600;
+  std::int64_t width = 128;
   double lr = 0.05;
-  std::int64_t steps = 100;
+  std::int64_t steps = 150;
   std::string dtype = "f32";
   // ------------------------------------------------------------------------------------------------
 
