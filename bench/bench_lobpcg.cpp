@@ -18,11 +18,6 @@ namespace {
 
 enum class Start { cold, warm };
 
-struct Problem {
-  ModelSpec spec;
-  index_t n;
-};
-
 constexpr double kTolerance = 1e-4;  // float32: the relative residual reachable with margin
 constexpr int kMaxIterations = 300;
 
@@ -82,24 +77,6 @@ void BM_Lobpcg(benchmark::State& state, Problem problem, Start start) {
   state.counters["x_grad"] = seconds / grad_seconds;
   state.counters["per_hvp_x_grad"] = seconds / (double(result.operator_applications) * grad_seconds);
   state.counters["params"] = double(d);
-}
-
-Problem mlp(index_t width) {
-  ModelSpec spec;
-  spec.arch = Architecture::mlp;
-  spec.width = width;
-  spec.input = {784, 1, 1};
-  spec.classes = 4;
-  return {spec, 1000};
-}
-
-Problem cnn(index_t width) {
-  ModelSpec spec;
-  spec.arch = Architecture::cnn;
-  spec.width = width;
-  spec.input = {1, 28, 28};
-  spec.classes = 4;
-  return {spec, 1000};
 }
 
 void register_lobpcg_benchmarks() {

@@ -14,11 +14,6 @@ namespace {
 
 enum class Query { value_grad, hvp, quad, d3 };
 
-struct Problem {
-  ModelSpec spec;
-  index_t n;
-};
-
 template <class T>
 struct Fixture {
   Fixture(const Problem& p)
@@ -84,15 +79,6 @@ void BM_Oracle(benchmark::State& state, Problem problem, Query query) {
   state.counters["gemm_GFLOP/s"] = 2.0 * double(problem.spec.width) * double(problem.spec.width) * double(problem.n) / gemm_seconds * 1e-9;
   if (query == Query::hvp) state.counters["per_dir_x_grad"] = seconds / (double(m) * grad_seconds);
   if (query == Query::d3) state.counters["per_jet_x_grad"] = seconds / (double(outputs) * grad_seconds);
-}
-
-Problem mlp(index_t width) {
-  ModelSpec spec;
-  spec.arch = Architecture::mlp;
-  spec.width = width;
-  spec.input = {784, 1, 1};
-  spec.classes = 4;
-  return {spec, 1000};
 }
 
 void register_mlp_benchmarks() {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cflow/buffer.h"
+#include "cflow/model.h"
 
 namespace cflow::bench {
 
@@ -58,6 +59,26 @@ double timed_loop(benchmark::State& state, Fn&& fn) {
     total += seconds;
   }
   return total / double(std::max<benchmark::IterationCount>(state.iterations(), 1));
+}
+
+// The problems the suites share: n = 1000 examples of Fashion-MNIST's shape, 4 classes.
+struct Problem {
+  ModelSpec spec;
+  index_t n;
+};
+inline Problem mlp(index_t width) {
+  ModelSpec spec;
+  spec.arch = Architecture::mlp;
+  spec.width = width;
+  spec.input = {784, 1, 1};
+  spec.classes = 4;
+  return {spec, 1000};
+}
+inline Problem cnn(index_t width) {
+  Problem p = mlp(width);
+  p.spec.arch = Architecture::cnn;
+  p.spec.input = {1, 28, 28};
+  return p;
 }
 
 inline void report_flops(benchmark::State& state, double flops_per_iteration) {
