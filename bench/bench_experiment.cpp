@@ -5,8 +5,8 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_support.h"
-#include "cflow/experiment.h"
-#include "cflow/gradcheck.h"
+#include "cflow/flow/experiment.h"
+#include "cflow/engine/gradcheck.h"
 
 namespace cflow::bench {
 namespace {

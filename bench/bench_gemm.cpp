@@ -3,7 +3,7 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_support.h"
-#include "cflow/blas.h"
+#include "cflow/runtime/blas.h"
 
 namespace cflow::bench {
 namespace {

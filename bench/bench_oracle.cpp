@@ -5,9 +5,9 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_support.h"
-#include "cflow/blas.h"
-#include "cflow/gradcheck.h"
-#include "cflow/network.h"
+#include "cflow/runtime/blas.h"
+#include "cflow/engine/gradcheck.h"
+#include "cflow/engine/network.h"
 
 namespace cflow::bench {
 namespace {

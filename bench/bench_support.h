@@ -7,8 +7,8 @@
 #include <random>
 #include <vector>
 
-#include "cflow/buffer.h"
-#include "cflow/model.h"
+#include "cflow/runtime/buffer.h"
+#include "cflow/engine/model.h"
 
 namespace cflow::bench {
 

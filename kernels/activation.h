@@ -1,12 +1,12 @@
 #pragma once
-// Activation jets (DESIGN §3): forward tangents of orders 1–2 and their reverse passes, with
+// Activation jets (docs/design.md §3): forward tangents of orders 1–2 and their reverse passes, with
 // σ', σ'', σ''' computed on the fly from the cached pre-activation y0.
 // Layout: y0 is [size] (features × examples); tangents and adjoints are [size × m], direction-major.
 // A null tangent or adjoint pointer means "identically zero".
 #include <cstdint>
 
-#include "cflow/device.h"
-#include "cflow/model.h"
+#include "cflow/runtime/device.h"
+#include "cflow/engine/model.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {

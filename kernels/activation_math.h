@@ -1,9 +1,9 @@
 #pragma once
-// σ and its first three derivatives for every activation (DESIGN §2 table), as one element function
+// σ and its first three derivatives for every activation (docs/design.md §2 table), as one element function
 // shared by the kernels and their CPU reference checks.
 #include <cmath>
 
-#include "cflow/model.h"
+#include "cflow/engine/model.h"
 #include "kernels/portable.h"
 
 namespace cflow {

@@ -4,7 +4,7 @@
 // ones vector: deterministic, no atomics.)
 #include <cstdint>
 
-#include "cflow/device.h"
+#include "cflow/runtime/device.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {

@@ -1,5 +1,5 @@
 #pragma once
-// 3×3, stride 1, "same" (zero) padding convolution as im2col + GEMM (host/layer_conv2d.cpp).
+// 3×3, stride 1, "same" (zero) padding convolution as im2col + GEMM (host/engine/layer_conv2d.cpp).
 // Activations are NCHW per example: a batch is [C·H·W × count], column-major, one example a column.
 // The GEMMs run in pixel-major ("NHWC") layout, [C × (H·W·count)] with pixel q = e·H·W + h·W + w:
 //   col   [K × (H·W·count)], K = C·9, row k = c·9 + kh·3 + kw (PyTorch's weight order [out, in, kh, kw]):
@@ -7,7 +7,7 @@
 //   col2im is its adjoint and gathers: each input pixel sums its (at most 9) entries itself, no atomics.
 #include <cstdint>
 
-#include "cflow/device.h"
+#include "cflow/runtime/device.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {

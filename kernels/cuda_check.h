@@ -2,7 +2,7 @@
 // Checks for CUDA runtime calls: a failure becomes a cflow::Error naming the call, file and line.
 #include <cuda_runtime.h>
 
-#include "cflow/error.h"
+#include "cflow/runtime/error.h"
 
 #define CFLOW_CHECK_CUDA(call)                                                                   \
   do {                                                                                           \

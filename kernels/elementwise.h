@@ -1,6 +1,6 @@
 #pragma once
 // Elementwise vector operations on device arrays.
-#include "cflow/device.h"
+#include "cflow/runtime/device.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {

@@ -1,9 +1,9 @@
 #pragma once
-// Elementwise pieces of the central flow (DESIGN §6): row scalings by the preconditioner, products
+// Elementwise pieces of the central flow (docs/design.md §6): row scalings by the preconditioner, products
 // of critical vectors, and the expected squared gradient under the oscillation covariance.
 #include <cstdint>
 
-#include "cflow/device.h"
+#include "cflow/runtime/device.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {

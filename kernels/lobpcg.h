@@ -1,7 +1,7 @@
 #pragma once
 // Diagonal scaling for the eigen-solver: the symmetric operator A = P^{-1/2} H P^{-1/2} and the
 // generalized eigenvectors U = P^{-1/2} Y both divide the rows of a block by √p.
-#include "cflow/device.h"
+#include "cflow/runtime/device.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {

@@ -1,9 +1,9 @@
 #pragma once
-// Loss jets (DESIGN §3), one thread per (example, direction). Outputs f are [C × nb]; targets are
+// Loss jets (docs/design.md §3), one thread per (example, direction). Outputs f are [C × nb]; targets are
 // [C × nb] (one-hot, ±1 for binary MSE, {0,1} for binary CE); tangents/adjoints [C × nb × m].
 #include <cstdint>
 
-#include "cflow/device.h"
+#include "cflow/runtime/device.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {

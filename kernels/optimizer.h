@@ -1,5 +1,5 @@
 #pragma once
-// Elementwise kernels of the optimizers (DESIGN §4, host/optimizer.cpp). The second-moment state ν
+// Elementwise kernels of the optimizers (docs/design.md §4, host/flow/optimizer.cpp). The second-moment state ν
 // is read as nu[i · nu_stride]: stride 1 for RMSProp (one ν per coordinate), stride 0 for Scalar
 // RMSProp (one ν shared by every coordinate), so one kernel serves both. Scalars that depend only on
 // (t, spec) are computed once on the host, in double, and passed in:
@@ -8,7 +8,7 @@
 //   kt    = β₂^t ln β₂ / denom with bias correction, else 0 (the ∂/∂t part of the bias correction).
 #include <cstdint>
 
-#include "cflow/device.h"
+#include "cflow/runtime/device.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {

@@ -1,4 +1,4 @@
-#include "cflow/pairs.h"
+#include "cflow/engine/pairs.h"
 #include "kernels/polarization.h"
 #include "kernels/portable.h"
 

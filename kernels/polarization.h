@@ -1,9 +1,9 @@
 #pragma once
-// Polarization for third derivatives (DESIGN §3): ∇(u_iᵀHu_j) = ½(∇q(u_i+u_j) − ∇q(u_i) − ∇q(u_j)),
+// Polarization for third derivatives (docs/design.md §3): ∇(u_iᵀHu_j) = ½(∇q(u_i+u_j) − ∇q(u_i) − ∇q(u_j)),
 // q(z) = zᵀHz, with pairs i ≤ j < k numbered as in cflow::pair_index.
 #include <cstdint>
 
-#include "cflow/device.h"
+#include "cflow/runtime/device.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {

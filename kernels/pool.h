@@ -4,7 +4,7 @@
 // is C·count planes. The pool is linear, so jets and adjoints apply it to every component.
 #include <cstdint>
 
-#include "cflow/device.h"
+#include "cflow/runtime/device.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {

@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "cflow/device.h"
-#include "cflow/error.h"
+#include "cflow/runtime/device.h"
+#include "cflow/runtime/error.h"
 #include "kernels/dispatch.h"
 
 #if defined(__CUDACC__)

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "cflow/blas.h"
-#include "cflow/buffer.h"
+#include "cflow/runtime/blas.h"
+#include "cflow/runtime/buffer.h"
 #include "kernels/elementwise.h"
 #include "kernels/portable.h"
 #include "test_support.h"

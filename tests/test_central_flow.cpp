@@ -1,12 +1,12 @@
 // The central flow against what the science proves on the toy L(x, y) = −a·y + ½ Σ_j (b_j + y) x_j²
-// (DESIGN §6): gradient flow raises y until the sharpness reaches 2/η; the central flow then holds
+// (docs/design.md §6): gradient flow raises y until the sharpness reaches 2/η; the central flow then holds
 // it there with raw oscillation variance 2a along x, and GD's time average of x² agrees.
 #include <lapacke.h>
 
 #include <cmath>
 
-#include "cflow/central_flow.h"
-#include "cflow/toy_objective.h"
+#include "cflow/flow/central_flow.h"
+#include "cflow/flow/toy_objective.h"
 #include "test_support.h"
 
 namespace cflow {

@@ -1,4 +1,4 @@
-// The central flow of the adaptive optimizers (scalar-rmsprop, rmsprop; DESIGN §4, §6) on the toy
+// The central flow of the adaptive optimizers (scalar-rmsprop, rmsprop; docs/design.md §4, §6) on the toy
 // L = −a·y + ½ Σ_j (b_j + y) x_j², against what the science says and against the discrete optimizer.
 //
 // What the flow must satisfy at the edge of stability, with P = diag(p) the preconditioner and the
@@ -25,8 +25,8 @@
 #include <utility>
 #include <vector>
 
-#include "cflow/central_flow.h"
-#include "cflow/toy_objective.h"
+#include "cflow/flow/central_flow.h"
+#include "cflow/flow/toy_objective.h"
 #include "test_support.h"
 
 namespace cflow {
@@ -131,7 +131,7 @@ FlowRun run_central_flow(const Device& dev, const Toy& toy_spec, int nsub = 4) {
   const std::vector<double> w0 = toy_spec.w0();
   Buffer<double> w(dev, std::span<const double>(w0)), g(dev, d);
   toy.value_grad(w.data(), g.data());
-  state.update(g.data());  // DESIGN §6: the flows start from the state after one update with g(w₀)
+  state.update(g.data());  // docs/design.md §6: the flows start from the state after one update with g(w₀)
   FlowRun run;
   const int substeps = toy_spec.steps * nsub;
   double y_a_step_ago = 0;
@@ -277,7 +277,7 @@ RestPoint rmsprop_rest_point(const Toy& toy) {
 
 // scalar-rmsprop, only x_1 oscillating (v_1 = 2a): ν = q + 8a·p² with q the part of E‖g‖² that
 // does not come from the oscillation. On the discrete period-2 orbit x_t² = 2a at every step, so
-// g_y = −a + x_t²/2 = 0 and q = 0. The flow's E‖g‖² = ‖g(w)‖² + tr(HΣH) (DESIGN §6, as the
+// g_y = −a + x_t²/2 = 0 and q = 0. The flow's E‖g‖² = ‖g(w)‖² + tr(HΣH) (docs/design.md §6, as the
 // reference) keeps g_y(w)² = a² at the central point, x = 0: it drops the terms of E[g_y(w + δ)²]
 // that involve the third derivative, 2g_y·½Σ_ab X_ab (d_ab)_y = −2a² and ¼E[x⁴] = a², which cancel
 // the a² here. So the flow has q = a², and its p lies 5e-4 above the discrete one.

@@ -14,8 +14,8 @@
 #include <span>
 #include <vector>
 
-#include "cflow/buffer.h"
-#include "host/layer.h"
+#include "cflow/runtime/buffer.h"
+#include "host/engine/layer.h"
 #include "kernels/conv.h"
 #include "kernels/pool.h"
 #include "test_support.h"

@@ -11,7 +11,7 @@
 #include <map>
 #include <set>
 
-#include "cflow/data.h"
+#include "cflow/data/dataset.h"
 
 namespace cflow {
 namespace {

@@ -3,10 +3,10 @@
 #include <cmath>
 #include <numeric>
 
-#include "cflow/data.h"
-#include "cflow/experiment.h"
-#include "cflow/network.h"
-#include "cflow/toy_objective.h"
+#include "cflow/data/dataset.h"
+#include "cflow/flow/experiment.h"
+#include "cflow/engine/network.h"
+#include "cflow/flow/toy_objective.h"
 #include "test_support.h"
 
 namespace cflow {

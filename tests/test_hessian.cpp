@@ -9,12 +9,12 @@
 #include <tuple>
 #include <vector>
 
-#include "cflow/blas.h"
-#include "cflow/dense_hessian.h"
-#include "cflow/gradcheck.h"
-#include "cflow/lobpcg.h"
-#include "cflow/network.h"
-#include "host/cli.h"
+#include "cflow/runtime/blas.h"
+#include "cflow/solvers/dense_hessian.h"
+#include "cflow/engine/gradcheck.h"
+#include "cflow/solvers/lobpcg.h"
+#include "cflow/engine/network.h"
+#include "host/cli/cli.h"
 #include "test_support.h"
 
 namespace cflow {

@@ -7,9 +7,9 @@
 #include <random>
 #include <string>
 
-#include "cflow/blas.h"
-#include "cflow/eigen_tracker.h"
-#include "cflow/lobpcg.h"
+#include "cflow/runtime/blas.h"
+#include "cflow/solvers/eigen_tracker.h"
+#include "cflow/solvers/lobpcg.h"
 #include "kernels/elementwise.h"
 #include "test_support.h"
 

@@ -1,4 +1,4 @@
-// Optimizers (DESIGN §4) in float64: every discrete update, step and preconditioner against numbers
+// Optimizers (docs/design.md §4) in float64: every discrete update, step and preconditioner against numbers
 // worked out by hand; the continuous-time rate coefficients of P against finite differences in time
 // along the continuous dynamics and against the chain rule written out independently; advance
 // against its formula; deep copies; the logged summaries.
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "cflow/optimizer.h"
+#include "cflow/flow/optimizer.h"
 #include "test_support.h"
 
 namespace cflow {

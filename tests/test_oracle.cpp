@@ -4,9 +4,9 @@
 #include <cmath>
 #include <tuple>
 
-#include "cflow/blas.h"
-#include "cflow/gradcheck.h"
-#include "cflow/network.h"
+#include "cflow/runtime/blas.h"
+#include "cflow/engine/gradcheck.h"
+#include "cflow/engine/network.h"
 #include "test_support.h"
 
 namespace cflow {

@@ -22,10 +22,10 @@
 #include <thread>
 #include <vector>
 
-#include "host/checkpoint.h"
-#include "host/run_config.h"
-#include "host/run_output.h"
-#include "host/run_summary.h"
+#include "host/run/checkpoint.h"
+#include "host/run/config.h"
+#include "host/run/output.h"
+#include "host/run/summary.h"
 
 extern char** environ;
 

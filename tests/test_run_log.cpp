@@ -1,4 +1,4 @@
-#include "cflow/run_log.h"
+#include "cflow/run/log.h"
 
 #include <gtest/gtest.h>
 #include <hdf5.h>

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "cflow/error.h"
-#include "cflow/sdcp.h"
+#include "cflow/runtime/error.h"
+#include "cflow/solvers/sdcp.h"
 
 namespace cflow {
 namespace {

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "cflow/device.h"
-#include "cflow/model.h"
+#include "cflow/runtime/device.h"
+#include "cflow/engine/model.h"
 
 namespace cflow {
 // Readable test-parameter names in gtest and ctest listings.

@@ -1,11 +1,11 @@
-// The analytic toy objective L(x, y) = −a·y + ½ Σ_j (b_j + y) x_j² (DESIGN §6), float64: its oracle
+// The analytic toy objective L(x, y) = −a·y + ½ Σ_j (b_j + y) x_j² (docs/design.md §6), float64: its oracle
 // passes the same finite-difference and symmetry checks as the network, and its Hessian, sharpness
 // and third derivatives are the closed forms the flows' tests rely on.
 #include <cmath>
 #include <vector>
 
-#include "cflow/gradcheck.h"
-#include "cflow/toy_objective.h"
+#include "cflow/engine/gradcheck.h"
+#include "cflow/flow/toy_objective.h"
 #include "test_support.h"
 
 namespace cflow {

@@ -1,0 +1,19 @@
+// The `cflow` command: subcommands are registered by host/cli_*.cpp.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "host/cli/cli.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"cflow: run an optimizer and its central flow side by side"};
+  app.set_version_flag("--version", std::string("cflow ") + CFLOW_VERSION);
+  app.require_subcommand(1);
+  cflow::cli::register_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return cflow::cli::run_selected(app);
+}

@@ -1,0 +1,51 @@
+#include "host/cli/model_flags.h"
+
+#include <iostream>
+
+#include "cflow/data/dataset.h"
+
+namespace cflow::cli {
+
+void ModelOptions::register_options(CLI::App& cmd) {
+  cmd.add_option("--arch", arch, "mlp | cnn")->capture_default_str()->check(CLI::IsMember({"mlp", "cnn"}));
+  cmd.add_option("--width", width, "MLP hidden width; CNN base channels")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd.add_option("--depth", depth, "MLP hidden layers")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd.add_option("--act", activation, "gelu | tanh | silu | softplus | relu | identity")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"gelu", "tanh", "silu", "softplus", "relu", "identity"}));
+  cmd.add_option("--loss", loss, "mse | ce")->capture_default_str()->check(CLI::IsMember({"mse", "ce"}));
+  cmd.add_option("--classes", classes, "number of classes N >= 2, or 'binary' (one output)")->capture_default_str();
+  cmd.add_flag("--no-bias", no_bias, "MLP layers without biases");
+}
+
+ModelSpec ModelOptions::spec(TensorShape input) const {
+  ModelSpec s;
+  s.arch = parse_architecture(arch);
+  s.width = width;
+  s.depth = depth;
+  s.activation = parse_activation(activation);
+  s.loss = parse_loss(loss);
+  s.classes = parse_class_choice(classes).outputs();
+  s.bias = !no_bias;
+  s.input = input;
+  return s;
+}
+
+TensorShape gradcheck_input_shape(const ModelOptions& options) {
+  return options.arch == "cnn" ? TensorShape{2, 8, 8} : TensorShape{10, 1, 1};
+}
+
+std::string describe(const ModelSpec& s) {
+  std::string text = to_string(s.arch) + " width " + std::to_string(s.width);
+  if (s.arch == Architecture::mlp) text += " depth " + std::to_string(s.depth) + (s.bias ? "" : " no-bias");
+  return text + ", " + to_string(s.activation) + ", " + to_string(s.loss) + ", " +
+         (s.classes == 1 ? std::string("binary") : std::to_string(s.classes) + " classes");
+}
+
+void warn_if_not_smooth(const ModelSpec& s) {
+  if (!is_smooth(s.activation))
+    std::cerr << "warning: " << to_string(s.activation)
+              << " has a zero second derivative almost everywhere; central flows assume a smooth network\n";
+}
+
+}  // namespace cflow::cli

@@ -1,0 +1,81 @@
+#pragma once
+// A layer of the derivative engine (docs/design.md §3). Along m directions every boundary between layers
+// carries a jet (z0, z1, z2) and, in reverse, adjoints (z̄0, z̄1, z̄2):
+//   z0: [f × nb] (cached primal of a chunk of nb examples)
+//   z1, z2, z̄1, z̄2: [f × nb × m], direction-major;  z̄0: [f × nb × m] for orders ≥ 1 (the primal's
+//   adjoint differs per direction), [f × nb] for order 0 (the gradient).
+// A null tangent or adjoint means identically zero (the input data has zero tangents).
+// Layers with parameters own the slice [offset, offset + parameter_count()) of the flat vector w;
+// V (the directions) and G (the gradients) are d × m with leading dimension ld.
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "cflow/runtime/buffer.h"
+#include "cflow/engine/model.h"
+
+namespace cflow {
+
+template <class T>
+struct Jet {
+  T* primal = nullptr;
+  T* tangent[2] = {nullptr, nullptr};  // z1, z2
+};
+
+template <class T>
+struct Adjoint {
+  T* component[3] = {nullptr, nullptr, nullptr};  // z̄0, z̄1, z̄2
+};
+
+// One pass of the engine over a chunk: order 0 = gradient, 1 = Hessian-vector products,
+// 2 = ∇(vᵀHv) (or, forward only, vᵀHv).
+template <class T>
+struct JetPass {
+  const Device& dev;
+  int order;
+  index_t examples;    // nb
+  index_t directions;  // m (1 for order 0)
+  const T* w;          // d
+  const T* V;          // d × m, null for order 0
+  T* G;                // d × m gradients, accumulated (+=); null when only tangents are wanted
+  index_t ld;          // leading dimension of V and G (= d)
+  const T* ones;       // nb ones, for reductions over examples as GEMMs
+};
+
+template <class T>
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual TensorShape output_shape() const = 0;
+  virtual index_t parameter_count() const { return 0; }
+  // PyTorch-default initialization of this layer's slice (host memory, PyTorch order).
+  virtual void initialize(std::mt19937_64& /*rng*/, T* /*slice*/) const {}
+  // out.primal from in.primal.
+  virtual void forward(const JetPass<T>& pass, const T* in, T* out) const = 0;
+  // out.tangent[0 .. order-1] from in; a layer sets an output tangent to null when it is zero.
+  virtual void forward_tangents(const JetPass<T>& pass, const Jet<T>& in, Jet<T>& out) const = 0;
+  // Input adjoints (when in_adjoint is non-null) and parameter gradients (+= into pass.G) from the
+  // output adjoints, given the jets on both sides.
+  virtual void reverse(const JetPass<T>& pass, const Jet<T>& in, const Jet<T>& out, const Adjoint<T>& out_adjoint,
+                       Adjoint<T>* in_adjoint) const = 0;
+};
+
+template <class T>
+using LayerStack = std::vector<std::unique_ptr<Layer<T>>>;
+
+// The layer sequence of a model (MLP or CNN, docs/design.md §2), with parameter offsets assigned in
+// PyTorch order.
+template <class T>
+LayerStack<T> build_layers(const ModelSpec& spec);
+
+// Layer factories (host/layer_*.cpp). `offset` is the layer's first parameter in w.
+template <class T>
+std::unique_ptr<Layer<T>> make_linear(TensorShape input, index_t outputs, bool bias, index_t offset);
+template <class T>
+std::unique_ptr<Layer<T>> make_activation(TensorShape shape, Activation act);
+template <class T>
+std::unique_ptr<Layer<T>> make_conv2d(TensorShape input, index_t out_channels, bool bias, index_t offset);
+template <class T>
+std::unique_ptr<Layer<T>> make_avgpool2(TensorShape input);
+
+}  // namespace cflow

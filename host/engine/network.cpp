@@ -1,0 +1,234 @@
+// The network engine: orchestrates layers over chunks of examples and groups of directions.
+#include "cflow/engine/network.h"
+
+#include <algorithm>
+
+#include "cflow/runtime/blas.h"
+#include "cflow/runtime/nvtx.h"
+#include "host/engine/layer.h"
+#include "kernels/loss.h"
+#include "kernels/polarization.h"
+
+namespace cflow {
+
+template <class T>
+struct Network<T>::State {
+  Device dev;
+  ModelSpec spec;
+  NetworkOptions options;
+  LayerStack<T> layers;
+  std::vector<index_t> features;  // per boundary: [0] the input, [l + 1] the output of layer l
+  index_t n = 0, d = 0, chunk = 0;
+  LossFunction loss;
+  Buffer<T> inputs, targets;      // [features[0] × n], [C × n]
+  std::vector<Buffer<T>> primal;  // per boundary ≥ 1: [features × n], valid for cached_w
+  Buffer<T> example_loss, example_correct, ones;
+  Buffer<T> cached_w, w_difference;
+  bool cache_valid = false;
+  // Jet workspace for (chunk, directions), grown on demand.
+  std::vector<Buffer<T>> tangent1, tangent2;
+  Buffer<T> adjoint[2][3];
+  Buffer<T> per_example, pair_directions;
+  index_t workspace_directions = 0;
+
+  State(const Device& device, const ModelSpec& model, std::span<const T> x, std::span<const T> y,
+        NetworkOptions opts)
+      : dev(device), spec(model), options(opts), layers(build_layers<T>(model)) {
+    features.push_back(spec.input.size());
+    for (const auto& layer : layers) {
+      features.push_back(layer->output_shape().size());
+      d += layer->parameter_count();
+    }
+    CFLOW_REQUIRE(features.back() == spec.classes, "network output size must equal the class count");
+    CFLOW_REQUIRE(x.size() % std::size_t(features[0]) == 0 && !x.empty(), "inputs must be [features × n]");
+    n = index_t(x.size()) / features[0];
+    CFLOW_REQUIRE(index_t(y.size()) == spec.classes * n, "targets must be [classes × n]");
+    CFLOW_REQUIRE(options.chunk >= 0 && options.max_directions >= 1, "bad chunk or max_directions");
+    chunk = options.chunk == 0 ? n : std::min(options.chunk, n);
+    loss = spec.loss == LossKind::mse           ? LossFunction::mse
+           : spec.classes == 1 ? LossFunction::logistic
+                               : LossFunction::softmax_cross_entropy;
+    inputs = Buffer<T>(dev, x);
+    targets = Buffer<T>(dev, y);
+    for (std::size_t b = 1; b < features.size(); ++b) primal.emplace_back(dev, features[b] * n);
+    example_loss = Buffer<T>(dev, n);
+    example_correct = Buffer<T>(dev, n);
+    ones = Buffer<T>(dev, std::vector<T>(std::size_t(n), T(1)));
+    cached_w = Buffer<T>(dev, d);
+    w_difference = Buffer<T>(dev, d);
+  }
+
+  index_t classes() const { return spec.classes; }
+  T* primal_at(std::size_t boundary, index_t first) {
+    return boundary == 0 ? inputs.data() + first * features[0] : primal[boundary - 1].data() + first * features[boundary];
+  }
+
+  bool is_cached(const T* w) {
+    if (!cache_valid) return false;
+    w_difference.copy_from(cached_w);
+    blas::axpy<T>(dev, d, T(-1), w, w_difference.data());
+    return blas::nrm2<T>(dev, d, w_difference.data()) == T(0);
+  }
+
+  // The primal pass at w over all examples, unless w is the cached point.
+  void ensure_primal(const T* w) {
+    if (is_cached(w)) return;
+    CFLOW_NVTX_RANGE("primal");
+    for (index_t first = 0; first < n; first += chunk) {
+      const index_t nb = std::min(chunk, n - first);
+      const JetPass<T> pass{dev, 0, nb, 1, w, nullptr, nullptr, d, ones.data()};
+      for (std::size_t l = 0; l < layers.size(); ++l) layers[l]->forward(pass, primal_at(l, first), primal_at(l + 1, first));
+      CFLOW_DISPATCH(dev, loss_values<T>, dev, loss, classes(), nb, primal_at(layers.size(), first),
+                     targets.data() + first * classes(), example_loss.data() + first, example_correct.data() + first);
+    }
+    blas::copy<T>(dev, d, w, cached_w.data());
+    cache_valid = true;
+  }
+
+  void ensure_workspace(index_t m) {
+    if (m <= workspace_directions) return;
+    const index_t widest = *std::max_element(features.begin(), features.end());
+    tangent1.clear();
+    tangent2.clear();
+    for (std::size_t b = 0; b < features.size(); ++b) {
+      tangent1.emplace_back(dev, b == 0 ? 0 : features[b] * chunk * m);
+      tangent2.emplace_back(dev, b == 0 ? 0 : features[b] * chunk * m);
+    }
+    for (auto& side : adjoint)
+      for (auto& component : side) component = Buffer<T>(dev, widest * chunk * m);
+    per_example = Buffer<T>(dev, chunk * m);
+    workspace_directions = m;
+  }
+
+  // Forward tangents of one chunk along m directions; returns the jets at every boundary.
+  std::vector<Jet<T>> forward_tangents(const JetPass<T>& pass, index_t first) {
+    std::vector<Jet<T>> jets(features.size());
+    jets[0].primal = primal_at(0, first);  // the data: zero tangents
+    for (std::size_t b = 1; b < features.size(); ++b)
+      jets[b] = Jet<T>{primal_at(b, first), {tangent1[b].data(), tangent2[b].data()}};
+    if (pass.order >= 1)
+      for (std::size_t l = 0; l < layers.size(); ++l) layers[l]->forward_tangents(pass, jets[l], jets[l + 1]);
+    return jets;
+  }
+
+  // G (d × m) = ∇_w of (1/n) Σ_i ℓ_order along each direction: the gradient (order 0, m = 1),
+  // Hessian-vector products (order 1) or ∇(vᵀHv) (order 2).
+  void differentiate(int order, const T* w, const T* V, index_t m, T* G) {
+    ensure_primal(w);
+    dev.set_zero(G, std::size_t(d * m) * sizeof(T));
+    const index_t group = order == 0 ? 1 : options.max_directions;
+    for (index_t g = 0; g < m; g += group) {
+      const index_t mg = std::min(group, m - g);
+      ensure_workspace(mg);
+      for (index_t first = 0; first < n; first += chunk) {
+        const index_t nb = std::min(chunk, n - first);
+        const JetPass<T> pass{dev, order, nb, mg, w, V ? V + g * d : nullptr, G + g * d, d, ones.data()};
+        const auto jets = forward_tangents(pass, first);
+        CFLOW_NVTX_RANGE("reverse");
+        Adjoint<T> out_adjoint{{adjoint[0][0].data(), adjoint[0][1].data(), adjoint[0][2].data()}};
+        Adjoint<T> in_adjoint{{adjoint[1][0].data(), adjoint[1][1].data(), adjoint[1][2].data()}};
+        const Jet<T>& f = jets.back();
+        CFLOW_DISPATCH(dev, loss_adjoint<T>, dev, loss, order, classes(), nb, mg, T(1) / T(n), f.primal, f.tangent[0],
+                       f.tangent[1], targets.data() + first * classes(), out_adjoint.component[0],
+                       out_adjoint.component[1], out_adjoint.component[2]);
+        for (std::size_t l = layers.size(); l-- > 0;) {
+          layers[l]->reverse(pass, jets[l], jets[l + 1], out_adjoint, l > 0 ? &in_adjoint : nullptr);
+          std::swap(out_adjoint, in_adjoint);
+        }
+      }
+    }
+  }
+};
+
+template <class T>
+Network<T>::Network(const Device& dev, const ModelSpec& spec, std::span<const T> inputs, std::span<const T> targets,
+                    NetworkOptions options)
+    : state_(std::make_unique<State>(dev, spec, inputs, targets, options)) {}
+template <class T> Network<T>::~Network() = default;
+template <class T> Network<T>::Network(Network&&) noexcept = default;
+
+template <class T> index_t Network<T>::dim() const { return state_->d; }
+template <class T> const Device& Network<T>::device() const { return state_->dev; }
+template <class T> index_t Network<T>::examples() const { return state_->n; }
+template <class T> const ModelSpec& Network<T>::spec() const { return state_->spec; }
+
+template <class T>
+std::vector<T> Network<T>::initial_parameters(std::uint64_t seed) const {
+  std::vector<T> w(std::size_t(state_->d));
+  std::mt19937_64 rng(seed);
+  index_t offset = 0;
+  for (const auto& layer : state_->layers) {
+    layer->initialize(rng, w.data() + offset);
+    offset += layer->parameter_count();
+  }
+  return w;
+}
+
+template <class T>
+T Network<T>::value_grad(const T* w, T* grad) {
+  CFLOW_NVTX_RANGE("value_grad");
+  state_->differentiate(0, w, nullptr, 1, grad);
+  return T(evaluate(w).loss);
+}
+
+template <class T>
+void Network<T>::hvp(const T* w, const T* V, index_t m, T* HV) {
+  CFLOW_NVTX_RANGE("hvp");
+  state_->differentiate(1, w, V, m, HV);
+}
+
+template <class T>
+std::vector<T> Network<T>::quad(const T* w, const T* U, index_t m) {
+  CFLOW_NVTX_RANGE("quad");
+  State& s = *state_;
+  s.ensure_primal(w);
+  Buffer<T> sums(s.dev, m);
+  for (index_t g = 0; g < m; g += s.options.max_directions) {
+    const index_t mg = std::min(s.options.max_directions, m - g);
+    s.ensure_workspace(mg);
+    for (index_t first = 0; first < s.n; first += s.chunk) {
+      const index_t nb = std::min(s.chunk, s.n - first);
+      const JetPass<T> pass{s.dev, 2, nb, mg, w, U + g * s.d, nullptr, s.d, s.ones.data()};
+      const auto jets = s.forward_tangents(pass, first);
+      const Jet<T>& f = jets.back();
+      CFLOW_DISPATCH(s.dev, loss_second_order<T>, s.dev, s.loss, s.classes(), nb, mg, f.primal, f.tangent[0],
+                     f.tangent[1], s.targets.data() + first * s.classes(), s.per_example.data());
+      // sums[g + j] += (1/n) Σ_i ℓ2(i, j)
+      blas::gemv<T>(s.dev, blas::Op::T, nb, mg, T(1) / T(s.n), s.per_example.data(), nb, s.ones.data(), T(1),
+                    sums.data() + g);
+    }
+  }
+  return sums.to_host();
+}
+
+template <class T>
+void Network<T>::d3(const T* w, const T* U, index_t k, T* D) {
+  CFLOW_NVTX_RANGE("d3");
+  State& s = *state_;
+  const index_t pairs = pair_count(k);
+  if (s.pair_directions.size() < s.d * pairs) s.pair_directions = Buffer<T>(s.dev, s.d * pairs);
+  CFLOW_DISPATCH(s.dev, polarization_directions<T>, s.dev, s.d, k, U, s.pair_directions.data());
+  s.differentiate(2, w, s.pair_directions.data(), pairs, D);
+  CFLOW_DISPATCH(s.dev, polarization_combine<T>, s.dev, s.d, k, D);
+}
+
+template <class T>
+Evaluation Network<T>::evaluate(const T* w) {
+  State& s = *state_;
+  s.ensure_primal(w);
+  const double n = double(s.n);
+  return {double(blas::dot<T>(s.dev, s.n, s.example_loss.data(), s.ones.data())) / n,
+          double(blas::dot<T>(s.dev, s.n, s.example_correct.data(), s.ones.data())) / n};
+}
+
+template <class T>
+void Network<T>::outputs(const T* w, T* out) {
+  State& s = *state_;
+  s.ensure_primal(w);
+  blas::copy<T>(s.dev, s.classes() * s.n, s.primal.back().data(), out);
+}
+
+template class Network<float>;
+template class Network<double>;
+
+}  // namespace cflow

@@ -1,0 +1,179 @@
+// The central flow substep (docs/design.md §6). Everything d-dimensional stays on the device; the k×k
+// (and pair × pair) matrices that define the SDCP are assembled on the host in float64.
+#include "cflow/flow/central_flow.h"
+
+#include <sstream>
+
+#include "cflow/runtime/blas.h"
+#include "cflow/runtime/nvtx.h"
+#include "kernels/elementwise.h"
+#include "host/runtime/stopwatch.h"
+#include "kernels/flow.h"
+
+namespace cflow {
+namespace {
+
+using blas::Op;
+
+template <class T>
+std::vector<double> to_double(const Buffer<T>& buffer) {
+  const auto host = buffer.to_host();
+  return {host.begin(), host.end()};
+}
+
+// Gram matrix AᵀB (cols × cols) of two d × cols device matrices, on the host.
+template <class T>
+std::vector<double> gram(const Device& dev, index_t d, index_t cols, const T* A, const T* B) {
+  Buffer<T> out(dev, cols * cols);
+  blas::gemm<T>(dev, Op::T, Op::N, cols, cols, d, T(1), A, d, B, d, T(0), out.data(), cols);
+  return to_double(out);
+}
+
+// Multiplicity of pair (c, d) in a sum over all ordered pairs.
+double multiplicity(index_t c, index_t d) { return c == d ? 1.0 : 2.0; }
+index_t pair_of(index_t a, index_t b, index_t k) { return a <= b ? pair_index(a, b, k) : pair_index(b, a, k); }
+
+}  // namespace
+
+template <class T>
+void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, const T* g, index_t d, double dt) {
+  Buffer<T> p(dev, d), grad_sq(dev, d);
+  state.preconditioner(p.data());
+  CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p.data(), nullptr, grad_sq.data());
+  // w −= dt · g / p
+  Buffer<T> step(dev, d);
+  CFLOW_DISPATCH(dev, reciprocal<T>, dev, d, p.data(), step.data());
+  CFLOW_DISPATCH(dev, multiply<T>, dev, d, step.data(), g, step.data());
+  blas::axpy<T>(dev, d, T(-dt), step.data(), w);
+  state.advance(grad_sq.data(), dt);
+}
+
+template <class T>
+CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
+                                    const CriticalSet<T>& critical, double dt) {
+  const index_t k = critical.k();
+  const index_t d = objective.dim();
+  if (k == 0) {
+    stable_flow_substep(objective.device(), state, w, g, d, dt);
+    return {};
+  }
+  CFLOW_NVTX_RANGE("central_flow_substep");
+  const Device& dev = objective.device();
+  const index_t pairs = pair_count(k);
+  const T* U = critical.U;
+  const std::vector<double>& lambda = critical.eigenvalues;
+
+  Buffer<T> p(dev, d), inverse_p(dev, d), pinv_g(dev, d);
+  state.preconditioner(p.data());
+  CFLOW_DISPATCH(dev, reciprocal<T>, dev, d, p.data(), inverse_p.data());
+  CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, 1, inverse_p.data(), g, pinv_g.data());
+
+  // d_ab = ∇(u_aᵀHu_b) and the pieces of Ḣ_U: ⟨d_ab, P⁻¹g⟩ and ⟨d_ab, P⁻¹d_cd⟩.
+  CentralSubstep result;
+  Buffer<T> D(dev, d * pairs), pinv_D(dev, d * pairs);
+  const Stopwatch d3_time(dev);
+  objective.d3(w, U, k, D.data());
+  result.seconds_d3 = d3_time.seconds();
+  CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, pairs, inverse_p.data(), D.data(), pinv_D.data());
+  const std::vector<double> d_metric = gram(dev, d, pairs, D.data(), pinv_D.data());
+  Buffer<T> d_dot_step(dev, pairs);
+  blas::gemv<T>(dev, Op::T, d, pairs, T(1), D.data(), d, pinv_g.data(), T(0), d_dot_step.data());
+  const std::vector<double> d_g = to_double(d_dot_step);
+
+  // UᵀṖU: ṗ is affine in E[g⊙g] = g⊙g + diag(HΣH) (optimizer.h), so it splits into a part at X = 0
+  // and a part linear in X: preconditioner_x[(ab),(cd)] is the coefficient of X_cd in (UᵀṖU)_ab.
+  Buffer<T> products(dev, d * pairs);  // u_c ⊙ u_d
+  CFLOW_DISPATCH(dev, pair_products<T>, dev, d, k, U, products.data());
+  std::vector<double> preconditioner_0(std::size_t(k * k), 0.0);
+  std::vector<double> preconditioner_x(std::size_t(pairs * pairs), 0.0);  // [(ab) + pairs·(cd)]
+  const OptimizerKind kind = state.spec().kind;
+  if (kind == OptimizerKind::rmsprop) {
+    Buffer<T> a(dev, d), b(dev, d), rate(dev, d), weighted(dev, d * pairs);
+    state.preconditioner_rate_coefficients(a.data(), b.data());
+    // ṗ⁰ = a ⊙ g⊙g + b
+    CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p.data(), nullptr, rate.data());
+    CFLOW_DISPATCH(dev, multiply<T>, dev, d, a.data(), rate.data(), rate.data());
+    blas::axpy<T>(dev, d, T(1), b.data(), rate.data());
+    Buffer<T> scaled_U(dev, d * k);
+    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, k, rate.data(), U, scaled_U.data());
+    preconditioner_0 = gram(dev, d, k, U, scaled_U.data());
+    // X part: ṗ_r = a_r p_r² Σ_cd λ_cλ_d u_cr u_dr X_cd, so the coefficient is λ_cλ_d Σ_r κ_r (u_a u_b)_r (u_c u_d)_r.
+    CFLOW_DISPATCH(dev, multiply<T>, dev, d, a.data(), p.data(), rate.data());
+    CFLOW_DISPATCH(dev, multiply<T>, dev, d, rate.data(), p.data(), rate.data());
+    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, pairs, rate.data(), products.data(), weighted.data());
+    preconditioner_x = gram(dev, d, pairs, products.data(), weighted.data());
+    for (index_t c = 0; c < k; ++c)
+      for (index_t e = c; e < k; ++e)
+        for (index_t ab = 0; ab < pairs; ++ab) preconditioner_x[std::size_t(ab + pairs * pair_index(c, e, k))] *= lambda[std::size_t(c)] * lambda[std::size_t(e)];
+  } else if (kind == OptimizerKind::scalar_rmsprop) {
+    Buffer<T> a(dev, 1), b(dev, 1);
+    state.preconditioner_rate_coefficients(a.data(), b.data());
+    const double a0 = double(a.to_host()[0]), b0 = double(b.to_host()[0]);
+    const double rate0 = a0 * double(blas::dot<T>(dev, d, g, g)) + b0;  // ṗ at X = 0, the same on every coordinate
+    const std::vector<double> UtU = gram(dev, d, k, U, U);
+    Buffer<T> PU(dev, d * k);
+    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, k, p.data(), U, PU.data());
+    const std::vector<double> PUtPU = gram(dev, d, k, PU.data(), PU.data());
+    for (std::size_t i = 0; i < UtU.size(); ++i) preconditioner_0[i] = rate0 * UtU[i];
+    // ṗ_X = a Σ_cd λ_cλ_d (Pu_c·Pu_d) X_cd on every coordinate; (UᵀṖ_XU)_ab = ṗ_X (UᵀU)_ab.
+    for (index_t row = 0; row < k; ++row)
+      for (index_t col = row; col < k; ++col)
+        for (index_t c = 0; c < k; ++c)
+          for (index_t e = c; e < k; ++e)
+            preconditioner_x[std::size_t(pair_index(row, col, k) + pairs * pair_index(c, e, k))] =
+                a0 * lambda[std::size_t(c)] * lambda[std::size_t(e)] * PUtPU[std::size_t(c + k * e)] * UtU[std::size_t(row + k * col)];
+  }
+
+  // Next margin M + dt·Ṁ = α + 𝓑[X] with Ṁ = 2UᵀṖU − Ḣ_U, (Ḣ_U)_ab = ⟨d_ab, ẇ⟩,
+  // ẇ = −P⁻¹g − ½ Σ_cd X_cd P⁻¹d_cd (sums over ordered pairs).
+  std::vector<double> alpha(std::size_t(k * k)), B(std::size_t(k * k * k * k));
+  for (index_t row = 0; row < k; ++row)
+    for (index_t col = 0; col < k; ++col) {
+      const index_t ab = pair_of(row, col, k);
+      alpha[std::size_t(row + k * col)] = (row == col ? 2.0 - lambda[std::size_t(row)] : 0.0) +
+                                         dt * (d_g[std::size_t(ab)] + 2.0 * preconditioner_0[std::size_t(row + k * col)]);
+      for (index_t c = 0; c < k; ++c)
+        for (index_t e = 0; e < k; ++e) {
+          const index_t ce = pair_of(c, e, k);
+          B[std::size_t((row + k * col) + k * k * (c + k * e))] =
+              dt * (0.5 * d_metric[std::size_t(ab + pairs * ce)] + 2.0 * preconditioner_x[std::size_t(ab + pairs * ce)]);
+        }
+    }
+  const Stopwatch sdcp_time(dev);
+  result.sdcp = solve_sdcp(int(k), alpha, B);
+  result.seconds_sdcp = sdcp_time.seconds();
+  if (!result.sdcp.converged) {
+    std::ostringstream message;
+    message << "central flow: the SDCP did not converge (k = " << k << ", relative KKT residual "
+            << std::scientific << result.sdcp.residual << "); the trajectory is probably diverging";
+    throw Error(message.str());
+  }
+  result.X = result.sdcp.X;
+
+  // Per pair: ẇ weights x = −½ mult·X_cd, and E[g⊙g]'s correction weights y = mult·λ_cλ_d X_cd.
+  std::vector<T> w_weights(static_cast<std::size_t>(pairs)), e_weights(static_cast<std::size_t>(pairs));
+  for (index_t c = 0; c < k; ++c)
+    for (index_t e = c; e < k; ++e) {
+      const double x = multiplicity(c, e) * result.X[std::size_t(c + k * e)];
+      w_weights[std::size_t(pair_index(c, e, k))] = T(-0.5 * x);
+      e_weights[std::size_t(pair_index(c, e, k))] = T(x * lambda[std::size_t(c)] * lambda[std::size_t(e)]);
+    }
+  Buffer<T> w_weight(dev, std::span<const T>(w_weights)), e_weight(dev, std::span<const T>(e_weights));
+  Buffer<T> w_rate(dev, d), h(dev, d), expected(dev, d);
+  blas::copy<T>(dev, d, pinv_g.data(), w_rate.data());
+  blas::gemv<T>(dev, Op::N, d, pairs, T(1), pinv_D.data(), d, w_weight.data(), T(-1), w_rate.data());  // −P⁻¹g + Σ x P⁻¹d
+  blas::gemv<T>(dev, Op::N, d, pairs, T(1), products.data(), d, e_weight.data(), T(0), h.data());
+  CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p.data(), h.data(), expected.data());
+  blas::axpy<T>(dev, d, T(dt), w_rate.data(), w);
+  state.advance(expected.data(), dt);
+  return result;
+}
+
+template void stable_flow_substep<float>(const Device&, OptimizerState<float>&, float*, const float*, index_t, double);
+template void stable_flow_substep<double>(const Device&, OptimizerState<double>&, double*, const double*, index_t, double);
+template CentralSubstep central_flow_substep<float>(Objective<float>&, OptimizerState<float>&, float*, const float*,
+                                                    const CriticalSet<float>&, double);
+template CentralSubstep central_flow_substep<double>(Objective<double>&, OptimizerState<double>&, double*,
+                                                     const double*, const CriticalSet<double>&, double);
+
+}  // namespace cflow

@@ -1,0 +1,221 @@
+// Optimizer state and its discrete and continuous-time dynamics (docs/design.md §4). The host keeps t and the
+// spec and turns them into the few scalars the kernels need (1 − β₂^t, β₂^t ln β₂, rates), in
+// double; every vector operation is a kernel of kernels/optimizer.cu or a BLAS call, and every
+// reduction (‖g‖², Σe, the means of the summaries) a BLAS gemv/dot against the data or a ones vector.
+#include "cflow/flow/optimizer.h"
+
+#include <cmath>
+
+#include "cflow/runtime/blas.h"
+#include "cflow/runtime/error.h"
+#include "kernels/elementwise.h"
+#include "kernels/optimizer.h"
+
+namespace cflow {
+
+OptimizerKind parse_optimizer(std::string_view name) {
+  if (name == "gd") return OptimizerKind::gd;
+  if (name == "scalar-rmsprop") return OptimizerKind::scalar_rmsprop;
+  if (name == "rmsprop") return OptimizerKind::rmsprop;
+  throw Error("unknown optimizer '" + std::string(name) + "' (expected gd, scalar-rmsprop or rmsprop)");
+}
+
+std::string to_string(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::gd: return "gd";
+    case OptimizerKind::scalar_rmsprop: return "scalar-rmsprop";
+    case OptimizerKind::rmsprop: return "rmsprop";
+  }
+  throw Error("unknown OptimizerKind");
+}
+
+std::vector<index_t> selected_indices(index_t d, index_t count) {
+  CFLOW_REQUIRE(d >= 1 && count >= 2, "selected_indices needs d >= 1 and count >= 2");
+  std::vector<index_t> indices(static_cast<std::size_t>(count));
+  for (index_t j = 0; j < count; ++j) indices[std::size_t(j)] = j * (d - 1) / (count - 1);
+  return indices;
+}
+
+template <class T>
+struct OptimizerState<T>::Impl {
+  Device dev;
+  OptimizerSpec spec;
+  index_t d;
+  double t = 0;
+  Buffer<T> nu;
+  Buffer<T> ones;             // length d for the adaptive optimizers: Σ through gemv/dot
+  mutable Buffer<T> scratch;  // length d, rmsprop summaries only; allocated on first use
+
+  Impl(const Device& device, const OptimizerSpec& s, index_t dim) : dev(device), spec(s), d(dim) {
+    CFLOW_REQUIRE(d >= 1, "optimizer: the parameter dimension must be positive");
+    CFLOW_REQUIRE(spec.lr > 0 && std::isfinite(spec.lr), "optimizer: lr must be positive and finite");
+    if (adaptive()) {
+      CFLOW_REQUIRE(spec.beta2 > 0 && spec.beta2 < 1, "optimizer: beta2 must lie in (0, 1)");
+      CFLOW_REQUIRE(spec.eps >= 0 && std::isfinite(spec.eps), "optimizer: eps must be non-negative and finite");
+      nu = Buffer<T>(dev, spec.kind == OptimizerKind::rmsprop ? d : 1);
+      ones = Buffer<T>(dev, d);
+      CFLOW_DISPATCH(dev, fill<T>, dev, d, T(1), ones.data());
+    }
+  }
+  Impl(const Impl& other) : Impl(other.dev, other.spec, other.d) {
+    t = other.t;
+    nu.copy_from(other.nu);
+  }
+
+  bool adaptive() const { return spec.kind != OptimizerKind::gd; }
+  bool vector() const { return spec.kind == OptimizerKind::rmsprop; }
+  index_t nu_stride() const { return vector() ? 1 : 0; }
+  // c = (1 − β₂)/β₂, the rate of ν in continuous time.
+  double rate() const { return (1 - spec.beta2) / spec.beta2; }
+  // 1 − β₂^t with bias correction (accurate for small t through expm1), else exactly 1.
+  double denom() const {
+    if (!spec.bias_correction) return 1;
+    CFLOW_REQUIRE(t > 0, "optimizer: bias correction needs t > 0 (update the state before using P)");
+    return -std::expm1(t * std::log(spec.beta2));
+  }
+  // ∂ ln(1/denom)/∂t = β₂^t ln β₂ / (1 − β₂^t) with bias correction, else 0.
+  double kt() const {
+    if (!spec.bias_correction) return 0;
+    const double log_beta2 = std::log(spec.beta2);
+    return std::exp(t * log_beta2) * log_beta2 / denom();
+  }
+  // The scalar ν of scalar-rmsprop, copied to the host.
+  double scalar_nu() const {
+    T value;
+    nu.download(std::span<T>(&value, 1));
+    return double(value);
+  }
+};
+
+template <class T>
+OptimizerState<T>::OptimizerState(const Device& dev, const OptimizerSpec& spec, index_t d)
+    : impl_(std::make_unique<Impl>(dev, spec, d)) {}
+
+template <class T>
+OptimizerState<T>::OptimizerState(const OptimizerState& other) : impl_(std::make_unique<Impl>(*other.impl_)) {}
+
+template <class T>
+OptimizerState<T>& OptimizerState<T>::operator=(const OptimizerState& other) {
+  if (this != &other) impl_ = std::make_unique<Impl>(*other.impl_);
+  return *this;
+}
+
+template <class T> OptimizerState<T>::OptimizerState(OptimizerState&& other) noexcept = default;
+template <class T> OptimizerState<T>& OptimizerState<T>::operator=(OptimizerState&& other) noexcept = default;
+template <class T> OptimizerState<T>::~OptimizerState() = default;
+
+template <class T> const OptimizerSpec& OptimizerState<T>::spec() const { return impl_->spec; }
+template <class T> const Device& OptimizerState<T>::device() const { return impl_->dev; }
+template <class T> index_t OptimizerState<T>::dim() const { return impl_->d; }
+template <class T> double OptimizerState<T>::t() const { return impl_->t; }
+template <class T> void OptimizerState<T>::set_t(double t) { impl_->t = t; }
+template <class T> const Buffer<T>& OptimizerState<T>::nu() const { return impl_->nu; }
+template <class T> Buffer<T>& OptimizerState<T>::nu() { return impl_->nu; }
+
+template <class T>
+void OptimizerState<T>::update(const T* g) {
+  Impl& s = *impl_;
+  s.t += 1;
+  const T keep = T(s.spec.beta2), take = T(1 - s.spec.beta2);
+  switch (s.spec.kind) {
+    case OptimizerKind::gd: break;
+    case OptimizerKind::scalar_rmsprop:
+      // ν = β₂ν + (1−β₂) gᵀg: g as a d×1 matrix, transposed, times g.
+      blas::gemv(s.dev, blas::Op::T, s.d, 1, take, g, s.d, g, keep, s.nu.data());
+      break;
+    case OptimizerKind::rmsprop: CFLOW_DISPATCH(s.dev, ema_square<T>, s.dev, s.d, keep, take, g, s.nu.data()); break;
+  }
+}
+
+template <class T>
+void OptimizerState<T>::step(T* w, const T* g) const {
+  const Impl& s = *impl_;
+  if (!s.adaptive()) {
+    blas::axpy(s.dev, s.d, T(-s.spec.lr), g, w);
+    return;
+  }
+  CFLOW_DISPATCH(s.dev, rms_step<T>, s.dev, s.d, s.nu.data(), s.nu_stride(), T(s.denom()), T(s.spec.eps),
+                 T(s.spec.lr), g, w);
+}
+
+template <class T>
+void OptimizerState<T>::preconditioner(T* p) const {
+  const Impl& s = *impl_;
+  if (!s.adaptive()) {
+    CFLOW_DISPATCH(s.dev, fill<T>, s.dev, s.d, T(1 / s.spec.lr), p);
+    return;
+  }
+  CFLOW_DISPATCH(s.dev, rms_preconditioner<T>, s.dev, s.d, s.nu.data(), s.nu_stride(), T(s.denom()),
+                 T(s.spec.eps), T(s.spec.lr), p);
+}
+
+template <class T>
+void OptimizerState<T>::preconditioner_rate_coefficients(T* a, T* b) const {
+  const Impl& s = *impl_;
+  if (!s.adaptive()) return;
+  CFLOW_DISPATCH(s.dev, rms_rate_coefficients<T>, s.dev, s.nu.size(), s.nu.data(), T(s.denom()), T(s.spec.lr),
+                 T(s.rate()), T(s.kt()), a, b);
+}
+
+template <class T>
+void OptimizerState<T>::advance(const T* expected_grad_sq, double dt) {
+  Impl& s = *impl_;
+  s.t += dt;
+  if (!s.adaptive()) return;
+  // ν += dt·c (e − ν), written as ν = (1 − dt·c) ν + dt·c e.
+  const double r = dt * s.rate();
+  const T keep = T(1 - r), take = T(r);
+  if (s.vector()) {
+    CFLOW_DISPATCH(s.dev, ema<T>, s.dev, s.d, keep, take, expected_grad_sq, s.nu.data());
+  } else {
+    // ν = (1 − dt·c) ν + dt·c Σe: e as a d×1 matrix, transposed, times the ones vector.
+    blas::gemv(s.dev, blas::Op::T, s.d, 1, take, expected_grad_sq, s.d, s.ones.data(), keep, s.nu.data());
+  }
+}
+
+template <class T>
+StateSummary OptimizerState<T>::summary() const {
+  const Impl& s = *impl_;
+  StateSummary out;
+  out.values.emplace_back("opt.t", s.t);
+  switch (s.spec.kind) {
+    case OptimizerKind::gd: break;
+    case OptimizerKind::scalar_rmsprop: {
+      const double nu = s.scalar_nu();
+      out.values.emplace_back("opt.nu", nu);
+      out.values.emplace_back("opt.lr", s.spec.lr);
+      out.values.emplace_back("opt.effective_step_size", s.spec.lr / (std::sqrt(nu / s.denom()) + s.spec.eps));
+      return out;
+    }
+    case OptimizerKind::rmsprop: {
+      const index_t d = s.d;
+      const double nu_l1 = double(blas::dot(s.dev, d, s.ones.data(), s.nu.data()));  // ν ≥ 0
+      out.values.emplace_back("opt.nu_l1", nu_l1);
+      std::vector<double> selected;
+      for (index_t i : selected_indices(d)) {
+        T value;
+        s.nu.download(std::span<T>(&value, 1), i);
+        selected.push_back(double(value));
+      }
+      out.vectors.emplace_back("opt.nu_selected_idx", std::move(selected));
+      if (s.scratch.size() != d) s.scratch = Buffer<T>(s.dev, d);
+      const T denom = T(s.denom()), eps = T(s.spec.eps), lr = T(s.spec.lr);
+      CFLOW_DISPATCH(s.dev, rms_step_size<T>, s.dev, d, s.nu.data(), index_t(1), denom, eps, lr, s.scratch.data());
+      const double ess_sum = double(blas::dot(s.dev, d, s.ones.data(), s.scratch.data()));
+      out.values.emplace_back("opt.ess_mean", ess_sum / double(d));
+      // 1 / mean(1/ess) = 1 / mean(p) = η / mean(√ν̂ + ε).
+      CFLOW_DISPATCH(s.dev, rms_preconditioner<T>, s.dev, d, s.nu.data(), index_t(1), denom, eps, lr,
+                     s.scratch.data());
+      const double p_sum = double(blas::dot(s.dev, d, s.ones.data(), s.scratch.data()));
+      out.values.emplace_back("opt.ess_harmonic_mean", double(d) / p_sum);
+      break;
+    }
+  }
+  out.values.emplace_back("opt.lr", s.spec.lr);
+  return out;
+}
+
+template class OptimizerState<float>;
+template class OptimizerState<double>;
+
+}  // namespace cflow

@@ -1,0 +1,636 @@
+#include "host/run/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <type_traits>
+
+namespace cflow::run {
+
+namespace {
+
+std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+std::string join(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? std::string(separator) : "") + items[i];
+  return out;
+}
+
+std::vector<std::string> split(std::string_view text, char separator) {
+  std::vector<std::string> items;
+  std::string item;
+  for (char c : text) {
+    if (c == separator) {
+      items.push_back(item);
+      item.clear();
+    } else if (c != ' ') {
+      item += c;
+    }
+  }
+  items.push_back(item);
+  return items;
+}
+
+// Shortest text that reads back as the same double.
+std::string format_real(double x) {
+  char buffer[32];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buffer, sizeof buffer, "%.*g", digits, x);
+    if (std::strtod(buffer, nullptr) == x) break;
+  }
+  return buffer;
+}
+
+std::optional<std::int64_t> to_integer(std::string_view text) {
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<double> to_real(std::string_view text) {
+  const std::string s(text);
+  if (s.empty() || std::isspace(static_cast<unsigned char>(s.front()))) return std::nullopt;
+  char* end = nullptr;
+  const double value = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || !std::isfinite(value)) return std::nullopt;
+  return value;
+}
+
+std::optional<bool> to_bool(std::string_view text) {
+  if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "0" || text == "no" || text == "off") return false;
+  return std::nullopt;
+}
+
+[[noreturn]] void expected(const std::string& what, std::string_view text) {
+  throw ConfigError("expected " + what + ", got " + quoted(text));
+}
+
+// ---- key builders ---------------------------------------------------------------------------------
+
+// A key whose set and get the caller fills in.
+Key custom_key(std::string name, std::string group, std::string value_name, std::string help) {
+  return Key{std::move(name), std::move(group), std::move(value_name), std::move(help), false, {}, {}};
+}
+
+constexpr std::int64_t kNoLimit = std::numeric_limits<std::int64_t>::max();
+
+template <class M>
+Key integer_key(std::string name, std::string group, std::string help, M RunConfig::*member, std::int64_t low,
+                std::int64_t high = kNoLimit) {
+  // Bounds from 2^20 up are only guards against overflow: the message names them only when hit.
+  const std::string lower = "an integer >= " + std::to_string(low);
+  const std::string both = "an integer in [" + std::to_string(low) + ", " + std::to_string(high) + "]";
+  const bool guard_only = high >= (std::int64_t{1} << 20);
+  Key key = custom_key(std::move(name), std::move(group), "N", std::move(help));
+  key.set = [=](RunConfig& c, std::string_view text) {
+    if constexpr (std::is_unsigned_v<M>) {  // the full range of an unsigned 64-bit seed
+      std::uint64_t value = 0;
+      const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (error != std::errc() || end != text.data() + text.size()) expected(lower, text);
+      c.*member = static_cast<M>(value);
+    } else {
+      const auto value = to_integer(text);
+      if (!value || *value < low) expected(guard_only ? lower : both, text);
+      if (*value > high) expected(both, text);
+      c.*member = static_cast<M>(*value);
+    }
+  };
+  key.get = [=](const RunConfig& c) { return nlohmann::ordered_json(c.*member); };
+  return key;
+}
+
+// A real number with a lower bound (open or closed) and an optional upper bound.
+Key real_key(std::string name, std::string group, std::string help, double RunConfig::*member, double low,
+             bool low_open, std::optional<double> high = std::nullopt, bool high_open = false) {
+  std::string range;
+  if (high) {
+    range = std::string("a number in ") + (low_open ? "(" : "[") + format_real(low) + ", " + format_real(*high) +
+            (high_open ? ")" : "]");
+  } else {
+    range = std::string("a number ") + (low_open ? "> " : ">= ") + format_real(low);
+  }
+  Key key = custom_key(std::move(name), std::move(group), "X", std::move(help));
+  key.set = [=](RunConfig& c, std::string_view text) {
+    const auto value = to_real(text);
+    if (!value || (low_open ? *value <= low : *value < low) ||
+        (high && (high_open ? *value >= *high : *value > *high))) {
+      expected(range, text);
+    }
+    c.*member = *value;
+  };
+  key.get = [=](const RunConfig& c) { return nlohmann::ordered_json(c.*member); };
+  return key;
+}
+
+Key choice_key(std::string name, std::string group, std::string help, std::string RunConfig::*member,
+               std::vector<std::string> choices) {
+  const std::string range = "one of " + join(choices, ", ");
+  Key key = custom_key(std::move(name), std::move(group), join(choices, "|"), std::move(help));
+  key.set = [=](RunConfig& c, std::string_view text) {
+    if (std::find(choices.begin(), choices.end(), text) == choices.end()) expected(range, text);
+    c.*member = std::string(text);
+  };
+  key.get = [=](const RunConfig& c) { return nlohmann::ordered_json(c.*member); };
+  return key;
+}
+
+Key switch_key(std::string name, std::string group, std::string help, bool RunConfig::*member) {
+  Key key = custom_key(std::move(name), std::move(group), "", std::move(help));
+  key.set = [=](RunConfig& c, std::string_view text) {
+    const auto value = to_bool(text);
+    if (!value) expected("true or false", text);
+    c.*member = *value;
+  };
+  key.get = [=](const RunConfig& c) { return nlohmann::ordered_json(c.*member); };
+  return key;
+}
+
+Key text_key(std::string name, std::string group, std::string value_name, std::string help,
+             std::string RunConfig::*member) {
+  Key key = custom_key(std::move(name), std::move(group), std::move(value_name), std::move(help));
+  key.set = [=](RunConfig& c, std::string_view text) { c.*member = std::string(text); };
+  key.get = [=](const RunConfig& c) { return nlohmann::ordered_json(c.*member); };
+  return key;
+}
+
+Key resumable(Key key) {
+  key.on_resume = true;
+  return key;
+}
+
+std::vector<Key> make_keys() {
+  const std::string data = "Data", model = "Model", optimizer = "Optimizer", processes = "Processes",
+                    eig = "Eigenvalues", flows = "Flows", run = "Run";
+  std::vector<Key> k;
+  k.push_back(
+      choice_key("data", data, "data set", &RunConfig::data, {"fashion-mnist", "cifar10", "moons", "gaussian"}));
+  k.push_back(text_key("data-dir", data, "DIR",
+                       "folder of the data files (fashion-mnist: " + std::string(default_fashion_mnist_dir) +
+                           "; cifar10: cifar-10-batches-bin or its parent)",
+                       &RunConfig::data_dir));
+  k.push_back(integer_key("n", data, "training examples (a multiple of the classes)", &RunConfig::n, 1));
+  {
+    Key key = custom_key(
+        "classes", data, "N|binary|auto",
+        "classes kept: the first N labels, or 'binary' (classes 0 and 1, one output); auto: 2 for moons, else 4");
+    key.set = [](RunConfig& c, std::string_view text) {
+      if (text == "auto") {
+        c.classes = "auto";
+        return;
+      }
+      try {
+        parse_class_choice(text);
+      } catch (const DataError&) {
+        expected("an integer >= 2, 'binary' or 'auto'", text);
+      }
+      c.classes = std::string(text);
+    };
+    key.get = [](const RunConfig& c) {
+      const auto n = to_integer(c.classes);
+      return n ? nlohmann::ordered_json(*n) : nlohmann::ordered_json(c.classes);
+    };
+    k.push_back(std::move(key));
+  }
+  {
+    Key key = custom_key("n-test", data, "N|all",
+                         "test examples (a multiple of the classes); 'all': every test example of the kept classes "
+                         "(synthetic data: as many as --n); 0: no test set");
+    key.set = [](RunConfig& c, std::string_view text) {
+      if (text == "all") {
+        c.n_test = kAllTestExamples;
+        return;
+      }
+      const auto value = to_integer(text);
+      if (!value || *value < 0) expected("an integer >= 0 or 'all'", text);
+      c.n_test = *value;
+    };
+    key.get = [](const RunConfig& c) {
+      return c.n_test == kAllTestExamples ? nlohmann::ordered_json("all") : nlohmann::ordered_json(c.n_test);
+    };
+    k.push_back(std::move(key));
+  }
+  k.push_back(choice_key("loss", data, "loss: mean squared error (1/2 sum over outputs) or cross-entropy",
+                         &RunConfig::loss, {"mse", "ce"}));
+  k.push_back(real_key("data-noise", data, "synthetic data: noise around the arcs / class means",
+                       &RunConfig::data_noise, 0, false));
+  k.push_back(integer_key("data-dim", data, "gaussian data: input dimension", &RunConfig::data_dim, 1, 1 << 20));
+
+  k.push_back(choice_key("arch", model, "architecture", &RunConfig::arch, {"mlp", "cnn"}));
+  k.push_back(integer_key("width", model, "MLP hidden width; CNN base channels", &RunConfig::width, 1, 1 << 20));
+  k.push_back(integer_key("depth", model, "MLP hidden layers", &RunConfig::depth, 0, 64));
+  k.push_back(choice_key("act", model, "activation (flows need a smooth one)", &RunConfig::act,
+                         {"gelu", "tanh", "silu", "softplus", "relu", "identity"}));
+  k.push_back(switch_key("no-bias", model, "MLP layers without biases", &RunConfig::no_bias));
+
+  k.push_back(choice_key("opt", optimizer, "optimizer", &RunConfig::opt, {"gd", "scalar-rmsprop", "rmsprop"}));
+  k.push_back(real_key("lr", optimizer, "learning rate", &RunConfig::lr, 0, true));
+  k.push_back(real_key("beta2", optimizer, "RMSProp: decay of the squared-gradient average", &RunConfig::beta2, 0, true,
+                       1.0, true));
+  k.push_back(real_key("eps", optimizer, "RMSProp: added to sqrt(nu) (flows need nu > 0 or eps > 0)", &RunConfig::eps,
+                       0, false));
+  k.push_back(
+      switch_key("bias-correction", optimizer, "RMSProp: divide nu by 1 - beta2^t", &RunConfig::bias_correction));
+
+  {
+    Key key = custom_key("runs", processes, "LIST", "processes, comma-separated: discrete, central, stable, midpoint");
+    key.set = [](RunConfig& c, std::string_view text) {
+      const std::vector<std::string> names = split(text, ',');
+      const std::string range = "a comma-separated list of discrete, central, stable, midpoint, each at most once";
+      std::set<std::string> seen;
+      for (const std::string& name : names) {
+        if ((name != "discrete" && name != "central" && name != "stable" && name != "midpoint") ||
+            !seen.insert(name).second) {
+          expected(range, text);
+        }
+      }
+      c.runs = names;
+    };
+    key.get = [](const RunConfig& c) { return nlohmann::ordered_json(c.runs); };
+    k.push_back(std::move(key));
+  }
+  k.push_back(resumable(integer_key("steps", processes, "steps to log (a resumed run may raise it)", &RunConfig::steps,
+                                    1, std::int64_t{1} << 40)));
+  k.push_back(integer_key("warm-start", processes, "discrete steps taken before the processes branch",
+                          &RunConfig::warm_start, 0, 1 << 30));
+
+  k.push_back(integer_key("eig-frequency", eig, "a full eigen-solve every N steps, Rayleigh refreshes in between",
+                          &RunConfig::eig_frequency, 1, 1 << 30));
+  k.push_back(
+      integer_key("eig-initial-k", eig, "eigenvalues tracked at the start", &RunConfig::eig_initial_k, 1, 1000));
+  k.push_back(real_key("eig-track-threshold", eig, "track every effective eigenvalue above this",
+                       &RunConfig::eig_track_threshold, 0, true));
+  {
+    Key key = custom_key("eig-tol", eig, "X|auto", "LOBPCG relative residual tolerance; auto: 1e-8 (f64), 1e-4 (f32)");
+    key.set = [](RunConfig& c, std::string_view text) {
+      if (text == "auto") {
+        c.eig_tol.reset();
+        return;
+      }
+      const auto value = to_real(text);
+      if (!value || *value <= 0 || *value >= 1) expected("a number in (0, 1) or 'auto'", text);
+      c.eig_tol = *value;
+    };
+    key.get = [](const RunConfig& c) {
+      return c.eig_tol ? nlohmann::ordered_json(*c.eig_tol) : nlohmann::ordered_json("auto");
+    };
+    k.push_back(std::move(key));
+  }
+  k.push_back(integer_key("eig-max-k", eig, "most eigenvalues tracked (columns of the eigenvalue series)",
+                          &RunConfig::eig_max_k, 1, 1000));
+  k.push_back(switch_key("no-raw-eigs", eig, "do not log eigenvalues of the raw Hessian (a second solve for rmsprop)",
+                         &RunConfig::no_raw_eigs));
+
+  k.push_back(integer_key("central-nsubsteps", flows, "central flow: Euler substeps per step",
+                          &RunConfig::central_nsubsteps, 1, 1 << 20));
+  k.push_back(real_key("sdcp-threshold", flows, "central flow: effective eigenvalues above this are critical",
+                       &RunConfig::sdcp_threshold, 0, true));
+  k.push_back(integer_key("stable-min-nsubsteps", flows, "stable flow: fewest substeps per step (more: ceil(2 S_eff))",
+                          &RunConfig::stable_min_nsubsteps, 1, 1 << 20));
+  k.push_back(real_key("stable-max-seff", flows, "stable flow: stops past this effective sharpness",
+                       &RunConfig::stable_max_seff, 0, true));
+
+  k.push_back(integer_key("seed", run, "seed of data order, synthetic data, weights and eigen-solver starts",
+                          &RunConfig::seed, 0));
+  k.push_back(choice_key("dtype", run, "precision", &RunConfig::dtype, {"f32", "f64"}));
+  {
+    Key key = resumable(
+        custom_key("device", run, "auto|cpu|cuda|cuda:N", "compute device (auto: the first usable GPU, else the CPU)"));
+    key.set = [](RunConfig& c, std::string_view text) {
+      static const std::regex valid("auto|cpu|cuda(:[0-9]+)?");
+      if (!std::regex_match(std::string(text), valid)) expected("auto, cpu, cuda or cuda:N", text);
+      c.device = std::string(text);
+    };
+    key.get = [](const RunConfig& c) { return nlohmann::ordered_json(c.device); };
+    k.push_back(std::move(key));
+  }
+  k.push_back(resumable(integer_key("threads", run,
+                                    "CPU threads (0: OpenMP's default); results are bitwise reproducible for a given "
+                                    "backend and thread count",
+                                    &RunConfig::threads, 0, 4096)));
+  k.push_back(integer_key("chunk", run, "examples per pass (0: all); bounds memory", &RunConfig::chunk, 0));
+  k.push_back(text_key("out", run, "DIR", "run directory", &RunConfig::out));
+  k.push_back(resumable(integer_key("checkpoint-every", run,
+                                    "checkpoint every N steps (0: only at the end and on "
+                                    "interrupt)",
+                                    &RunConfig::checkpoint_every, 0)));
+  k.push_back(
+      resumable(switch_key("no-plots", run, "do not run python/cflow_plot.py at the end", &RunConfig::no_plots)));
+  k.push_back(resumable(switch_key("quiet", run, "no progress bar and no summary table", &RunConfig::quiet)));
+  return k;
+}
+
+std::string normalized(std::string_view name) {
+  std::string s(name);
+  std::replace(s.begin(), s.end(), '_', '-');
+  return s;
+}
+
+// A TOML value as the text a flag would carry.
+std::optional<std::string> toml_text(const toml::node& node) {
+  if (const auto* s = node.as_string()) return s->get();
+  if (const auto* i = node.as_integer()) return std::to_string(i->get());
+  if (const auto* f = node.as_floating_point()) return format_real(f->get());
+  if (const auto* b = node.as_boolean()) return b->get() ? "true" : "false";
+  if (const auto* a = node.as_array()) {
+    std::vector<std::string> items;
+    for (const toml::node& item : *a) {
+      if (item.is_array() || item.is_table()) return std::nullopt;
+      const auto text = toml_text(item);
+      if (!text) return std::nullopt;
+      items.push_back(*text);
+    }
+    return join(items, ",");
+  }
+  return std::nullopt;
+}
+
+std::string at_line(const toml::node& node) {
+  const auto& where = node.source();
+  return where.begin ? " (line " + std::to_string(where.begin.line) + ")" : "";
+}
+
+}  // namespace
+
+// ---- RunConfig -----------------------------------------------------------------------------------
+
+ClassChoice RunConfig::class_choice() const { return parse_class_choice(resolved_classes()); }
+
+DataSpec RunConfig::data_spec() const {
+  DataSpec spec;
+  spec.name = data;
+  spec.data_dir = data_dir;
+  spec.n_train = static_cast<std::size_t>(n);
+  if (n_test > 0) spec.n_test = static_cast<std::size_t>(n_test);
+  if (n_test == 0) spec.n_test = static_cast<std::size_t>(class_choice().count);  // smallest set; not evaluated
+  spec.classes = class_choice();
+  spec.seed = seed;
+  spec.noise = data_noise;
+  spec.dim = data_dim;
+  return spec;
+}
+
+ModelSpec RunConfig::model_spec(TensorShape input) const {
+  ModelSpec spec;
+  spec.arch = parse_architecture(arch);
+  spec.width = width;
+  spec.depth = depth;
+  spec.activation = parse_activation(act);
+  spec.bias = !no_bias;
+  spec.input = input;
+  spec.classes = class_choice().outputs();
+  spec.loss = parse_loss(loss);
+  return spec;
+}
+
+OptimizerSpec RunConfig::optimizer_spec() const {
+  OptimizerSpec spec;
+  spec.kind = opt == "gd"               ? OptimizerKind::gd
+              : opt == "scalar-rmsprop" ? OptimizerKind::scalar_rmsprop
+                                        : OptimizerKind::rmsprop;
+  spec.lr = lr;
+  spec.beta2 = beta2;
+  spec.eps = eps;
+  spec.bias_correction = bias_correction;
+  return spec;
+}
+
+std::vector<ProcessKind> RunConfig::processes() const {
+  std::vector<ProcessKind> kinds;
+  for (const std::string& name : runs) {
+    kinds.push_back(name == "discrete"  ? ProcessKind::discrete
+                    : name == "central" ? ProcessKind::central
+                    : name == "stable"  ? ProcessKind::stable
+                                        : ProcessKind::midpoint);
+  }
+  return kinds;
+}
+
+ExperimentSettings RunConfig::experiment_settings() const {
+  ExperimentSettings s;
+  s.optimizer = optimizer_spec();
+  s.processes = processes();
+  s.warm_start = warm_start;
+  s.eig.frequency = eig_frequency;
+  s.eig.initial_k = eig_initial_k;
+  s.eig.track_threshold = eig_track_threshold;
+  s.eig.k_max = eig_max_k;
+  s.eig.tolerance = eig_tolerance();
+  s.eig.raw_eigenvalues = !no_raw_eigs;
+  s.flow.central_nsubsteps = central_nsubsteps;
+  s.flow.sdcp_threshold = sdcp_threshold;
+  s.flow.stable_min_nsubsteps = stable_min_nsubsteps;
+  s.flow.stable_max_seff = stable_max_seff;
+  s.seed = seed;
+  return s;
+}
+
+// ---- keys ------------------------------------------------------------------------------------------
+
+const std::vector<Key>& keys() {
+  static const std::vector<Key> table = make_keys();
+  return table;
+}
+
+const Key* find_key(std::string_view name) {
+  const std::string wanted = normalized(name);
+  for (const Key& key : keys())
+    if (key.name == wanted) return &key;
+  return nullptr;
+}
+
+void set_key(RunConfig& config, const Key& key, std::string_view text, std::string_view where) {
+  try {
+    key.set(config, text);
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string(where) + ": " + e.what());
+  }
+}
+
+void apply_toml_text(RunConfig& config, std::string_view text, const std::string& source_name) {
+  toml::table table;
+  try {
+    table = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    throw ConfigError(source_name + ":" + std::to_string(where.line) +
+                      ": not valid TOML: " + std::string(e.description()));
+  }
+  auto apply = [&](const std::string& name, const toml::node& value, const std::string& shown) {
+    const Key* key = find_key(name);
+    if (!key) {
+      throw ConfigError(source_name + ": unknown key '" + shown + "'" + at_line(value) +
+                        "; the keys are the flags of `cflow run --help` without the dashes");
+    }
+    const auto value_text = toml_text(value);
+    const std::string where = source_name + ": " + shown + at_line(value);
+    if (!value_text) throw ConfigError(where + ": expected a string, number, boolean or list of them");
+    set_key(config, *key, *value_text, where);
+  };
+  for (const auto& [name, value] : table) {
+    const std::string top(name.str());
+    if (normalized(top) == "config" || normalized(top) == "resume") {
+      throw ConfigError(source_name + ": '" + top + "' is a command-line flag only" + at_line(value));
+    }
+    if (const toml::table* section = value.as_table()) {
+      // [eig] frequency = 1 is eig-frequency; [model] width = 64 is width.
+      for (const auto& [inner, inner_value] : *section) {
+        const std::string inner_name(inner.str());
+        const std::string full = find_key(inner_name) ? inner_name : top + "-" + inner_name;
+        apply(full, inner_value, top + "." + inner_name);
+      }
+    } else {
+      apply(top, value, top);
+    }
+  }
+}
+
+void apply_toml(RunConfig& config, const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw ConfigError("--config " + file.string() + ": cannot be read (check the path)");
+  std::stringstream text;
+  text << in.rdbuf();
+  apply_toml_text(config, text.str(), file.string());
+}
+
+void validate(const RunConfig& c) {
+  const ClassChoice classes = c.class_choice();
+  const bool images = c.data == "fashion-mnist" || c.data == "cifar10";
+  const std::string shown = c.resolved_classes();
+  const std::string classes_text = "the " + std::to_string(classes.count) + " classes (--classes " + shown + ")";
+  if (images && classes.count > 10) {
+    throw ConfigError("--classes " + shown + ": " + c.data +
+                      " has 10 classes; expected an integer in [2, 10] or "
+                      "'binary'");
+  }
+  if (c.data == "moons" && classes.count != 2) {
+    throw ConfigError("--classes " + shown + ": moons has 2 classes; expected 2 or 'binary'");
+  }
+  if (c.data != "moons" && c.n % classes.count != 0) {
+    throw ConfigError("--n " + std::to_string(c.n) + ": expected a multiple of " + classes_text);
+  }
+  if (c.data != "moons" && c.n_test > 0 && c.n_test % classes.count != 0) {
+    throw ConfigError("--n-test " + std::to_string(c.n_test) + ": expected a multiple of " + classes_text +
+                      ", 0 or 'all'");
+  }
+  if (c.data == "cifar10" && c.data_dir.empty()) {
+    throw ConfigError(
+        "--data cifar10 needs --data-dir: the folder cifar-10-batches-bin (or its parent) unpacked "
+        "from https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz");
+  }
+  if (c.arch == "cnn" && !images) {
+    throw ConfigError("--arch cnn: expected image data (--data fashion-mnist or cifar10), got --data " + c.data);
+  }
+  if (c.runs.empty() || (c.runs.size() == 1 && c.runs[0].empty())) {
+    throw ConfigError("--runs: expected at least one of discrete, central, stable, midpoint");
+  }
+  if (c.eig_initial_k > c.eig_max_k) {
+    throw ConfigError("--eig-initial-k " + std::to_string(c.eig_initial_k) + ": expected at most --eig-max-k (" +
+                      std::to_string(c.eig_max_k) + ")");
+  }
+}
+
+nlohmann::ordered_json to_json(const RunConfig& config) {
+  nlohmann::ordered_json settings = nlohmann::ordered_json::object();
+  for (const Key& key : keys()) settings[key.name] = key.get(config);
+  return settings;
+}
+
+RunConfig from_json(const nlohmann::ordered_json& settings, const std::string& source_name) {
+  if (!settings.is_object()) throw ConfigError(source_name + ": 'settings' is not an object");
+  RunConfig config;
+  for (const auto& [name, value] : settings.items()) {
+    const Key* key = find_key(name);
+    if (!key) throw ConfigError(source_name + ": unknown setting '" + name + "' (written by another cflow version?)");
+    std::string text;
+    if (value.is_string()) {
+      text = value.get<std::string>();
+    } else if (value.is_boolean()) {
+      text = value.get<bool>() ? "true" : "false";
+    } else if (value.is_number_unsigned()) {
+      text = std::to_string(value.get<std::uint64_t>());
+    } else if (value.is_number_integer()) {
+      text = std::to_string(value.get<std::int64_t>());
+    } else if (value.is_number_float()) {
+      text = format_real(value.get<double>());
+    } else if (value.is_array()) {
+      std::vector<std::string> items;
+      for (const auto& item : value) items.push_back(item.is_string() ? item.get<std::string>() : item.dump());
+      text = join(items, ",");
+    } else {
+      throw ConfigError(source_name + ": setting '" + name + "' has an unexpected type");
+    }
+    set_key(config, *key, text, source_name + ": " + name);
+  }
+  return config;
+}
+
+// ---- the command line -------------------------------------------------------------------------------
+
+void register_flags(CLI::App& cmd, RunFlags& flags) {
+  const RunConfig defaults;
+  for (const Key& key : keys()) {
+    const nlohmann::ordered_json value = key.get(defaults);
+    std::string shown = value.is_string()         ? value.get<std::string>()
+                        : value.is_number_float() ? format_real(value.get<double>())
+                                                  : value.dump();
+    if (value.is_array()) shown = join(value.get<std::vector<std::string>>(), ",");
+    if (key.name == "out") shown = "runs/<timestamp>-<id>";
+    if (key.name == "data-dir") shown = "per data set";
+    CLI::Option* option = nullptr;
+    if (key.is_switch()) {
+      option = cmd.add_flag("--" + key.name, flags.switches[key.name],
+                            key.help + (shown == "true" ? " (default: on)" : " (default: off)"));
+    } else {
+      option = cmd.add_option("--" + key.name, flags.values[key.name], key.help + " (default: " + shown + ")")
+                   ->type_name(key.value_name);
+    }
+    option->group(key.group);
+    flags.options[key.name] = option;
+  }
+  cmd.add_option("--config", flags.config_file,
+                 "TOML file of settings: the flags' names as keys (lr = 0.05, runs = [\"discrete\", \"central\"]), "
+                 "at the top or in tables ([eig] frequency = 1); flags override it")
+      ->type_name("FILE")
+      ->group("Run");
+  cmd.add_option("--resume", flags.resume_dir,
+                 "continue RUNDIR from its last checkpoint with its config.json (may change --steps, "
+                 "--checkpoint-every, --no-plots, --quiet, --device, --threads)")
+      ->type_name("RUNDIR")
+      ->group("Run");
+  cmd.add_option("--test-crash-after", flags.crash_after, "for tests: exit abruptly after N steps")->group("");
+}
+
+std::vector<std::pair<const Key*, std::string>> given_flags(const RunFlags& flags) {
+  std::vector<std::pair<const Key*, std::string>> given;
+  for (const Key& key : keys()) {
+    const CLI::Option* option = flags.options.at(key.name);
+    if (option->count() == 0) continue;
+    given.emplace_back(&key,
+                       key.is_switch() ? (flags.switches.at(key.name) ? "true" : "false") : flags.values.at(key.name));
+  }
+  return given;
+}
+
+RunConfig resolve(const RunFlags& flags) {
+  RunConfig config;
+  if (!flags.config_file.empty()) apply_toml(config, flags.config_file);
+  for (const auto& [key, text] : given_flags(flags)) set_key(config, *key, text, "--" + key->name);
+  config.classes = config.resolved_classes();
+  validate(config);
+  return config;
+}
+
+}  // namespace cflow::run

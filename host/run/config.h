@@ -1,0 +1,160 @@
+#pragma once
+// Settings of `cflow run`: one struct with the default experiment, one table of keys that serves the
+// command-line flags (--lr 0.05), the TOML config file (lr = 0.05, also inside tables: [eig]
+// frequency = 1 is eig-frequency) and config.json (resume), so every source goes through the same
+// parser and the same validation, and a bad value gets the same one-line message from each.
+//
+// A config file, e.g. rmsprop.toml (keys are the flag names; '_' may stand for '-'):
+//     opt = "rmsprop"
+//     lr = 2e-5
+//     bias-correction = true
+//     runs = ["discrete", "central"]
+//     [eig]                  # inside a table, a key k means <table>-k unless k is a key itself
+//     track-threshold = 1.75
+//
+// Precedence: defaults < --config FILE < flags. A resumed run (--resume RUNDIR) takes its settings
+// from RUNDIR/config.json; only the keys marked `on_resume` (steps, checkpoint-every, no-plots,
+// quiet, device, threads) may be given again with another value.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cflow/data/dataset.h"
+#include "cflow/runtime/error.h"
+#include "cflow/flow/experiment.h"
+#include "cflow/engine/model.h"
+#include "cflow/flow/optimizer.h"
+
+namespace cflow::run {
+
+// A bad flag, key or value: the command exits with status 2 and prints the message, which names the
+// flag (or file and key) and the valid values.
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+inline constexpr std::int64_t kAllTestExamples = -1;  // --n-test all
+
+struct RunConfig {
+  // ---- The default experiment (`cflow run` with no flags). Tune it here. ------------------------
+  // Fashion-MNIST, 4 classes, MLP, GD at a learning rate that reaches the edge of stability early;
+  // discrete, central and stable; under 5 minutes on a 2-core CPU.
+  std::string data = "fashion-mnist";
+  std::int64_t n = 600;
+  std::int64_t n_test = 600;
+  std::int64_t width = 128;
+  double lr = 0.05;
+  std::int64_t steps = 150;
+  std::string dtype = "f32";
+  // ------------------------------------------------------------------------------------------------
+
+  // data
+  std::string data_dir;          // empty: the data set's default folder
+  std::string classes = "auto";  // auto: 2 for moons, else 4
+  std::string loss = "mse";
+  double data_noise = DataSpec{}.noise;
+  int data_dim = DataSpec{}.dim;
+  // model
+  std::string arch = "mlp";
+  int depth = ModelSpec{}.depth;
+  std::string act = "gelu";
+  bool no_bias = false;
+  // optimizer
+  std::string opt = "gd";
+  double beta2 = OptimizerSpec{}.beta2;
+  double eps = OptimizerSpec{}.eps;
+  bool bias_correction = OptimizerSpec{}.bias_correction;
+  // processes
+  std::vector<std::string> runs{"discrete", "central", "stable"};
+  int warm_start = ExperimentSettings{}.warm_start;
+  // eigenvalues
+  int eig_frequency = EigenSettings{}.frequency;
+  int eig_initial_k = EigenSettings{}.initial_k;
+  double eig_track_threshold = EigenSettings{}.track_threshold;
+  std::optional<double> eig_tol;  // unset: 1e-8 for f64, 1e-4 for f32
+  int eig_max_k = EigenSettings{}.k_max;
+  bool no_raw_eigs = false;
+  // flows
+  int central_nsubsteps = FlowSettings{}.central_nsubsteps;
+  double sdcp_threshold = FlowSettings{}.sdcp_threshold;
+  int stable_min_nsubsteps = FlowSettings{}.stable_min_nsubsteps;
+  double stable_max_seff = FlowSettings{}.stable_max_seff;
+  // run
+  std::uint64_t seed = 0;
+  std::string device = "auto";
+  int threads = 0;  // 0: OpenMP's default
+  std::int64_t chunk = 0;
+  std::string out;  // empty: runs/<timestamp>-<id>
+  std::int64_t checkpoint_every = 50;
+  bool no_plots = false;
+  bool quiet = false;
+
+  bool is_float32() const { return dtype == "f32"; }
+  double eig_tolerance() const { return eig_tol.value_or(is_float32() ? 1e-4 : 1e-8); }
+  std::string resolved_classes() const { return classes != "auto" ? classes : data == "moons" ? "2" : "4"; }
+  ClassChoice class_choice() const;
+  DataSpec data_spec() const;
+  ModelSpec model_spec(TensorShape input) const;
+  OptimizerSpec optimizer_spec() const;
+  ExperimentSettings experiment_settings() const;
+  std::vector<ProcessKind> processes() const;
+};
+
+// One setting: --<name> on the command line, <name> in TOML and in config.json.
+struct Key {
+  std::string name;
+  std::string group;       // section of `cflow run --help`
+  std::string value_name;  // N, X, LIST, ...; empty for a switch (a flag without a value)
+  std::string help;
+  bool on_resume = false;  // may take another value when a run is resumed
+  // Parses `text` into the config; throws ConfigError("expected <valid values>, got '<text>'").
+  std::function<void(RunConfig&, std::string_view text)> set;
+  std::function<nlohmann::ordered_json(const RunConfig&)> get;
+  bool is_switch() const { return value_name.empty(); }
+};
+
+const std::vector<Key>& keys();
+// The key called `name` (underscores read as dashes), or null.
+const Key* find_key(std::string_view name);
+
+// Sets one key from text; a ConfigError names the key as `where` (e.g. "--lr" or "run.toml: lr").
+void set_key(RunConfig& config, const Key& key, std::string_view text, std::string_view where);
+// Applies a TOML file on top of `config`. Unknown keys and bad values throw ConfigError naming the
+// file, the key and its line.
+void apply_toml(RunConfig& config, const std::filesystem::path& file);
+void apply_toml_text(RunConfig& config, std::string_view text, const std::string& source_name);
+// Checks the settings against each other (data set and classes, n a multiple of the classes, ...).
+void validate(const RunConfig& config);
+
+// Every key and its value ("settings" in config.json), and back.
+nlohmann::ordered_json to_json(const RunConfig& config);
+RunConfig from_json(const nlohmann::ordered_json& settings, const std::string& source_name);
+
+// ---- the command line ---------------------------------------------------------------------------
+
+struct RunFlags {
+  std::map<std::string, std::string> values;  // one per key with a value
+  std::map<std::string, bool> switches;       // one per switch
+  std::map<std::string, CLI::Option*> options;
+  std::string config_file;
+  std::string resume_dir;
+  std::int64_t crash_after = 0;  // hidden, for tests: _Exit(3) after this many steps, no cleanup
+};
+
+// Registers every key as a flag of `cmd`, plus --config and --resume.
+void register_flags(CLI::App& cmd, RunFlags& flags);
+// The keys given on the command line, in table order: (key, text).
+std::vector<std::pair<const Key*, std::string>> given_flags(const RunFlags& flags);
+// defaults < --config < flags, validated. Not for --resume.
+RunConfig resolve(const RunFlags& flags);
+
+}  // namespace cflow::run

@@ -1,0 +1,205 @@
+#include "host/run/summary.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string>
+
+#include "host/run/output.h"
+
+namespace cflow::run {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+nlohmann::ordered_json number(double x) {
+  return std::isfinite(x) ? nlohmann::ordered_json(x) : nlohmann::ordered_json(nullptr);
+}
+
+double at(const std::vector<double>& values, std::int64_t row) {
+  return row >= 0 && row < std::int64_t(values.size()) ? values[std::size_t(row)] : kNaN;
+}
+
+std::vector<double> first_rows(std::vector<double> values, std::int64_t rows) {
+  if (std::int64_t(values.size()) > rows) values.resize(std::size_t(std::max<std::int64_t>(rows, 0)));
+  return values;
+}
+
+std::string format(const nlohmann::ordered_json& value, const char* pattern = "%.6g") {
+  if (!value.is_number()) return "-";
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, pattern, value.get<double>());
+  return buffer;
+}
+
+std::string duration(double seconds) {
+  char buffer[64];
+  const long s = std::lround(seconds);
+  if (s >= 3600) {
+    std::snprintf(buffer, sizeof buffer, "%ldh %02ldm %02lds", s / 3600, (s / 60) % 60, s % 60);
+  } else if (s >= 60) {
+    std::snprintf(buffer, sizeof buffer, "%ldm %02lds", s / 60, s % 60);
+  } else {
+    std::snprintf(buffer, sizeof buffer, "%.1f s", seconds);
+  }
+  return buffer;
+}
+
+}  // namespace
+
+std::vector<double> gaussian_smooth(const std::vector<double>& values, double sigma) {
+  if (sigma <= 0) return values;
+  const std::int64_t n = std::int64_t(values.size());
+  const std::int64_t radius = std::int64_t(std::ceil(4 * sigma));
+  std::vector<double> kernel(std::size_t(2 * radius + 1));
+  for (std::int64_t o = -radius; o <= radius; ++o)
+    kernel[std::size_t(o + radius)] = std::exp(-0.5 * (o / sigma) * (o / sigma));
+  std::vector<double> smoothed(values.size(), kNaN);
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(values[std::size_t(i)])) continue;
+    double weighted = 0, weight = 0;
+    for (std::int64_t j = std::max<std::int64_t>(0, i - radius); j <= std::min(n - 1, i + radius); ++j) {
+      const double x = values[std::size_t(j)];
+      if (!std::isfinite(x)) continue;
+      const double w = kernel[std::size_t(j - i + radius)];
+      weighted += w * x;
+      weight += w;
+    }
+    smoothed[std::size_t(i)] = weighted / weight;
+  }
+  return smoothed;
+}
+
+nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const std::vector<ProcessKind>& processes,
+                                 std::int64_t rows) {
+  auto has = [&](ProcessKind kind) { return std::find(processes.begin(), processes.end(), kind) != processes.end(); };
+  auto column = [&](const std::string& path, int col = 0) {
+    return first_rows(read_series(data_file, path, col), rows);
+  };
+  const std::vector<std::int64_t> steps = read_steps(data_file);
+  auto step_of = [&](std::int64_t row) { return row < std::int64_t(steps.size()) ? steps[std::size_t(row)] : row; };
+
+  nlohmann::ordered_json s;
+  s["eos_threshold"] = kEosThreshold;
+  s["smoothing_sigma_steps"] = kSmoothingSigma;
+  s["eos_onset_step"] = nullptr;
+  s["predicted_loss_mean_relative_error"] = nullptr;
+  s["final_distance_central_discrete"] = nullptr;
+  s["final_distance_stable_discrete"] = nullptr;
+  s["final_step"] = rows > 0 ? nlohmann::ordered_json(step_of(rows - 1)) : nlohmann::ordered_json(nullptr);
+
+  std::int64_t onset_row = -1;
+  if (has(ProcessKind::discrete)) {
+    const std::vector<double> sharpness = column("discrete/effective_hessian_eigs");
+    for (std::int64_t r = 0; r < std::int64_t(sharpness.size()); ++r) {
+      if (sharpness[std::size_t(r)] >= kEosThreshold) {
+        onset_row = r;
+        s["eos_onset_step"] = step_of(r);
+        break;
+      }
+    }
+  }
+  if (onset_row >= 0 && has(ProcessKind::central)) {
+    const std::vector<double> smoothed = gaussian_smooth(column("discrete/train_loss"), kSmoothingSigma);
+    const std::vector<double> predicted = column("central/predicted_loss");
+    double sum = 0;
+    std::int64_t count = 0;
+    for (std::int64_t r = onset_row; r < rows; ++r) {
+      const double p = at(predicted, r), m = at(smoothed, r);
+      if (std::isfinite(p) && std::isfinite(m) && m != 0) {
+        sum += std::abs(p - m) / std::abs(m);
+        ++count;
+      }
+    }
+    if (count > 0) s["predicted_loss_mean_relative_error"] = sum / double(count);
+    s["predicted_loss_compared_steps"] = count;
+  }
+  if (has(ProcessKind::central) && has(ProcessKind::discrete))
+    s["final_distance_central_discrete"] = number(at(column("distances/central-discrete"), rows - 1));
+  if (has(ProcessKind::stable) && has(ProcessKind::discrete))
+    s["final_distance_stable_discrete"] = number(at(column("distances/discrete-stable"), rows - 1));
+
+  nlohmann::ordered_json final_values = nlohmann::ordered_json::object();
+  for (const ProcessKind kind : processes) {
+    const std::string p = to_string(kind);
+    final_values[p] = {{"train_loss", number(at(column(p + "/train_loss"), rows - 1))},
+                       {"train_acc", number(at(column(p + "/train_acc"), rows - 1))},
+                       {"test_loss", number(at(column(p + "/test_loss"), rows - 1))},
+                       {"test_acc", number(at(column(p + "/test_acc"), rows - 1))},
+                       {"effective_sharpness", number(at(column(p + "/effective_hessian_eigs"), rows - 1))}};
+    if (kind == ProcessKind::central)
+      final_values[p]["predicted_loss"] = number(at(column(p + "/predicted_loss"), rows - 1));
+  }
+  s["final"] = final_values;
+
+  nlohmann::ordered_json seconds = nlohmann::ordered_json::object();
+  for (const ProcessKind kind : processes) {
+    double sum = 0;
+    std::int64_t count = 0;
+    for (double x : column(to_string(kind) + "/times/total")) {
+      if (std::isfinite(x)) {
+        sum += x;
+        ++count;
+      }
+    }
+    if (count > 0) seconds[to_string(kind)] = sum / double(count);
+  }
+  s["mean_step_seconds"] = seconds;
+  return s;
+}
+
+void print_summary(std::ostream& out, const nlohmann::ordered_json& s) {
+  char line[512];
+  const nlohmann::ordered_json& final_values = s.value("final", nlohmann::ordered_json::object());
+  const nlohmann::ordered_json& status = s.value("processes", nlohmann::ordered_json::object());
+  std::snprintf(line, sizeof line, "%-10s %12s %10s %10s %8s  %s\n", "process", "train loss", "train acc", "test acc",
+                "S_eff", "status");
+  out << line;
+  for (const auto& [name, v] : final_values.items()) {
+    std::string state = "ok";
+    if (status.contains(name) && status[name].value("stopped", false))
+      state = "stopped: " + status[name].value("reason", std::string());
+    std::snprintf(line, sizeof line, "%-10s %12s %10s %10s %8s  %s\n", name.c_str(), format(v["train_loss"]).c_str(),
+                  format(v["train_acc"], "%.4f").c_str(), format(v["test_acc"], "%.4f").c_str(),
+                  format(v["effective_sharpness"], "%.4g").c_str(), state.c_str());
+    out << line;
+  }
+  auto row = [&](const char* label, const std::string& value) {
+    std::snprintf(line, sizeof line, "%-52s %s\n", label, value.c_str());
+    out << line;
+  };
+  auto runs = [&](const char* process) { return final_values.contains(process); };
+  const nlohmann::ordered_json onset = s.value("eos_onset_step", nlohmann::ordered_json());
+  if (runs("discrete")) {
+    row("EoS onset (first step with discrete S_eff >= 2):",
+        onset.is_number() ? "step " + std::to_string(onset.get<std::int64_t>()) : "not reached");
+  }
+  const nlohmann::ordered_json error = s.value("predicted_loss_mean_relative_error", nlohmann::ordered_json());
+  if (runs("discrete") && runs("central")) {
+    row("predicted vs smoothed discrete loss after onset:",
+        error.is_number() ? "mean relative error " + format(error.get<double>() * 100, "%.3g") + "%" : "-");
+    row("distance central-discrete at the end:",
+        format(s.value("final_distance_central_discrete", nlohmann::ordered_json())));
+  }
+  if (runs("discrete") && runs("stable")) {
+    row("distance stable-discrete at the end:",
+        format(s.value("final_distance_stable_discrete", nlohmann::ordered_json())));
+  }
+  const nlohmann::ordered_json seconds = s.value("mean_step_seconds", nlohmann::ordered_json::object());
+  if (!seconds.empty()) {
+    std::string text;
+    for (const auto& [name, value] : seconds.items())
+      text += (text.empty() ? "" : ", ") + name + " " + format(value, "%.3g") + " s";
+    row("time per step:", text);
+  }
+  if (s.contains("wall_time_s")) {
+    std::string text = duration(s["wall_time_s"].get<double>());
+    if (s.contains("steps_per_s") && s["steps_per_s"].is_number())
+      text += " (" + format(s["steps_per_s"], "%.3g") + " steps/s)";
+    row("wall time:", text);
+  }
+}
+
+}  // namespace cflow::run

@@ -1,0 +1,79 @@
+#pragma once
+// What each backend provides below the public Device/blas/dense API: memory, BLAS, LAPACK.
+// Implemented in backend_cpu.cpp (OpenMP, OpenBLAS, LAPACKE) and backend_cuda.cpp (CUDA runtime,
+// cuBLAS, cuSOLVER); the public functions dispatch on the device.
+#include <memory>
+#include <string>
+
+#include "cflow/runtime/blas.h"
+#include "cflow/runtime/device.h"
+#include "kernels/dispatch.h"
+
+namespace cflow {
+
+struct Device::Impl {
+  Backend backend = Backend::cpu;
+  std::string description;
+  std::string selection_note;
+  int cpu_threads = 1;
+  void* stream = nullptr;
+  void* blas = nullptr;
+  void* solver = nullptr;
+};
+
+CFLOW_BACKEND_DECLARATIONS(
+  void* allocate(std::size_t bytes);
+  void release(void* ptr) noexcept;
+  void copy(const Device& dev, void* dst, const void* src, std::size_t bytes);
+  void set_zero(const Device& dev, void* dst, std::size_t bytes);
+  void synchronize(const Device& dev);
+
+  template <class T>
+  void gemm_strided_batched(const Device& dev, blas::Op op_a, blas::Op op_b, index_t m, index_t n,
+                            index_t k, T alpha, const T* A, index_t lda, index_t stride_a, const T* B,
+                            index_t ldb, index_t stride_b, T beta, T* C, index_t ldc, index_t stride_c,
+                            index_t batch);
+  template <class T>
+  void gemv(const Device& dev, blas::Op op_a, index_t m, index_t n, T alpha, const T* A, index_t lda,
+            const T* x, T beta, T* y);
+  template <class T> void axpy(const Device& dev, index_t n, T alpha, const T* x, T* y);
+  template <class T> void scal(const Device& dev, index_t n, T alpha, T* x);
+  template <class T> void copy(const Device& dev, index_t n, const T* x, T* y);
+  template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y);
+  template <class T> T nrm2(const Device& dev, index_t n, const T* x);
+  template <class T>
+  void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alpha, const T* L,
+                                   index_t ldl, T* B, index_t ldb);
+  template <class T>
+  void symmetric_eigen(const Device& dev, index_t n, T* A, index_t lda, T* eigenvalues);
+  template <class T> void cholesky(const Device& dev, index_t n, T* A, index_t lda);
+)
+
+// Explicit instantiations of a backend's templates, for the end of each backend file.
+#define CFLOW_INSTANTIATE_BACKEND(T)                                                                     \
+  template void gemm_strided_batched<T>(const Device&, blas::Op, blas::Op, index_t, index_t, index_t, T, \
+                                        const T*, index_t, index_t, const T*, index_t, index_t, T, T*,   \
+                                        index_t, index_t, index_t);                                      \
+  template void gemv<T>(const Device&, blas::Op, index_t, index_t, T, const T*, index_t, const T*, T, T*); \
+  template void axpy<T>(const Device&, index_t, T, const T*, T*);                                        \
+  template void scal<T>(const Device&, index_t, T, T*);                                                  \
+  template void copy<T>(const Device&, index_t, const T*, T*);                                           \
+  template T dot<T>(const Device&, index_t, const T*, const T*);                                         \
+  template T nrm2<T>(const Device&, index_t, const T*);                                                  \
+  template void trsm_right_lower_transposed<T>(const Device&, index_t, index_t, T, const T*, index_t, T*, \
+                                               index_t);                                                 \
+  template void symmetric_eigen<T>(const Device&, index_t, T*, index_t, T*);                             \
+  template void cholesky<T>(const Device&, index_t, T*, index_t);
+
+namespace cpu {
+std::shared_ptr<Device::Impl> open_device(int threads);
+}
+#if defined(CFLOW_WITH_CUDA)
+namespace cuda {
+// Number of usable devices; 0 with the reason in `why` when there are none.
+int device_count(std::string* why);
+std::shared_ptr<Device::Impl> open_device(int index);
+}  // namespace cuda
+#endif
+
+}  // namespace cflow

@@ -1,0 +1,90 @@
+// The public BLAS/LAPACK API: argument checks, then the device's backend.
+#include "cflow/runtime/blas.h"
+
+#include "host/runtime/backend.h"
+
+namespace cflow::blas {
+
+template <class T>
+void gemm(const Device& dev, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha, const T* A, index_t lda,
+          const T* B, index_t ldb, T beta, T* C, index_t ldc) {
+  gemm_strided_batched(dev, op_a, op_b, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+}
+
+template <class T>
+void gemm_strided_batched(const Device& dev, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha,
+                          const T* A, index_t lda, index_t stride_a, const T* B, index_t ldb, index_t stride_b,
+                          T beta, T* C, index_t ldc, index_t stride_c, index_t batch) {
+  CFLOW_REQUIRE(m >= 0 && n >= 0 && k >= 0 && batch >= 0, "gemm: negative dimension");
+  CFLOW_REQUIRE(lda >= std::max<index_t>(1, op_a == Op::N ? m : k), "gemm: lda too small");
+  CFLOW_REQUIRE(ldb >= std::max<index_t>(1, op_b == Op::N ? k : n), "gemm: ldb too small");
+  CFLOW_REQUIRE(ldc >= std::max<index_t>(1, m), "gemm: ldc too small");
+  if (m == 0 || n == 0 || batch == 0) return;
+  CFLOW_DISPATCH(dev, gemm_strided_batched<T>, dev, op_a, op_b, m, n, k, alpha, A, lda, stride_a, B, ldb,
+                 stride_b, beta, C, ldc, stride_c, batch);
+}
+
+template <class T>
+void gemv(const Device& dev, Op op_a, index_t m, index_t n, T alpha, const T* A, index_t lda, const T* x, T beta,
+          T* y) {
+  CFLOW_REQUIRE(m >= 0 && n >= 0 && lda >= std::max<index_t>(1, m), "gemv: bad dimensions");
+  if (m == 0 || n == 0) return;
+  CFLOW_DISPATCH(dev, gemv<T>, dev, op_a, m, n, alpha, A, lda, x, beta, y);
+}
+
+template <class T> void axpy(const Device& dev, index_t n, T alpha, const T* x, T* y) {
+  if (n > 0) CFLOW_DISPATCH(dev, axpy<T>, dev, n, alpha, x, y);
+}
+template <class T> void scal(const Device& dev, index_t n, T alpha, T* x) {
+  if (n > 0) CFLOW_DISPATCH(dev, scal<T>, dev, n, alpha, x);
+}
+template <class T> void copy(const Device& dev, index_t n, const T* x, T* y) {
+  if (n > 0) CFLOW_DISPATCH(dev, copy<T>, dev, n, x, y);
+}
+template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y) {
+  return n > 0 ? CFLOW_DISPATCH(dev, dot<T>, dev, n, x, y) : T(0);
+}
+template <class T> T nrm2(const Device& dev, index_t n, const T* x) {
+  return n > 0 ? CFLOW_DISPATCH(dev, nrm2<T>, dev, n, x) : T(0);
+}
+template <class T>
+void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alpha, const T* L, index_t ldl, T* B,
+                                 index_t ldb) {
+  if (m > 0 && n > 0) CFLOW_DISPATCH(dev, trsm_right_lower_transposed<T>, dev, m, n, alpha, L, ldl, B, ldb);
+}
+
+#define CFLOW_INSTANTIATE_BLAS(T)                                                                               \
+  template void gemm<T>(const Device&, Op, Op, index_t, index_t, index_t, T, const T*, index_t, const T*,       \
+                        index_t, T, T*, index_t);                                                               \
+  template void gemm_strided_batched<T>(const Device&, Op, Op, index_t, index_t, index_t, T, const T*, index_t, \
+                                        index_t, const T*, index_t, index_t, T, T*, index_t, index_t, index_t); \
+  template void gemv<T>(const Device&, Op, index_t, index_t, T, const T*, index_t, const T*, T, T*);           \
+  template void axpy<T>(const Device&, index_t, T, const T*, T*);                                               \
+  template void scal<T>(const Device&, index_t, T, T*);                                                         \
+  template void copy<T>(const Device&, index_t, const T*, T*);                                                  \
+  template T dot<T>(const Device&, index_t, const T*, const T*);                                                \
+  template T nrm2<T>(const Device&, index_t, const T*);                                                         \
+  template void trsm_right_lower_transposed<T>(const Device&, index_t, index_t, T, const T*, index_t, T*, index_t);
+CFLOW_INSTANTIATE_BLAS(float)
+CFLOW_INSTANTIATE_BLAS(double)
+
+}  // namespace cflow::blas
+
+namespace cflow::dense {
+
+template <class T>
+void symmetric_eigen(const Device& dev, index_t n, T* A, index_t lda, T* eigenvalues) {
+  CFLOW_REQUIRE(n >= 0 && lda >= std::max<index_t>(1, n), "symmetric_eigen: bad dimensions");
+  CFLOW_DISPATCH(dev, symmetric_eigen<T>, dev, n, A, lda, eigenvalues);
+}
+template <class T>
+void cholesky(const Device& dev, index_t n, T* A, index_t lda) {
+  CFLOW_REQUIRE(n >= 0 && lda >= std::max<index_t>(1, n), "cholesky: bad dimensions");
+  CFLOW_DISPATCH(dev, cholesky<T>, dev, n, A, lda);
+}
+template void symmetric_eigen<float>(const Device&, index_t, float*, index_t, float*);
+template void symmetric_eigen<double>(const Device&, index_t, double*, index_t, double*);
+template void cholesky<float>(const Device&, index_t, float*, index_t);
+template void cholesky<double>(const Device&, index_t, double*, index_t);
+
+}  // namespace cflow::dense

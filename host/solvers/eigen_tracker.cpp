@@ -1,0 +1,128 @@
+// The eigenvalue tracker: LOBPCG warm starts, growth to the track threshold, sign alignment and
+// Rayleigh refreshes (docs/design.md §5).
+#include "cflow/solvers/eigen_tracker.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "cflow/runtime/blas.h"
+#include "cflow/runtime/error.h"
+#include "cflow/runtime/nvtx.h"
+
+namespace cflow {
+namespace {
+
+// The columns of the d×m block `in` in the given order.
+template <class T>
+Buffer<T> permute_columns(const Device& dev, index_t d, const Buffer<T>& in, const std::vector<index_t>& order) {
+  Buffer<T> out(dev, in.size());
+  for (std::size_t a = 0; a < order.size(); ++a)
+    blas::copy(dev, d, in.data() + order[a] * d, out.data() + index_t(a) * d);
+  return out;
+}
+
+}  // namespace
+
+template <class T>
+EigenTracker<T>::EigenTracker(const Device& dev, index_t d, const EigenTrackerOptions& options)
+    : dev_(dev), d_(d), options_(options), k_cap_(std::min<index_t>(options.k_max, d)) {
+  CFLOW_REQUIRE(d > 0, "eigen tracker: the dimension must be positive");
+  CFLOW_REQUIRE(options.initial_k >= 1 && options.k_max >= 1, "eigen tracker: initial_k and k_max must be positive");
+  target_k_ = std::min<index_t>(options.initial_k, k_cap_);
+}
+
+template <class T>
+const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const T* p_diag) {
+  CFLOW_NVTX_RANGE("eigen_tracker/solve");
+  report_ = {};
+  LobpcgResult<T> result;
+  for (;;) {
+    const LobpcgOptions lobpcg_options{.k = int(target_k_),
+                                       .tolerance = options_.tolerance,
+                                       .max_iterations = options_.max_iterations,
+                                       .seed = options_.seed + lobpcg_calls_++};
+    // The first call starts from the tracked vectors, a growth step from the block just solved; both
+    // get one random column per missing one.
+    const Buffer<T>& warm = report_.lobpcg_calls == 0 ? Y_ : result.Y;
+    result = lobpcg(dev_, d_, H, p_diag, lobpcg_options, warm.data(), warm.size() / d_);
+    ++report_.lobpcg_calls;
+    report_.iterations += result.iterations;
+    report_.operator_calls += result.operator_calls;
+    report_.operator_applications += result.operator_applications;
+    report_.converged = result.converged;
+    report_.residuals = result.residuals;
+    const bool smallest_above_threshold =
+        options_.track_threshold && double(result.eigenvalues.back()) > *options_.track_threshold;
+    if (!smallest_above_threshold || target_k_ == k_cap_) break;
+    ++target_k_;
+  }
+  if (has_solution()) align_signs(result);
+  eigenvalues_ = result.eigenvalues;
+  Y_ = std::move(result.Y);
+  U_ = std::move(result.U);
+  return report_;
+}
+
+template <class T>
+void EigenTracker<T>::align_signs(LobpcgResult<T>& result) const {
+  const index_t previous = k(), current = index_t(result.eigenvalues.size());
+  Buffer<T> overlaps(dev_, previous * current);  // Y_previousᵀ Y_new
+  blas::gemm(dev_, blas::Op::T, blas::Op::N, previous, current, d_, T(1), Y_.data(), d_, result.Y.data(), d_, T(0),
+             overlaps.data(), previous);
+  const std::vector<T> host = overlaps.to_host();
+  for (index_t j = 0; j < current; ++j) {
+    const T* column = host.data() + j * previous;
+    const T closest = *std::max_element(column, column + previous,
+                                        [](T a, T b) { return std::abs(a) < std::abs(b); });
+    if (closest < 0) {  // an overlap of exactly 0 (a new direction) keeps its sign
+      blas::scal(dev_, d_, T(-1), result.Y.data() + j * d_);
+      blas::scal(dev_, d_, T(-1), result.U.data() + j * d_);
+    }
+  }
+}
+
+template <class T>
+void EigenTracker<T>::refresh(const QuadraticForm<T>& quad, const T* p_diag) {
+  CFLOW_NVTX_RANGE("eigen_tracker/refresh");
+  CFLOW_REQUIRE(has_solution(), "eigen tracker: refresh before the first solve");
+  const index_t m = k();
+  apply_inverse_sqrt_diagonal(dev_, d_, m, p_diag, Y_.data(), U_.data());
+  std::vector<T> quotients(static_cast<std::size_t>(m));
+  quad(U_.data(), m, quotients.data());
+  CFLOW_REQUIRE(std::all_of(quotients.begin(), quotients.end(), [](T q) { return std::isfinite(q); }),
+                "eigen tracker: the quadratic form returned non-finite values");
+  std::vector<index_t> order(static_cast<std::size_t>(m));
+  std::iota(order.begin(), order.end(), index_t(0));
+  std::stable_sort(order.begin(), order.end(),
+                   [&](index_t a, index_t b) { return quotients[std::size_t(a)] > quotients[std::size_t(b)]; });
+  for (std::size_t a = 0; a < order.size(); ++a) eigenvalues_[a] = quotients[std::size_t(order[a])];
+  if (!std::is_sorted(order.begin(), order.end())) {
+    Y_ = permute_columns(dev_, d_, Y_, order);
+    U_ = permute_columns(dev_, d_, U_, order);
+  }
+}
+
+template <class T>
+EigenTrackerSnapshot EigenTracker<T>::snapshot() const {
+  const std::vector<T> Y = Y_.to_host();
+  return {{Y.begin(), Y.end()}, {eigenvalues_.begin(), eigenvalues_.end()}, target_k_, std::int64_t(lobpcg_calls_)};
+}
+
+template <class T>
+void EigenTracker<T>::restore(const EigenTrackerSnapshot& snapshot) {
+  const index_t k = index_t(snapshot.eigenvalues.size());
+  CFLOW_REQUIRE(index_t(snapshot.Y.size()) == d_ * k && snapshot.target_k >= 1 && snapshot.target_k <= k_cap_,
+                "eigen tracker: a snapshot of another dimension or size");
+  eigenvalues_.assign(snapshot.eigenvalues.begin(), snapshot.eigenvalues.end());
+  const std::vector<T> Y(snapshot.Y.begin(), snapshot.Y.end());
+  Y_ = Buffer<T>(dev_, std::span<const T>(Y));
+  U_ = Buffer<T>(dev_, d_ * k);
+  target_k_ = snapshot.target_k;
+  lobpcg_calls_ = unsigned(snapshot.lobpcg_calls);
+}
+
+template class EigenTracker<float>;
+template class EigenTracker<double>;
+
+}  // namespace cflow

@@ -1,0 +1,55 @@
+#pragma once
+// The network derivative engine: an MLP or CNN with its loss on a dataset held on the device,
+// answering the oracle queries of docs/design.md §3 with hand-written jets. The primal pass at w is computed
+// once and reused by every query at the same w (detected by comparing w with the cached point).
+#include <memory>
+#include <span>
+
+#include "cflow/engine/model.h"
+#include "cflow/engine/objective.h"
+
+namespace cflow {
+
+struct NetworkOptions {
+  index_t chunk = 0;            // examples per pass (0: all); bounds memory, results agree to rounding
+  index_t max_directions = 16;  // directions per pass for hvp/quad/d3; bounds memory likewise
+};
+
+struct Evaluation {
+  double loss = 0;      // mean loss
+  double accuracy = 0;  // fraction of examples classified correctly
+};
+
+template <class T>
+class Network final : public Objective<T> {
+ public:
+  // inputs: [features × n] column-major (an example per column, NCHW); targets: [C × n].
+  Network(const Device& dev, const ModelSpec& spec, std::span<const T> inputs, std::span<const T> targets,
+          NetworkOptions options = {});
+  ~Network() override;
+  Network(Network&&) noexcept;
+
+  index_t dim() const override;
+  const Device& device() const override;
+  index_t examples() const;
+  const ModelSpec& spec() const;
+
+  // PyTorch-default initialization from a seed, drawn on the host in float64 and rounded to T, so
+  // every backend and both precisions start from the same point.
+  std::vector<T> initial_parameters(std::uint64_t seed) const;
+
+  T value_grad(const T* w, T* grad) override;
+  void hvp(const T* w, const T* V, index_t m, T* HV) override;
+  std::vector<T> quad(const T* w, const T* U, index_t m) override;
+  void d3(const T* w, const T* U, index_t k, T* D) override;
+
+  Evaluation evaluate(const T* w);
+  // Network outputs f(w; x_i) into out ([C × n], device).
+  void outputs(const T* w, T* out);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace cflow

@@ -1,0 +1,28 @@
+#pragma once
+// The derivative oracle every process talks to (docs/design.md §3). Implemented by the network engine and
+// by analytic test objectives. All pointers are device pointers; d = dim().
+#include <vector>
+
+#include "cflow/runtime/buffer.h"
+#include "cflow/engine/pairs.h"
+
+namespace cflow {
+
+template <class T>
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  virtual index_t dim() const = 0;
+  virtual const Device& device() const = 0;
+  // L(w), and ∇L(w) into grad (d).
+  virtual T value_grad(const T* w, T* grad) = 0;
+  // HV for a block V of m directions (d × m, column-major) into HV (d × m).
+  virtual void hvp(const T* w, const T* V, index_t m, T* HV) = 0;
+  // u_jᵀ H u_j for each column of U (d × m), returned on the host.
+  virtual std::vector<T> quad(const T* w, const T* U, index_t m) = 0;
+  // ∇_w(u_iᵀ H(w) u_j) for all pairs i ≤ j of the k columns of U, into D (d × k(k+1)/2), pairs in
+  // the order of cflow::pair_index.
+  virtual void d3(const T* w, const T* U, index_t k, T* D) = 0;
+};
+
+}  // namespace cflow

@@ -1,0 +1,39 @@
+#pragma once
+// The flows of docs/design.md §6 as explicit Euler substeps on (w, s), for any optimizer of
+// include/cflow/flow/optimizer.h ("preconditioner P(s) + state dynamics").
+#include <vector>
+
+#include "cflow/engine/objective.h"
+#include "cflow/flow/optimizer.h"
+#include "cflow/solvers/sdcp.h"
+
+namespace cflow {
+
+// The critical eigenpairs of the effective Hessian P⁻¹H at the current point: effective eigenvalues
+// λ_1..λ_k above the threshold and generalized eigenvectors U (d × k, device) with HU = PUΛ and
+// UᵀPU = I.
+template <class T>
+struct CriticalSet {
+  std::vector<double> eigenvalues;
+  const T* U = nullptr;
+  index_t k() const { return index_t(eigenvalues.size()); }
+};
+
+struct CentralSubstep {
+  std::vector<double> X;  // k × k oscillation covariance in the critical basis (Σ = UXUᵀ)
+  SdcpResult sdcp;        // the solver's residuals (empty X and 0 iterations when k = 0)
+  double seconds_d3 = 0, seconds_sdcp = 0;  // time in the third derivatives and in the SDCP solve
+};
+
+// Stable flow substep: w += dt·(−P⁻¹g), s += dt·ṡ(g⊙g), all evaluated at the start of the substep.
+template <class T>
+void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, const T* g, index_t d, double dt);
+
+// Central flow substep: models the oscillations as Σ = UXUᵀ, writes ẇ, ṡ and the next stability
+// margin Uᵀ(2P − H)U as affine functions of X, solves the SDCP for X and advances w and s by dt.
+// g = ∇L(w). k = 0 is a stable-flow substep.
+template <class T>
+CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
+                                    const CriticalSet<T>& critical, double dt);
+
+}  // namespace cflow

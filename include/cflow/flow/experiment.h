@@ -1,0 +1,119 @@
+#pragma once
+// The processes of docs/design.md §6 — the optimizer itself (discrete), its iterates seen at second-order
+// midpoints (midpoint), the stable flow and the central flow — advancing side by side from one
+// initialization, one unit of time per step(), all through one Objective and one OptimizerState type.
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cflow/engine/network.h"
+#include "cflow/engine/objective.h"
+#include "cflow/flow/optimizer.h"
+
+namespace cflow {
+
+enum class ProcessKind { discrete, midpoint, stable, central };
+ProcessKind parse_process(std::string_view name);  // throws cflow::Error naming the valid choices
+std::string to_string(ProcessKind kind);
+
+struct EigenSettings {
+  int frequency = 1;             // a full LOBPCG solve every `frequency` steps, Rayleigh refreshes between
+  int initial_k = 1;
+  double track_threshold = 1.5;  // effective units: every eigenvalue above it is tracked
+  int k_max = 20;
+  double tolerance = 1e-8;       // LOBPCG relative residual
+  int max_iterations = 100;
+  bool raw_eigenvalues = true;   // also log eigenvalues of H itself (a second solve for rmsprop)
+};
+
+struct FlowSettings {
+  int central_nsubsteps = 4;
+  double sdcp_threshold = 1.95;  // critical set: effective eigenvalues above it
+  int stable_min_nsubsteps = 4;
+  double stable_max_seff = 100;  // the stable flow stops past this effective sharpness
+};
+
+struct ExperimentSettings {
+  OptimizerSpec optimizer;
+  std::vector<ProcessKind> processes{ProcessKind::discrete, ProcessKind::central, ProcessKind::stable};
+  int warm_start = 0;  // discrete steps taken before the processes branch
+  EigenSettings eig;
+  FlowSettings flow;
+  std::uint64_t seed = 0;  // eigen-solver start vectors
+  int selected_coordinates = 25;
+};
+
+inline constexpr double kNotLogged = std::numeric_limits<double>::quiet_NaN();
+
+// What one process reports at time t (before it advances). Central-only fields stay NaN/empty for
+// the other processes.
+struct ProcessRecord {
+  double train_loss = kNotLogged, train_acc = kNotLogged, test_loss = kNotLogged, test_acc = kNotLogged;
+  double grad_norm_sq = kNotLogged;
+  std::vector<double> effective_eigs;  // tracked eigenvalues of P⁻¹H, descending
+  std::vector<double> hessian_eigs;    // eigenvalues of H, descending
+  StateSummary state;                  // opt.* summaries
+  std::vector<double> grad_sq_selected;
+  int substeps = 0;
+  bool stopped = false;  // the process has stopped (diverged, or the stable flow past max S_eff)
+  // central flow:
+  double predicted_loss = kNotLogged, predicted_grad_norm_sq = kNotLogged, sigma_trace = kNotLogged;
+  std::vector<double> predicted_variances;  // ξ: eigenvalues of X, descending
+  std::vector<double> predicted_grad_sq_selected;
+  double sdcp_residual = kNotLogged;
+  // Where the step's time went (seconds): "grad_and_value", "eig", "d3", "sdcp", "total".
+  std::vector<std::pair<std::string, double>> seconds;
+};
+
+struct StepRecord {
+  std::int64_t step = 0;
+  std::vector<std::pair<ProcessKind, ProcessRecord>> processes;  // in ExperimentSettings order
+  std::vector<std::pair<std::string, double>> distances;         // "a-b" (names sorted), ‖w_a − w_b‖
+  std::vector<double> deltas;  // (UQ)ᵀP(w_discrete − w_central), when both run
+};
+
+struct ProcessStatus {
+  ProcessKind kind;
+  bool stopped = false;
+  std::string reason;  // why it stopped, e.g. "loss is NaN at step 412"
+};
+
+// Everything needed to continue a run bit for bit: named host arrays and scalars.
+struct Checkpoint {
+  std::int64_t step = 0;
+  std::vector<std::pair<std::string, std::vector<double>>> arrays;
+};
+
+template <class T>
+class Experiment {
+ public:
+  using Evaluate = std::function<Evaluation(const T* w)>;
+  // train: the oracle; evaluate_train/evaluate_test: loss and accuracy at a point (evaluate_test may
+  // be empty); w0: the initialization (host). Warm-start steps are taken here.
+  Experiment(Objective<T>& train, Evaluate evaluate_train, Evaluate evaluate_test, std::span<const T> w0,
+             const ExperimentSettings& settings);
+  ~Experiment();
+
+  // Logs every process at the current time, then advances each by one unit of time.
+  StepRecord step();
+  std::int64_t steps_done() const;
+  std::vector<ProcessStatus> status() const;
+  const ExperimentSettings& settings() const;
+  // Largest number of eigenvalues any process can track (columns of the eigenvalue datasets).
+  int max_tracked() const;
+
+  Checkpoint checkpoint() const;
+  void restore(const Checkpoint& checkpoint);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace cflow

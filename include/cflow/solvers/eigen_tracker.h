@@ -1,0 +1,91 @@
+#pragma once
+// Tracks the top eigenpairs of A = P^{-1/2} H P^{-1/2} along a trajectory (docs/design.md §5): full solves
+// by warm-started LOBPCG from the previous vectors, with signs aligned to them and the block grown
+// until every eigenvalue above the track threshold is tracked; in between, cheap refreshes of the
+// eigenvalues by Rayleigh quotients of the cached vectors. float and double are instantiated.
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "cflow/runtime/buffer.h"
+#include "cflow/solvers/lobpcg.h"
+
+namespace cflow {
+
+// out_host[j] = u_jᵀ H u_j for the m columns of the d×m device block U (the objective's `quad`).
+template <class T>
+using QuadraticForm = std::function<void(const T* U, index_t m, T* out_host)>;
+
+struct EigenTrackerOptions {
+  int initial_k = 1;
+  // While the smallest tracked eigenvalue is above this, a full solve adds a column and solves again,
+  // so every eigenvalue above it is tracked, plus one below. nullopt: k stays fixed. k never shrinks.
+  std::optional<double> track_threshold = 1.5;
+  int k_max = 20;  // cap on the growth (and on initial_k); also capped at d
+  double tolerance = 1e-8;
+  int max_iterations = 100;
+  unsigned seed = 0;
+};
+
+// What the last full solve did, summed over its LOBPCG calls (one plus one per growth step).
+struct EigenSolveReport {
+  int lobpcg_calls = 0;
+  int iterations = 0;
+  int operator_calls = 0;
+  int operator_applications = 0;
+  bool converged = false;          // of the last LOBPCG call
+  std::vector<double> residuals;   // of the last LOBPCG call
+};
+
+// The tracker's state between calls, on the host, for checkpoints (resume continues bit for bit).
+struct EigenTrackerSnapshot {
+  std::vector<double> Y;            // d×k tracked vectors
+  std::vector<double> eigenvalues;  // k
+  std::int64_t target_k = 0;
+  std::int64_t lobpcg_calls = 0;    // seeds the random columns of later solves
+};
+
+template <class T>
+class EigenTracker {
+ public:
+  EigenTracker(const Device& dev, index_t d, const EigenTrackerOptions& options);
+
+  // Full solve for A = P^{-1/2} H P^{-1/2} (p_diag: device vector of length d, or null for P = I),
+  // warm-started from the tracked vectors. Each new vector takes the sign that makes it agree with the
+  // previous vector it overlaps most (by |overlap|, so a swap of two eigenvalues keeps both signs).
+  const EigenSolveReport& solve(const BlockOperator<T>& H, const T* p_diag);
+
+  // Rayleigh refresh with the current H and P: λ_j ← u_jᵀ H u_j with u_j = P^{-1/2} y_j, then the
+  // pairs re-sorted by λ descending. The vectors Y are not changed (only permuted), so U, recomputed
+  // with the current P, keeps UᵀPU = I, while UᵀHU is no longer exactly diagonal.
+  void refresh(const QuadraticForm<T>& quad, const T* p_diag);
+
+  bool has_solution() const { return !eigenvalues_.empty(); }
+  index_t dimension() const { return d_; }
+  index_t k() const { return index_t(eigenvalues_.size()); }
+  std::span<const T> eigenvalues() const { return eigenvalues_; }  // descending
+  const T* Y() const { return Y_.data(); }                          // d×k, orthonormal
+  const T* U() const { return U_.data(); }                          // d×k, P^{-1/2} Y
+  const EigenSolveReport& last_solve() const { return report_; }
+
+  EigenTrackerSnapshot snapshot() const;
+  // U is recomputed by the next solve or refresh.
+  void restore(const EigenTrackerSnapshot& snapshot);
+
+ private:
+  void align_signs(LobpcgResult<T>& result) const;
+
+  Device dev_;
+  index_t d_;
+  EigenTrackerOptions options_;
+  index_t k_cap_;
+  index_t target_k_;
+  unsigned lobpcg_calls_ = 0;  // over the tracker's life: each call draws fresh random columns
+  std::vector<T> eigenvalues_;
+  Buffer<T> Y_, U_;
+  EigenSolveReport report_;
+};
+
+}  // namespace cflow
