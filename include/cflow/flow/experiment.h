@@ -12,7 +12,6 @@
 #include <utility>
 #include <vector>
 
-#include "cflow/engine/network.h"
 #include "cflow/engine/objective.h"
 #include "cflow/flow/optimizer.h"
 
