@@ -1,14 +1,13 @@
 // The central flow (docs/design.md §6): central_nsubsteps Euler substeps per unit of time, each solving
 // the SDCP for the oscillation covariance Σ = UXUᵀ on the critical eigenvectors; at time t it also
 // reports the predictions of the discrete optimizer's time averages.
-#include <lapacke.h>
-
 #include <algorithm>
 #include <cmath>
 #include <optional>
 
 #include "cflow/runtime/blas.h"
 #include "host/flow/process.h"
+#include "host/solvers/small_dense.h"
 #include "kernels/flow.h"
 
 namespace cflow {
@@ -87,8 +86,8 @@ class CentralProcess final : public Process<T> {
 
   // ξ (descending) and directions_ = UQ from X = Q diag(ξ) Qᵀ.
   std::vector<double> sigma_eigenbasis(Context& c, const std::vector<double>& X, const T* U, index_t k) {
-    std::vector<double> Q = X, xi(static_cast<std::size_t>(k));
-    if (k > 0) CFLOW_REQUIRE(LAPACKE_dsyev(LAPACK_COL_MAJOR, 'V', 'L', k, Q.data(), k, xi.data()) == 0, "dsyev of X");
+    std::vector<double> Q = X;
+    std::vector<double> xi = symmetric_eigen_qr(k, Q);
     std::reverse(xi.begin(), xi.end());
     std::vector<T> Q_desc(static_cast<std::size_t>(k * k));
     for (index_t j = 0; j < k; ++j)
