@@ -3,7 +3,6 @@
 #include "cflow/flow/experiment.h"
 
 #include <algorithm>
-#include <array>
 #include <map>
 
 #include "cflow/runtime/blas.h"
@@ -13,27 +12,8 @@
 
 namespace cflow {
 
-namespace {
-constexpr std::array<std::pair<const char*, ProcessKind>, 4> kProcesses{{{"discrete", ProcessKind::discrete},
-                                                                         {"midpoint", ProcessKind::midpoint},
-                                                                         {"stable", ProcessKind::stable},
-                                                                         {"central", ProcessKind::central}}};
-}  // namespace
-
-ProcessKind parse_process(std::string_view name) {
-  std::string valid;
-  for (const auto& [key, kind] : kProcesses) {
-    if (name == key) return kind;
-    valid += (valid.empty() ? "" : ", ") + std::string(key);
-  }
-  throw Error("unknown process '" + std::string(name) + "' (valid: " + valid + ")");
-}
-
-std::string to_string(ProcessKind kind) {
-  for (const auto& [key, k] : kProcesses)
-    if (k == kind) return key;
-  return "?";
-}
+ProcessKind parse_process(std::string_view name) { return parse_choice("process", name, kProcessChoices); }
+std::string to_string(ProcessKind kind) { return choice_name(kind, kProcessChoices); }
 
 template <class T>
 struct Experiment<T>::State {

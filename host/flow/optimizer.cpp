@@ -16,21 +16,8 @@
 
 namespace cflow {
 
-OptimizerKind parse_optimizer(std::string_view name) {
-  if (name == "gd") return OptimizerKind::gd;
-  if (name == "scalar-rmsprop") return OptimizerKind::scalar_rmsprop;
-  if (name == "rmsprop") return OptimizerKind::rmsprop;
-  throw Error("unknown optimizer '" + std::string(name) + "' (expected gd, scalar-rmsprop or rmsprop)");
-}
-
-std::string to_string(OptimizerKind kind) {
-  switch (kind) {
-    case OptimizerKind::gd: return "gd";
-    case OptimizerKind::scalar_rmsprop: return "scalar-rmsprop";
-    case OptimizerKind::rmsprop: return "rmsprop";
-  }
-  throw Error("unknown OptimizerKind");
-}
+OptimizerKind parse_optimizer(std::string_view name) { return parse_choice("optimizer", name, kOptimizerChoices); }
+std::string to_string(OptimizerKind kind) { return choice_name(kind, kOptimizerChoices); }
 
 std::vector<index_t> selected_indices(index_t d, index_t count) {
   CFLOW_REQUIRE(d >= 1 && count >= 2, "selected_indices needs d >= 1 and count >= 2");

@@ -27,10 +27,14 @@
 #include <vector>
 
 #include "cflow/runtime/buffer.h"
+#include "cflow/runtime/choice.h"
 
 namespace cflow {
 
 enum class OptimizerKind { gd, scalar_rmsprop, rmsprop };
+inline constexpr ChoiceTable<OptimizerKind, 3> kOptimizerChoices{{{"gd", OptimizerKind::gd},
+                                                                  {"scalar-rmsprop", OptimizerKind::scalar_rmsprop},
+                                                                  {"rmsprop", OptimizerKind::rmsprop}}};
 
 struct OptimizerSpec {
   OptimizerKind kind = OptimizerKind::gd;
@@ -40,7 +44,7 @@ struct OptimizerSpec {
   bool bias_correction = false;
 };
 
-OptimizerKind parse_optimizer(std::string_view name);  // "gd" | "scalar-rmsprop" | "rmsprop"
+OptimizerKind parse_optimizer(std::string_view name);  // throws cflow::Error naming the valid choices
 std::string to_string(OptimizerKind kind);
 
 // The coordinates logged as "…_selected_idx": count evenly spaced indices ⌊j(d−1)/(count−1)⌋,
