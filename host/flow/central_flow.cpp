@@ -26,6 +26,33 @@ std::vector<double> to_double(const Buffer<T>& buffer) {
 double multiplicity(index_t c, index_t d) { return c == d ? 1.0 : 2.0; }
 index_t pair_of(index_t a, index_t b, index_t k) { return a <= b ? pair_index(a, b, k) : pair_index(b, a, k); }
 
+// The SDCP's data: the next margin M + dt·Ṁ = α + 𝓑[X] with Ṁ = 2UᵀṖU − Ḣ_U, (Ḣ_U)_ab = ⟨d_ab, ẇ⟩,
+// ẇ = −P⁻¹g − ½ Σ_cd X_cd P⁻¹d_cd (sums over ordered pairs). d_g = ⟨d_ab, P⁻¹g⟩, d_metric =
+// ⟨d_ab, P⁻¹d_cd⟩ (pairs × pairs).
+struct MarginProblem {
+  std::vector<double> alpha, B;  // k × k and k² × k²
+};
+
+MarginProblem next_margin(index_t k, const std::vector<double>& lambda, const std::vector<double>& d_g,
+                          const std::vector<double>& d_metric, const PreconditionerRateOnSpan& rate, double dt) {
+  const index_t pairs = pair_count(k);
+  const std::vector<double>&preconditioner_0 = rate.at_zero, &preconditioner_x = rate.per_x;
+  std::vector<double> alpha(std::size_t(k * k)), B(std::size_t(k * k * k * k));
+  for (index_t row = 0; row < k; ++row)
+    for (index_t col = 0; col < k; ++col) {
+      const index_t ab = pair_of(row, col, k);
+      alpha[std::size_t(row + k * col)] = (row == col ? 2.0 - lambda[std::size_t(row)] : 0.0) +
+                                         dt * (d_g[std::size_t(ab)] + 2.0 * preconditioner_0[std::size_t(row + k * col)]);
+      for (index_t c = 0; c < k; ++c)
+        for (index_t e = 0; e < k; ++e) {
+          const index_t ce = pair_of(c, e, k);
+          B[std::size_t((row + k * col) + k * k * (c + k * e))] =
+              dt * (0.5 * d_metric[std::size_t(ab + pairs * ce)] + 2.0 * preconditioner_x[std::size_t(ab + pairs * ce)]);
+        }
+    }
+  return {std::move(alpha), std::move(B)};
+}
+
 }  // namespace
 
 template <class T>
@@ -79,25 +106,10 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
   Buffer<T> products(dev, d * pairs);  // u_c ⊙ u_d
   CFLOW_DISPATCH(dev, pair_products<T>, dev, d, k, U, products.data());
   const PreconditionerRateOnSpan rate = state.preconditioner_rate_on_span(g, p.data(), U, k, products.data(), lambda);
-  const std::vector<double>&preconditioner_0 = rate.at_zero, &preconditioner_x = rate.per_x;
 
-  // Next margin M + dt·Ṁ = α + 𝓑[X] with Ṁ = 2UᵀṖU − Ḣ_U, (Ḣ_U)_ab = ⟨d_ab, ẇ⟩,
-  // ẇ = −P⁻¹g − ½ Σ_cd X_cd P⁻¹d_cd (sums over ordered pairs).
-  std::vector<double> alpha(std::size_t(k * k)), B(std::size_t(k * k * k * k));
-  for (index_t row = 0; row < k; ++row)
-    for (index_t col = 0; col < k; ++col) {
-      const index_t ab = pair_of(row, col, k);
-      alpha[std::size_t(row + k * col)] = (row == col ? 2.0 - lambda[std::size_t(row)] : 0.0) +
-                                         dt * (d_g[std::size_t(ab)] + 2.0 * preconditioner_0[std::size_t(row + k * col)]);
-      for (index_t c = 0; c < k; ++c)
-        for (index_t e = 0; e < k; ++e) {
-          const index_t ce = pair_of(c, e, k);
-          B[std::size_t((row + k * col) + k * k * (c + k * e))] =
-              dt * (0.5 * d_metric[std::size_t(ab + pairs * ce)] + 2.0 * preconditioner_x[std::size_t(ab + pairs * ce)]);
-        }
-    }
+  const MarginProblem margin = next_margin(k, lambda, d_g, d_metric, rate, dt);
   const Stopwatch sdcp_time(dev);
-  result.sdcp = solve_sdcp(int(k), alpha, B);
+  result.sdcp = solve_sdcp(int(k), margin.alpha, margin.B);
   result.seconds_sdcp = sdcp_time.seconds();
   if (!result.sdcp.converged) {
     std::ostringstream message;
