@@ -5,8 +5,9 @@
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_support.h"
-#include "cflow/flow/experiment.h"
 #include "cflow/engine/gradcheck.h"
+#include "cflow/engine/network.h"
+#include "cflow/flow/experiment.h"
 
 namespace cflow::bench {
 namespace {

@@ -7,28 +7,23 @@
 namespace cflow::cli {
 
 void ModelOptions::register_options(CLI::App& cmd) {
-  cmd.add_option("--arch", arch, "mlp | cnn")->capture_default_str()->check(CLI::IsMember({"mlp", "cnn"}));
+  cmd.add_option("--arch", arch, joined_choice_names(kArchitectureChoices, " | "))
+      ->capture_default_str()
+      ->check(CLI::IsMember(choice_names(kArchitectureChoices)));
   cmd.add_option("--width", width, "MLP hidden width; CNN base channels")->capture_default_str()->check(CLI::PositiveNumber);
   cmd.add_option("--depth", depth, "MLP hidden layers")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd.add_option("--act", activation, "gelu | tanh | silu | softplus | relu | identity")
+  cmd.add_option("--act", activation, joined_choice_names(kActivationChoices, " | "))
       ->capture_default_str()
-      ->check(CLI::IsMember({"gelu", "tanh", "silu", "softplus", "relu", "identity"}));
-  cmd.add_option("--loss", loss, "mse | ce")->capture_default_str()->check(CLI::IsMember({"mse", "ce"}));
+      ->check(CLI::IsMember(choice_names(kActivationChoices)));
+  cmd.add_option("--loss", loss, joined_choice_names(kLossChoices, " | "))
+      ->capture_default_str()
+      ->check(CLI::IsMember(choice_names(kLossChoices)));
   cmd.add_option("--classes", classes, "number of classes N >= 2, or 'binary' (one output)")->capture_default_str();
   cmd.add_flag("--no-bias", no_bias, "MLP layers without biases");
 }
 
 ModelSpec ModelOptions::spec(TensorShape input) const {
-  ModelSpec s;
-  s.arch = parse_architecture(arch);
-  s.width = width;
-  s.depth = depth;
-  s.activation = parse_activation(activation);
-  s.loss = parse_loss(loss);
-  s.classes = parse_class_choice(classes).outputs();
-  s.bias = !no_bias;
-  s.input = input;
-  return s;
+  return model_spec({arch, activation, loss, width, depth, !no_bias, parse_class_choice(classes).outputs()}, input);
 }
 
 TensorShape gradcheck_input_shape(const ModelOptions& options) {

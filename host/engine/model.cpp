@@ -1,49 +1,30 @@
 // Model configuration: names, parsing, and the layer sequence of each architecture.
-#include <array>
-#include <utility>
-
 #include "cflow/runtime/error.h"
 #include "cflow/engine/model.h"
 #include "host/engine/layer.h"
 
 namespace cflow {
-namespace {
-
-template <class E, std::size_t N>
-E parse_choice(std::string_view what, std::string_view name, const std::array<std::pair<const char*, E>, N>& table) {
-  std::string valid;
-  for (const auto& [key, value] : table) {
-    if (name == key) return value;
-    valid += (valid.empty() ? "" : ", ") + std::string(key);
-  }
-  throw Error("unknown " + std::string(what) + " '" + std::string(name) + "' (valid: " + valid + ")");
+Activation parse_activation(std::string_view name) { return parse_choice("activation", name, kActivationChoices); }
+LossKind parse_loss(std::string_view name) { return parse_choice("loss", name, kLossChoices); }
+Architecture parse_architecture(std::string_view name) {
+  return parse_choice("architecture", name, kArchitectureChoices);
 }
+std::string to_string(Activation act) { return choice_name(act, kActivationChoices); }
+std::string to_string(LossKind loss) { return choice_name(loss, kLossChoices); }
+std::string to_string(Architecture arch) { return choice_name(arch, kArchitectureChoices); }
 
-template <class E, std::size_t N>
-std::string choice_name(E value, const std::array<std::pair<const char*, E>, N>& table) {
-  for (const auto& [key, v] : table)
-    if (v == value) return key;
-  return "?";
+ModelSpec model_spec(const ModelSettings& settings, TensorShape input) {
+  ModelSpec spec;
+  spec.arch = parse_architecture(settings.arch);
+  spec.width = settings.width;
+  spec.depth = settings.depth;
+  spec.activation = parse_activation(settings.activation);
+  spec.bias = settings.bias;
+  spec.input = input;
+  spec.classes = settings.classes;
+  spec.loss = parse_loss(settings.loss);
+  return spec;
 }
-
-constexpr std::array<std::pair<const char*, Activation>, 6> kActivations{{{"gelu", Activation::gelu},
-                                                                          {"tanh", Activation::tanh},
-                                                                          {"silu", Activation::silu},
-                                                                          {"softplus", Activation::softplus},
-                                                                          {"relu", Activation::relu},
-                                                                          {"identity", Activation::identity}}};
-constexpr std::array<std::pair<const char*, LossKind>, 2> kLosses{{{"mse", LossKind::mse}, {"ce", LossKind::ce}}};
-constexpr std::array<std::pair<const char*, Architecture>, 2> kArchitectures{
-    {{"mlp", Architecture::mlp}, {"cnn", Architecture::cnn}}};
-
-}  // namespace
-
-Activation parse_activation(std::string_view name) { return parse_choice("activation", name, kActivations); }
-LossKind parse_loss(std::string_view name) { return parse_choice("loss", name, kLosses); }
-Architecture parse_architecture(std::string_view name) { return parse_choice("architecture", name, kArchitectures); }
-std::string to_string(Activation act) { return choice_name(act, kActivations); }
-std::string to_string(LossKind loss) { return choice_name(loss, kLosses); }
-std::string to_string(Architecture arch) { return choice_name(arch, kArchitectures); }
 
 template <class T>
 LayerStack<T> build_layers(const ModelSpec& spec) {

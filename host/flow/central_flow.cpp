@@ -8,6 +8,7 @@
 #include "cflow/runtime/nvtx.h"
 #include "kernels/elementwise.h"
 #include "host/runtime/stopwatch.h"
+#include "host/solvers/small_dense.h"
 #include "kernels/flow.h"
 
 namespace cflow {
@@ -21,17 +22,36 @@ std::vector<double> to_double(const Buffer<T>& buffer) {
   return {host.begin(), host.end()};
 }
 
-// Gram matrix AᵀB (cols × cols) of two d × cols device matrices, on the host.
-template <class T>
-std::vector<double> gram(const Device& dev, index_t d, index_t cols, const T* A, const T* B) {
-  Buffer<T> out(dev, cols * cols);
-  blas::gemm<T>(dev, Op::T, Op::N, cols, cols, d, T(1), A, d, B, d, T(0), out.data(), cols);
-  return to_double(out);
-}
-
 // Multiplicity of pair (c, d) in a sum over all ordered pairs.
 double multiplicity(index_t c, index_t d) { return c == d ? 1.0 : 2.0; }
 index_t pair_of(index_t a, index_t b, index_t k) { return a <= b ? pair_index(a, b, k) : pair_index(b, a, k); }
+
+// The SDCP's data: the next margin M + dt·Ṁ = α + 𝓑[X] with Ṁ = 2UᵀṖU − Ḣ_U, (Ḣ_U)_ab = ⟨d_ab, ẇ⟩,
+// ẇ = −P⁻¹g − ½ Σ_cd X_cd P⁻¹d_cd (sums over ordered pairs). d_g = ⟨d_ab, P⁻¹g⟩, d_metric =
+// ⟨d_ab, P⁻¹d_cd⟩ (pairs × pairs).
+struct MarginProblem {
+  std::vector<double> alpha, B;  // k × k and k² × k²
+};
+
+MarginProblem next_margin(index_t k, const std::vector<double>& lambda, const std::vector<double>& d_g,
+                          const std::vector<double>& d_metric, const PreconditionerRateOnSpan& rate, double dt) {
+  const index_t pairs = pair_count(k);
+  const std::vector<double>&preconditioner_0 = rate.at_zero, &preconditioner_x = rate.per_x;
+  std::vector<double> alpha(std::size_t(k * k)), B(std::size_t(k * k * k * k));
+  for (index_t row = 0; row < k; ++row)
+    for (index_t col = 0; col < k; ++col) {
+      const index_t ab = pair_of(row, col, k);
+      alpha[std::size_t(row + k * col)] = (row == col ? 2.0 - lambda[std::size_t(row)] : 0.0) +
+                                         dt * (d_g[std::size_t(ab)] + 2.0 * preconditioner_0[std::size_t(row + k * col)]);
+      for (index_t c = 0; c < k; ++c)
+        for (index_t e = 0; e < k; ++e) {
+          const index_t ce = pair_of(c, e, k);
+          B[std::size_t((row + k * col) + k * k * (c + k * e))] =
+              dt * (0.5 * d_metric[std::size_t(ab + pairs * ce)] + 2.0 * preconditioner_x[std::size_t(ab + pairs * ce)]);
+        }
+    }
+  return {std::move(alpha), std::move(B)};
+}
 
 }  // namespace
 
@@ -75,72 +95,21 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
   objective.d3(w, U, k, D.data());
   result.seconds_d3 = d3_time.seconds();
   CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, pairs, inverse_p.data(), D.data(), pinv_D.data());
-  const std::vector<double> d_metric = gram(dev, d, pairs, D.data(), pinv_D.data());
+  const std::vector<double> d_metric = device_gram(dev, d, pairs, D.data(), pinv_D.data());
   Buffer<T> d_dot_step(dev, pairs);
   blas::gemv<T>(dev, Op::T, d, pairs, T(1), D.data(), d, pinv_g.data(), T(0), d_dot_step.data());
   const std::vector<double> d_g = to_double(d_dot_step);
 
   // UᵀṖU: ṗ is affine in E[g⊙g] = g⊙g + diag(HΣH) (optimizer.h), so it splits into a part at X = 0
   // and a part linear in X: preconditioner_x[(ab),(cd)] is the coefficient of X_cd in (UᵀṖU)_ab.
+  // The optimizer answers both.
   Buffer<T> products(dev, d * pairs);  // u_c ⊙ u_d
   CFLOW_DISPATCH(dev, pair_products<T>, dev, d, k, U, products.data());
-  std::vector<double> preconditioner_0(std::size_t(k * k), 0.0);
-  std::vector<double> preconditioner_x(std::size_t(pairs * pairs), 0.0);  // [(ab) + pairs·(cd)]
-  const OptimizerKind kind = state.spec().kind;
-  if (kind == OptimizerKind::rmsprop) {
-    Buffer<T> a(dev, d), b(dev, d), rate(dev, d), weighted(dev, d * pairs);
-    state.preconditioner_rate_coefficients(a.data(), b.data());
-    // ṗ⁰ = a ⊙ g⊙g + b
-    CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p.data(), nullptr, rate.data());
-    CFLOW_DISPATCH(dev, multiply<T>, dev, d, a.data(), rate.data(), rate.data());
-    blas::axpy<T>(dev, d, T(1), b.data(), rate.data());
-    Buffer<T> scaled_U(dev, d * k);
-    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, k, rate.data(), U, scaled_U.data());
-    preconditioner_0 = gram(dev, d, k, U, scaled_U.data());
-    // X part: ṗ_r = a_r p_r² Σ_cd λ_cλ_d u_cr u_dr X_cd, so the coefficient is λ_cλ_d Σ_r κ_r (u_a u_b)_r (u_c u_d)_r.
-    CFLOW_DISPATCH(dev, multiply<T>, dev, d, a.data(), p.data(), rate.data());
-    CFLOW_DISPATCH(dev, multiply<T>, dev, d, rate.data(), p.data(), rate.data());
-    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, pairs, rate.data(), products.data(), weighted.data());
-    preconditioner_x = gram(dev, d, pairs, products.data(), weighted.data());
-    for (index_t c = 0; c < k; ++c)
-      for (index_t e = c; e < k; ++e)
-        for (index_t ab = 0; ab < pairs; ++ab) preconditioner_x[std::size_t(ab + pairs * pair_index(c, e, k))] *= lambda[std::size_t(c)] * lambda[std::size_t(e)];
-  } else if (kind == OptimizerKind::scalar_rmsprop) {
-    Buffer<T> a(dev, 1), b(dev, 1);
-    state.preconditioner_rate_coefficients(a.data(), b.data());
-    const double a0 = double(a.to_host()[0]), b0 = double(b.to_host()[0]);
-    const double rate0 = a0 * double(blas::dot<T>(dev, d, g, g)) + b0;  // ṗ at X = 0, the same on every coordinate
-    const std::vector<double> UtU = gram(dev, d, k, U, U);
-    Buffer<T> PU(dev, d * k);
-    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, k, p.data(), U, PU.data());
-    const std::vector<double> PUtPU = gram(dev, d, k, PU.data(), PU.data());
-    for (std::size_t i = 0; i < UtU.size(); ++i) preconditioner_0[i] = rate0 * UtU[i];
-    // ṗ_X = a Σ_cd λ_cλ_d (Pu_c·Pu_d) X_cd on every coordinate; (UᵀṖ_XU)_ab = ṗ_X (UᵀU)_ab.
-    for (index_t row = 0; row < k; ++row)
-      for (index_t col = row; col < k; ++col)
-        for (index_t c = 0; c < k; ++c)
-          for (index_t e = c; e < k; ++e)
-            preconditioner_x[std::size_t(pair_index(row, col, k) + pairs * pair_index(c, e, k))] =
-                a0 * lambda[std::size_t(c)] * lambda[std::size_t(e)] * PUtPU[std::size_t(c + k * e)] * UtU[std::size_t(row + k * col)];
-  }
+  const PreconditionerRateOnSpan rate = state.preconditioner_rate_on_span(g, p.data(), U, k, products.data(), lambda);
 
-  // Next margin M + dt·Ṁ = α + 𝓑[X] with Ṁ = 2UᵀṖU − Ḣ_U, (Ḣ_U)_ab = ⟨d_ab, ẇ⟩,
-  // ẇ = −P⁻¹g − ½ Σ_cd X_cd P⁻¹d_cd (sums over ordered pairs).
-  std::vector<double> alpha(std::size_t(k * k)), B(std::size_t(k * k * k * k));
-  for (index_t row = 0; row < k; ++row)
-    for (index_t col = 0; col < k; ++col) {
-      const index_t ab = pair_of(row, col, k);
-      alpha[std::size_t(row + k * col)] = (row == col ? 2.0 - lambda[std::size_t(row)] : 0.0) +
-                                         dt * (d_g[std::size_t(ab)] + 2.0 * preconditioner_0[std::size_t(row + k * col)]);
-      for (index_t c = 0; c < k; ++c)
-        for (index_t e = 0; e < k; ++e) {
-          const index_t ce = pair_of(c, e, k);
-          B[std::size_t((row + k * col) + k * k * (c + k * e))] =
-              dt * (0.5 * d_metric[std::size_t(ab + pairs * ce)] + 2.0 * preconditioner_x[std::size_t(ab + pairs * ce)]);
-        }
-    }
+  const MarginProblem margin = next_margin(k, lambda, d_g, d_metric, rate, dt);
   const Stopwatch sdcp_time(dev);
-  result.sdcp = solve_sdcp(int(k), alpha, B);
+  result.sdcp = solve_sdcp(int(k), margin.alpha, margin.B);
   result.seconds_sdcp = sdcp_time.seconds();
   if (!result.sdcp.converged) {
     std::ostringstream message;

@@ -8,26 +8,16 @@
 
 #include "cflow/runtime/blas.h"
 #include "cflow/runtime/error.h"
+#include "cflow/engine/pairs.h"
+#include "host/solvers/small_dense.h"
 #include "kernels/elementwise.h"
+#include "kernels/flow.h"
 #include "kernels/optimizer.h"
 
 namespace cflow {
 
-OptimizerKind parse_optimizer(std::string_view name) {
-  if (name == "gd") return OptimizerKind::gd;
-  if (name == "scalar-rmsprop") return OptimizerKind::scalar_rmsprop;
-  if (name == "rmsprop") return OptimizerKind::rmsprop;
-  throw Error("unknown optimizer '" + std::string(name) + "' (expected gd, scalar-rmsprop or rmsprop)");
-}
-
-std::string to_string(OptimizerKind kind) {
-  switch (kind) {
-    case OptimizerKind::gd: return "gd";
-    case OptimizerKind::scalar_rmsprop: return "scalar-rmsprop";
-    case OptimizerKind::rmsprop: return "rmsprop";
-  }
-  throw Error("unknown OptimizerKind");
-}
+OptimizerKind parse_optimizer(std::string_view name) { return parse_choice("optimizer", name, kOptimizerChoices); }
+std::string to_string(OptimizerKind kind) { return choice_name(kind, kOptimizerChoices); }
 
 std::vector<index_t> selected_indices(index_t d, index_t count) {
   CFLOW_REQUIRE(d >= 1 && count >= 2, "selected_indices needs d >= 1 and count >= 2");
@@ -155,6 +145,54 @@ void OptimizerState<T>::preconditioner_rate_coefficients(T* a, T* b) const {
   if (!s.adaptive()) return;
   CFLOW_DISPATCH(s.dev, rms_rate_coefficients<T>, s.dev, s.nu.size(), s.nu.data(), T(s.denom()), T(s.spec.lr),
                  T(s.rate()), T(s.kt()), a, b);
+}
+
+template <class T>
+PreconditionerRateOnSpan OptimizerState<T>::preconditioner_rate_on_span(const T* g, const T* p, const T* U, index_t k,
+                                                                        const T* products,
+                                                                        const std::vector<double>& lambda) const {
+  const Impl& s = *impl_;
+  const Device& dev = s.dev;
+  const index_t d = s.d, pairs = pair_count(k);
+  PreconditionerRateOnSpan out{std::vector<double>(std::size_t(k * k), 0.0),
+                               std::vector<double>(std::size_t(pairs * pairs), 0.0)};
+  if (s.spec.kind == OptimizerKind::rmsprop) {
+    Buffer<T> a(dev, d), b(dev, d), rate(dev, d), weighted(dev, d * pairs);
+    preconditioner_rate_coefficients(a.data(), b.data());
+    // ṗ⁰ = a ⊙ g⊙g + b
+    CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p, nullptr, rate.data());
+    CFLOW_DISPATCH(dev, multiply<T>, dev, d, a.data(), rate.data(), rate.data());
+    blas::axpy<T>(dev, d, T(1), b.data(), rate.data());
+    Buffer<T> scaled_U(dev, d * k);
+    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, k, rate.data(), U, scaled_U.data());
+    out.at_zero = device_gram(dev, d, k, U, scaled_U.data());
+    // X part: ṗ_r = a_r p_r² Σ_cd λ_cλ_d u_cr u_dr X_cd, so the coefficient is λ_cλ_d Σ_r κ_r (u_a u_b)_r (u_c u_d)_r.
+    CFLOW_DISPATCH(dev, multiply<T>, dev, d, a.data(), p, rate.data());
+    CFLOW_DISPATCH(dev, multiply<T>, dev, d, rate.data(), p, rate.data());
+    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, pairs, rate.data(), products, weighted.data());
+    out.per_x = device_gram(dev, d, pairs, products, weighted.data());
+    for (index_t c = 0; c < k; ++c)
+      for (index_t e = c; e < k; ++e)
+        for (index_t ab = 0; ab < pairs; ++ab) out.per_x[std::size_t(ab + pairs * pair_index(c, e, k))] *= lambda[std::size_t(c)] * lambda[std::size_t(e)];
+  } else if (s.spec.kind == OptimizerKind::scalar_rmsprop) {
+    Buffer<T> a(dev, 1), b(dev, 1);
+    preconditioner_rate_coefficients(a.data(), b.data());
+    const double a0 = double(a.to_host()[0]), b0 = double(b.to_host()[0]);
+    const double rate0 = a0 * double(blas::dot<T>(dev, d, g, g)) + b0;  // ṗ at X = 0, the same on every coordinate
+    const std::vector<double> UtU = device_gram(dev, d, k, U, U);
+    Buffer<T> PU(dev, d * k);
+    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, k, p, U, PU.data());
+    const std::vector<double> PUtPU = device_gram(dev, d, k, PU.data(), PU.data());
+    for (std::size_t i = 0; i < UtU.size(); ++i) out.at_zero[i] = rate0 * UtU[i];
+    // ṗ_X = a Σ_cd λ_cλ_d (Pu_c·Pu_d) X_cd on every coordinate; (UᵀṖ_XU)_ab = ṗ_X (UᵀU)_ab.
+    for (index_t row = 0; row < k; ++row)
+      for (index_t col = row; col < k; ++col)
+        for (index_t c = 0; c < k; ++c)
+          for (index_t e = c; e < k; ++e)
+            out.per_x[std::size_t(pair_index(row, col, k) + pairs * pair_index(c, e, k))] =
+                a0 * lambda[std::size_t(c)] * lambda[std::size_t(e)] * PUtPU[std::size_t(c + k * e)] * UtU[std::size_t(row + k * col)];
+  }
+  return out;
 }
 
 template <class T>

@@ -223,19 +223,19 @@ std::vector<Key> make_keys() {
     k.push_back(std::move(key));
   }
   k.push_back(choice_key("loss", data, "loss: mean squared error (1/2 sum over outputs) or cross-entropy",
-                         &RunConfig::loss, {"mse", "ce"}));
+                         &RunConfig::loss, choice_names(kLossChoices)));
   k.push_back(real_key("data-noise", data, "synthetic data: noise around the arcs / class means",
                        &RunConfig::data_noise, 0, false));
   k.push_back(integer_key("data-dim", data, "gaussian data: input dimension", &RunConfig::data_dim, 1, 1 << 20));
 
-  k.push_back(choice_key("arch", model, "architecture", &RunConfig::arch, {"mlp", "cnn"}));
+  k.push_back(choice_key("arch", model, "architecture", &RunConfig::arch, choice_names(kArchitectureChoices)));
   k.push_back(integer_key("width", model, "MLP hidden width; CNN base channels", &RunConfig::width, 1, 1 << 20));
   k.push_back(integer_key("depth", model, "MLP hidden layers", &RunConfig::depth, 0, 64));
   k.push_back(choice_key("act", model, "activation (flows need a smooth one)", &RunConfig::act,
-                         {"gelu", "tanh", "silu", "softplus", "relu", "identity"}));
+                         choice_names(kActivationChoices)));
   k.push_back(switch_key("no-bias", model, "MLP layers without biases", &RunConfig::no_bias));
 
-  k.push_back(choice_key("opt", optimizer, "optimizer", &RunConfig::opt, {"gd", "scalar-rmsprop", "rmsprop"}));
+  k.push_back(choice_key("opt", optimizer, "optimizer", &RunConfig::opt, choice_names(kOptimizerChoices)));
   k.push_back(real_key("lr", optimizer, "learning rate", &RunConfig::lr, 0, true));
   k.push_back(real_key("beta2", optimizer, "RMSProp: decay of the squared-gradient average", &RunConfig::beta2, 0, true,
                        1.0, true));
@@ -245,14 +245,16 @@ std::vector<Key> make_keys() {
       switch_key("bias-correction", optimizer, "RMSProp: divide nu by 1 - beta2^t", &RunConfig::bias_correction));
 
   {
-    Key key = custom_key("runs", processes, "LIST", "processes, comma-separated: discrete, central, stable, midpoint");
+    Key key = custom_key("runs", processes, "LIST",
+                         "processes, comma-separated: " + joined_choice_names(kProcessChoices, ", "));
     key.set = [](RunConfig& c, std::string_view text) {
       const std::vector<std::string> names = split(text, ',');
-      const std::string range = "a comma-separated list of discrete, central, stable, midpoint, each at most once";
+      const std::string range =
+          "a comma-separated list of " + joined_choice_names(kProcessChoices, ", ") + ", each at most once";
+      const std::vector<std::string> valid = choice_names(kProcessChoices);
       std::set<std::string> seen;
       for (const std::string& name : names) {
-        if ((name != "discrete" && name != "central" && name != "stable" && name != "midpoint") ||
-            !seen.insert(name).second) {
+        if (std::find(valid.begin(), valid.end(), name) == valid.end() || !seen.insert(name).second) {
           expected(range, text);
         }
       }
@@ -383,23 +385,12 @@ DataSpec RunConfig::data_spec() const {
 }
 
 ModelSpec RunConfig::model_spec(TensorShape input) const {
-  ModelSpec spec;
-  spec.arch = parse_architecture(arch);
-  spec.width = width;
-  spec.depth = depth;
-  spec.activation = parse_activation(act);
-  spec.bias = !no_bias;
-  spec.input = input;
-  spec.classes = class_choice().outputs();
-  spec.loss = parse_loss(loss);
-  return spec;
+  return cflow::model_spec({arch, act, loss, width, depth, !no_bias, class_choice().outputs()}, input);
 }
 
 OptimizerSpec RunConfig::optimizer_spec() const {
   OptimizerSpec spec;
-  spec.kind = opt == "gd"               ? OptimizerKind::gd
-              : opt == "scalar-rmsprop" ? OptimizerKind::scalar_rmsprop
-                                        : OptimizerKind::rmsprop;
+  spec.kind = parse_optimizer(opt);
   spec.lr = lr;
   spec.beta2 = beta2;
   spec.eps = eps;
@@ -409,12 +400,7 @@ OptimizerSpec RunConfig::optimizer_spec() const {
 
 std::vector<ProcessKind> RunConfig::processes() const {
   std::vector<ProcessKind> kinds;
-  for (const std::string& name : runs) {
-    kinds.push_back(name == "discrete"  ? ProcessKind::discrete
-                    : name == "central" ? ProcessKind::central
-                    : name == "stable"  ? ProcessKind::stable
-                                        : ProcessKind::midpoint);
-  }
+  for (const std::string& name : runs) kinds.push_back(parse_process(name));
   return kinds;
 }
 

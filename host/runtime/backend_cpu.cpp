@@ -16,11 +16,6 @@ namespace {
 constexpr std::size_t kAlignment = 64;  // one cache line; also enough for AVX-512 loads
 
 CBLAS_TRANSPOSE cblas_op(blas::Op op) { return op == blas::Op::N ? CblasNoTrans : CblasTrans; }
-
-void check_lapack(lapack_int info, const char* call, const char* file, int line) {
-  if (info != 0) throw_call_error(call, file, line, "LAPACK info = " + std::to_string(info));
-}
-#define CFLOW_CHECK_LAPACK(call) check_lapack((call), #call, __FILE__, __LINE__)
 }  // namespace
 
 std::shared_ptr<Device::Impl> open_device(int threads) {

@@ -6,4 +6,8 @@ void throw_call_error(const char* call, const char* file, int line, const std::s
   throw Error(std::string(call) + " failed at " + file + ":" + std::to_string(line) + ": " + detail);
 }
 
+void check_lapack(int info, const char* call, const char* file, int line) {
+  if (info != 0) throw_call_error(call, file, line, "LAPACK info = " + std::to_string(info));
+}
+
 }  // namespace cflow

@@ -34,6 +34,7 @@
 #include "cflow/runtime/blas.h"
 #include "cflow/runtime/error.h"
 #include "cflow/runtime/nvtx.h"
+#include "host/solvers/small_dense.h"
 #include "kernels/lobpcg.h"
 
 namespace cflow {
@@ -50,30 +51,6 @@ constexpr double kEigenvalueFloor = 1e-3;
 constexpr double kKeepAboveEpsilons = 1e3;
 // Attempts at completing a rank-deficient start block with fresh random columns.
 constexpr int kStartBlockAttempts = 3;
-
-// A small column-major float64 matrix on the host.
-struct HostMatrix {
-  index_t rows = 0, cols = 0;
-  std::vector<double> values;
-  HostMatrix() = default;
-  HostMatrix(index_t r, index_t c) : rows(r), cols(c), values(std::size_t(r * c), 0.0) {}
-  double& operator()(index_t i, index_t j) { return values[std::size_t(i + j * rows)]; }
-  double operator()(index_t i, index_t j) const { return values[std::size_t(i + j * rows)]; }
-};
-
-// op(A) B, with op(A) = Aᵀ when transpose_a.
-HostMatrix product(const HostMatrix& A, bool transpose_a, const HostMatrix& B) {
-  const index_t rows = transpose_a ? A.cols : A.rows, inner = transpose_a ? A.rows : A.cols;
-  CFLOW_REQUIRE(inner == B.rows, "lobpcg: mismatched small matrices");
-  HostMatrix C(rows, B.cols);
-  for (index_t j = 0; j < B.cols; ++j)
-    for (index_t i = 0; i < rows; ++i) {
-      double sum = 0;
-      for (index_t l = 0; l < inner; ++l) sum += (transpose_a ? A(l, i) : A(i, l)) * B(l, j);
-      C(i, j) = sum;
-    }
-  return C;
-}
 
 // A − B (Bᵀ A): removes from the columns of A their components in the span of orthonormal B.
 HostMatrix project_out(const HostMatrix& A, const HostMatrix& B) {
@@ -94,19 +71,6 @@ std::vector<double> column_lengths(const HostMatrix& gram) {
   std::vector<double> lengths(std::size_t(gram.rows));
   for (index_t j = 0; j < gram.rows; ++j) lengths[std::size_t(j)] = std::sqrt(std::max(gram(j, j), 0.0));
   return lengths;
-}
-
-void check_lapack(lapack_int info, const char* call) {
-  if (info != 0) throw Error(std::string("lobpcg: ") + call + " failed, LAPACK info = " + std::to_string(info));
-}
-
-// Eigenvalues of the symmetric A (lower triangle read), ascending; A becomes the eigenvectors.
-std::vector<double> symmetric_eigen(HostMatrix& A) {
-  std::vector<double> eigenvalues(std::size_t(A.rows));
-  if (A.rows > 0)
-    check_lapack(LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', A.rows, A.values.data(), A.rows, eigenvalues.data()),
-                 "dsyevd");
-  return eigenvalues;
 }
 
 // F such that (V F)ᵀ (V F) = I for a block V with Gram matrix G = VᵀV, keeping only the directions
@@ -131,7 +95,7 @@ HostMatrix orthonormalizing_transform(const HostMatrix& G, const std::vector<dou
   bool accepted = m == 0 || LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', m, factor.values.data(), m) == 0;
   for (index_t j = 0; accepted && j < m; ++j) accepted = factor(j, j) * factor(j, j) >= std::sqrt(epsilon);
   if (accepted) {
-    if (m > 0) check_lapack(LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'L', 'N', m, factor.values.data(), m), "dtrtri");
+    if (m > 0) CFLOW_CHECK_LAPACK(LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'L', 'N', m, factor.values.data(), m));
     HostMatrix F(m, m);  // D⁻¹ (L⁻¹)ᵀ, upper triangular
     for (index_t j = 0; j < m; ++j)
       for (index_t i = 0; i <= j; ++i) F(i, j) = inverse_length[std::size_t(i)] * factor(j, i);

@@ -14,16 +14,12 @@
 #include <string>
 
 #include "cflow/runtime/error.h"
+#include "host/solvers/small_dense.h"
 
 namespace cflow {
 namespace {
 
-using Matrix = std::vector<double>;  // column-major, square
-
-void check_lapack(lapack_int info, const char* call, const char* file, int line) {
-  if (info != 0) throw_call_error(call, file, line, "LAPACK info = " + std::to_string(info));
-}
-#define CFLOW_SDCP_CHECK_LAPACK(call) check_lapack((call), #call, __FILE__, __LINE__)
+using Matrix = std::vector<double>;  // column-major, square: HostMatrix::values of an n × n HostMatrix
 
 // Interior-point iterates are handed to Newton once their KKT residual is this small: close enough
 // for fast local convergence, and reached a few iterations before the interior-point method stalls.
@@ -93,14 +89,15 @@ struct SymmetricEigen {
 };
 
 SymmetricEigen eigen_decomposition(int n, Matrix A) {
-  std::vector<double> values(n);
-  CFLOW_SDCP_CHECK_LAPACK(LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', n, A.data(), n, values.data()));
-  return {std::move(values), std::move(A)};
+  HostMatrix vectors(n, n);
+  vectors.values = std::move(A);
+  std::vector<double> values = symmetric_eigen(vectors);
+  return {std::move(values), std::move(vectors.values)};
 }
 
 std::vector<double> eigenvalues(int n, Matrix A) {
   std::vector<double> values(n);
-  CFLOW_SDCP_CHECK_LAPACK(LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'L', n, A.data(), n, values.data()));
+  CFLOW_CHECK_LAPACK(LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'L', n, A.data(), n, values.data()));
   return values;
 }
 
@@ -283,7 +280,7 @@ double interior_point_step(const Problem& problem, Matrix& X, Matrix& M) {
     const Matrix target = linear_combination(sigma_mu, M_inverse, -1, X);
     std::vector<double> rhs = coordinates.svec(linear_combination(1, target, -1, multiply(k, C, M_inverse)));
     for (int i = 0; i < n; ++i) rhs[i] -= E_r[i];
-    CFLOW_SDCP_CHECK_LAPACK(
+    CFLOW_CHECK_LAPACK(
         LAPACKE_dgetrs(LAPACK_COL_MAJOR, 'N', n, 1, system.data(), n, pivots.data(), rhs.data(), n));
     Matrix dX = coordinates.smat(rhs);
     Matrix dM = linear_combination(1, problem.apply(dX), 1, infeasibility);
@@ -367,7 +364,7 @@ void newton_polish(const Problem& problem, Matrix X, double tolerance, int steps
     for (int i = 0; i < n; ++i) delta[i] = -residual.value[i];
     std::vector<lapack_int> pivots(n, 0);
     lapack_int rank = 0;
-    CFLOW_SDCP_CHECK_LAPACK(LAPACKE_dgelsy(LAPACK_COL_MAJOR, n, n, 1, jacobian.data(), n, delta.data(), n,
+    CFLOW_CHECK_LAPACK(LAPACKE_dgelsy(LAPACK_COL_MAJOR, n, n, 1, jacobian.data(), n, delta.data(), n,
                                            pivots.data(), kJacobianRcond, &rank));
     ++iterations;
     const Matrix delta_X = problem.coordinates.smat(delta);

@@ -5,6 +5,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cflow/runtime/choice.h"
+
 namespace cflow {
 
 using index_t = std::int64_t;
@@ -12,6 +14,17 @@ using index_t = std::int64_t;
 enum class Activation { gelu, tanh, silu, softplus, relu, identity };
 enum class LossKind { mse, ce };
 enum class Architecture { mlp, cnn };
+
+// The names of the choices, as the CLI flags, config files and logs spell them.
+inline constexpr ChoiceTable<Activation, 6> kActivationChoices{{{"gelu", Activation::gelu},
+                                                                {"tanh", Activation::tanh},
+                                                                {"silu", Activation::silu},
+                                                                {"softplus", Activation::softplus},
+                                                                {"relu", Activation::relu},
+                                                                {"identity", Activation::identity}}};
+inline constexpr ChoiceTable<LossKind, 2> kLossChoices{{{"mse", LossKind::mse}, {"ce", LossKind::ce}}};
+inline constexpr ChoiceTable<Architecture, 2> kArchitectureChoices{{{"mlp", Architecture::mlp},
+                                                                    {"cnn", Architecture::cnn}}};
 
 // Per-example input layout, NCHW (so a column of the [features × n] input matrix is one example
 // in PyTorch's flatten order). Vectors are channels × 1 × 1.
@@ -37,6 +50,17 @@ Architecture parse_architecture(std::string_view name);
 std::string to_string(Activation act);
 std::string to_string(LossKind loss);
 std::string to_string(Architecture arch);
+
+// The model the settings name, as flags and config files spell them; throws cflow::Error naming a
+// bad name. The one way every command builds its ModelSpec.
+struct ModelSettings {
+  std::string_view arch, activation, loss;
+  index_t width = 0;
+  int depth = 0;
+  bool bias = true;
+  index_t classes = 0;  // network outputs
+};
+ModelSpec model_spec(const ModelSettings& settings, TensorShape input);
 
 // Activations whose second derivative vanishes almost everywhere break the flows' smoothness
 // assumptions; callers warn about them.

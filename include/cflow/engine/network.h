@@ -15,11 +15,6 @@ struct NetworkOptions {
   index_t max_directions = 16;  // directions per pass for hvp/quad/d3; bounds memory likewise
 };
 
-struct Evaluation {
-  double loss = 0;      // mean loss
-  double accuracy = 0;  // fraction of examples classified correctly
-};
-
 template <class T>
 class Network final : public Objective<T> {
  public:

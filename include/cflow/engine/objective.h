@@ -8,6 +8,12 @@
 
 namespace cflow {
 
+// Loss and accuracy of a model at a point, on a data set (train or test).
+struct Evaluation {
+  double loss = 0;      // mean loss
+  double accuracy = 0;  // fraction of examples classified correctly
+};
+
 template <class T>
 class Objective {
  public:

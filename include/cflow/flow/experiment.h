@@ -12,13 +12,17 @@
 #include <utility>
 #include <vector>
 
-#include "cflow/engine/network.h"
 #include "cflow/engine/objective.h"
+#include "cflow/runtime/choice.h"
 #include "cflow/flow/optimizer.h"
 
 namespace cflow {
 
 enum class ProcessKind { discrete, midpoint, stable, central };
+inline constexpr ChoiceTable<ProcessKind, 4> kProcessChoices{{{"discrete", ProcessKind::discrete},
+                                                              {"central", ProcessKind::central},
+                                                              {"stable", ProcessKind::stable},
+                                                              {"midpoint", ProcessKind::midpoint}}};
 ProcessKind parse_process(std::string_view name);  // throws cflow::Error naming the valid choices
 std::string to_string(ProcessKind kind);
 

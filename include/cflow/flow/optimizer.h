@@ -27,10 +27,14 @@
 #include <vector>
 
 #include "cflow/runtime/buffer.h"
+#include "cflow/runtime/choice.h"
 
 namespace cflow {
 
 enum class OptimizerKind { gd, scalar_rmsprop, rmsprop };
+inline constexpr ChoiceTable<OptimizerKind, 3> kOptimizerChoices{{{"gd", OptimizerKind::gd},
+                                                                  {"scalar-rmsprop", OptimizerKind::scalar_rmsprop},
+                                                                  {"rmsprop", OptimizerKind::rmsprop}}};
 
 struct OptimizerSpec {
   OptimizerKind kind = OptimizerKind::gd;
@@ -40,7 +44,7 @@ struct OptimizerSpec {
   bool bias_correction = false;
 };
 
-OptimizerKind parse_optimizer(std::string_view name);  // "gd" | "scalar-rmsprop" | "rmsprop"
+OptimizerKind parse_optimizer(std::string_view name);  // throws cflow::Error naming the valid choices
 std::string to_string(OptimizerKind kind);
 
 // The coordinates logged as "…_selected_idx": count evenly spaced indices ⌊j(d−1)/(count−1)⌋,
@@ -58,6 +62,12 @@ std::vector<index_t> selected_indices(index_t d, index_t count = 25);
 struct StateSummary {
   std::vector<std::pair<std::string, double>> values;
   std::vector<std::pair<std::string, std::vector<double>>> vectors;  // 2-D series (one row per step)
+};
+
+// UᵀṖU = at_zero + Σ_cd per_x[(ab) + pairs·(cd)] X_cd over the pairs c ≤ d (host, float64).
+struct PreconditionerRateOnSpan {
+  std::vector<double> at_zero;  // k × k, column-major: UᵀṖU at X = 0
+  std::vector<double> per_x;    // pairs × pairs: the coefficient of X_cd in (UᵀṖU)_ab
 };
 
 template <class T>
@@ -94,6 +104,11 @@ class OptimizerState {
   // preconditioner_rate_coefficients writes a and b (device, length d for rmsprop, 1 for scalar,
   // nothing for gd) — the affine dependence the central flow's SDCP needs.
   void preconditioner_rate_coefficients(T* a, T* b) const;
+  // The same rate seen on the critical span of the central flow (docs/design.md §6): UᵀṖU for
+  // E[g⊙g] = g⊙g + Σ_cd λ_cλ_d X_cd (Pu_c)⊙(Pu_d), affine in the k × k matrix X. U (d × k), products
+  // (d × pairs: u_c⊙u_d in pair_index order), g and p = diag P (d) are device arrays; λ the k eigenvalues.
+  PreconditionerRateOnSpan preconditioner_rate_on_span(const T* g, const T* p, const T* U, index_t k,
+                                                       const T* products, const std::vector<double>& lambda) const;
   // s += dt · ṡ(e): t += dt, ν += dt · c (e − ν) (scalar: e summed).
   void advance(const T* expected_grad_sq, double dt);
 

@@ -1,0 +1,160 @@
+// What every process of docs/design.md §6 shares: the context, the timed phases of a step, the
+// logged record, and the choice of process by kind.
+#include "host/flow/process.h"
+
+#include <algorithm>
+
+#include "cflow/runtime/blas.h"
+#include "host/runtime/stopwatch.h"
+#include "kernels/flow.h"
+
+namespace cflow {
+
+template <class T>
+void ProcessContext<T>::solve_or_refresh(EigenTracker<T>& tracker, const T* w, const T* p, bool full) {
+  if (full || !tracker.has_solution()) {
+    tracker.solve([&](const T* V, index_t m, T* HV) { f.hvp(w, V, m, HV); }, p);
+  } else {
+    tracker.refresh(
+        [&](const T* U, index_t m, T* out) {
+          const auto q = f.quad(w, U, m);
+          std::copy(q.begin(), q.end(), out);
+        },
+        p);
+  }
+}
+
+template <class T>
+std::vector<double> ProcessContext<T>::gather(const T* x, index_t cols) {
+  const index_t count = index_t(selected_host.size());
+  Buffer<T> out(dev, count * cols);
+  CFLOW_DISPATCH(dev, gather_rows<T>, dev, d, cols, count, selected.data(), x, out.data());
+  const auto host = out.to_host();
+  return {host.begin(), host.end()};
+}
+
+template <class T>
+EigenTrackerOptions ProcessContext<T>::tracker_options(bool grows) const {
+  const EigenSettings& e = settings.eig;
+  EigenTrackerOptions o;
+  o.initial_k = e.initial_k;
+  o.track_threshold = grows ? std::optional<double>(e.track_threshold) : std::nullopt;
+  o.k_max = e.k_max;
+  o.tolerance = e.tolerance;
+  o.max_iterations = e.max_iterations;
+  o.seed = unsigned(settings.seed);
+  return o;
+}
+
+template <class T>
+Process<T>::Process(Context& c, ProcessKind k, std::span<const T> w0, const OptimizerState<T>& s)
+    : kind(k), w(c.dev, w0), w_next(c.dev, c.d), g(c.dev, c.d), p(c.dev, c.d), state(s), state_next(s),
+      tracker(c.dev, c.d, c.tracker_options(k != ProcessKind::stable)) {
+  if (c.settings.eig.raw_eigenvalues && s.spec().kind == OptimizerKind::rmsprop)
+    raw_tracker.emplace(c.dev, c.d, c.tracker_options(false));
+}
+
+template <class T>
+void Process<T>::stop(std::string why) {
+  stopped = true;
+  reason = std::move(why);
+}
+
+template <class T>
+ProcessRecord Process<T>::prepare(Context& c) {
+  ProcessRecord r;
+  if (stopped) {
+    r.stopped = true;
+    return r;
+  }
+  grad_seconds_ = eig_seconds_ = d3_seconds_ = sdcp_seconds_ = 0;
+  const Stopwatch total(c.dev);
+  r = prepare_step(c);
+  r.seconds = {{"grad_and_value", grad_seconds_}, {"eig", eig_seconds_}, {"d3", d3_seconds_},
+               {"sdcp", sdcp_seconds_}, {"total", total.seconds()}};
+  return r;
+}
+
+template <class T>
+void Process<T>::commit() {
+  if (stopped) return;
+  std::swap(w, w_next);
+  std::swap(state, state_next);
+}
+
+template <class T>
+ProcessRecord Process<T>::basic_record(Context& c, const T* at, double loss) {
+  ProcessRecord r;
+  const Evaluation train = c.evaluate_train(at);
+  r.train_loss = loss;
+  r.train_acc = train.accuracy;
+  if (c.evaluate_test) {
+    const Evaluation test = c.evaluate_test(at);
+    r.test_loss = test.loss;
+    r.test_acc = test.accuracy;
+  }
+  r.grad_norm_sq = double(blas::dot<T>(c.dev, c.d, g.data(), g.data()));
+  r.state = state.summary();
+  r.grad_sq_selected = c.gather(g.data());
+  for (double& x : r.grad_sq_selected) x *= x;
+  return r;
+}
+
+template <class T>
+void Process<T>::log_eigenvalues(Context& c, ProcessRecord& r, const T* at, bool full) {
+  r.effective_eigs.assign(tracker.eigenvalues().begin(), tracker.eigenvalues().end());
+  if (!c.settings.eig.raw_eigenvalues) return;
+  if (raw_tracker) {
+    eigen(c, *raw_tracker, at, nullptr, full);
+    r.hessian_eigs.assign(raw_tracker->eigenvalues().begin(), raw_tracker->eigenvalues().end());
+  } else {  // P = p·I: the eigenvalues of H are the effective ones times p
+    const double scale = double(p.to_host()[0]);
+    for (double lambda : r.effective_eigs) r.hessian_eigs.push_back(lambda * scale);
+  }
+}
+
+template <class T>
+double Process<T>::gradient(Context& c, const T* at, T* grad) {
+  const Stopwatch time(c.dev);
+  const double loss = double(c.f.value_grad(at, grad));
+  grad_seconds_ += time.seconds();
+  return loss;
+}
+
+template <class T>
+void Process<T>::eigen(Context& c, EigenTracker<T>& t, const T* at, const T* precond, bool full) {
+  const Stopwatch time(c.dev);
+  c.solve_or_refresh(t, at, precond, full);
+  eig_seconds_ += time.seconds();
+}
+
+template <class T>
+CentralSubstep Process<T>::flow_substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt) {
+  CentralSubstep result = central_flow_substep(c.f, state_next, w_next.data(), grad, critical, dt);
+  d3_seconds_ += result.seconds_d3;
+  sdcp_seconds_ += result.seconds_sdcp;
+  return result;
+}
+
+template <class T>
+std::unique_ptr<Process<T>> make_process(ProcessContext<T>& c, ProcessKind kind, std::span<const T> w0,
+                                         const OptimizerState<T>& s) {
+  switch (kind) {
+    case ProcessKind::discrete: return std::make_unique<DiscreteProcess<T>>(c, kind, w0, s);
+    case ProcessKind::midpoint: return make_midpoint_process(c, w0, s);
+    case ProcessKind::stable: return make_stable_process(c, w0, s);
+    case ProcessKind::central: return make_central_process(c, w0, s);
+  }
+  throw Error("unknown ProcessKind");
+}
+
+template struct ProcessContext<float>;
+template struct ProcessContext<double>;
+template class Process<float>;
+template class Process<double>;
+template std::unique_ptr<Process<float>> make_process(ProcessContext<float>&, ProcessKind, std::span<const float>,
+                                                      const OptimizerState<float>&);
+template std::unique_ptr<Process<double>> make_process(ProcessContext<double>&, ProcessKind, std::span<const double>,
+                                                       const OptimizerState<double>&);
+
+}  // namespace cflow

@@ -1,0 +1,39 @@
+// The discrete process (docs/design.md §6): the optimizer itself, one step per unit of time.
+#include <cmath>
+
+#include "cflow/runtime/blas.h"
+#include "host/flow/process.h"
+
+namespace cflow {
+
+template <class T>
+ProcessRecord DiscreteProcess<T>::prepare_step(Context& c) {
+  const double loss = this->gradient(c, this->w.data(), this->g.data());
+  if (!std::isfinite(loss)) {
+    this->stop("loss is not finite at step " + std::to_string(c.step));
+    ProcessRecord r;
+    r.train_loss = loss;
+    r.stopped = true;
+    return r;
+  }
+  OptimizerState<T>&now = this->state, &next = this->state_next;
+  next = now;
+  next.update(this->g.data());
+  next.preconditioner(this->p.data());
+  blas::copy<T>(c.dev, c.d, this->w.data(), this->w_next.data());
+  next.step(this->w_next.data(), this->g.data());
+  double logged_loss = loss;
+  const T* at = reported_point(c, logged_loss);
+  // The record shows the state the step uses (after its update with g).
+  std::swap(now, next);
+  ProcessRecord r = this->basic_record(c, at, logged_loss);
+  std::swap(now, next);
+  this->eigen(c, this->tracker, at, this->p.data(), c.full_solve());
+  this->log_eigenvalues(c, r, at, c.full_solve());
+  return r;
+}
+
+template class DiscreteProcess<float>;
+template class DiscreteProcess<double>;
+
+}  // namespace cflow
