@@ -33,8 +33,8 @@ constexpr std::array<std::pair<const char*, Activation>, 6> kActivations{{{"gelu
                                                                           {"relu", Activation::relu},
                                                                           {"identity", Activation::identity}}};
 constexpr std::array<std::pair<const char*, LossKind>, 2> kLosses{{{"mse", LossKind::mse}, {"ce", LossKind::ce}}};
-constexpr std::array<std::pair<const char*, Architecture>, 2> kArchitectures{
-    {{"mlp", Architecture::mlp}, {"cnn", Architecture::cnn}}};
+constexpr std::array<std::pair<const char*, Architecture>, 3> kArchitectures{
+    {{"mlp", Architecture::mlp}, {"cnn", Architecture::cnn}, {"resnet", Architecture::resnet}}};
 
 }  // namespace
 
@@ -64,6 +64,8 @@ LayerStack<T> build_layers(const ModelSpec& spec) {
       in = shape();
     }
     add(make_linear<T>(in, spec.classes, spec.bias, offset));
+  } else if (spec.arch == Architecture::resnet) {
+    add_resnet<T>(spec, layers, offset);
   } else {
     CFLOW_REQUIRE(spec.input.height % 4 == 0 && spec.input.width % 4 == 0,
                   "the CNN pools twice by 2: input height and width must be divisible by 4");

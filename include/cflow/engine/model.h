@@ -11,7 +11,7 @@ using index_t = std::int64_t;
 
 enum class Activation { gelu, tanh, silu, softplus, relu, identity };
 enum class LossKind { mse, ce };
-enum class Architecture { mlp, cnn };
+enum class Architecture { mlp, cnn, resnet };
 
 // Per-example input layout, NCHW (so a column of the [features × n] input matrix is one example
 // in PyTorch's flatten order). Vectors are channels × 1 × 1.
@@ -22,8 +22,8 @@ struct TensorShape {
 
 struct ModelSpec {
   Architecture arch = Architecture::mlp;
-  index_t width = 256;  // MLP hidden width; CNN base channel count (the reference's default is 32)
-  int depth = 2;        // MLP hidden layers
+  index_t width = 256;  // MLP hidden width; CNN and ResNet base channel count (the reference's CNN: 32)
+  int depth = 2;        // MLP hidden layers; ResNet basic blocks per stage
   Activation activation = Activation::gelu;
   bool bias = true;     // MLP layer biases (the CNN's are fixed by its architecture)
   TensorShape input;
