@@ -100,7 +100,21 @@ void register_mlp_benchmarks() {
     }
   }
 }
-const bool registered = (register_mlp_benchmarks(), true);
+// The ResNet (width 8, one block per stage, 1×28×28, n = 200), float32: the ratios of each query to
+// value_grad, the numbers to compare with the MLP's.
+void register_resnet_benchmarks() {
+  const Problem p = resnet(8, 1);
+  auto add = [&](Query q, const std::string& name, std::vector<int64_t> args) {
+    auto* b = benchmark::RegisterBenchmark(("resnet_w8_d1_n200/f32/" + name).c_str(), BM_Oracle<float>, p, q);
+    for (int64_t a : args) b->Arg(a);
+    b->UseManualTime()->Unit(benchmark::kMillisecond);
+  };
+  add(Query::value_grad, "value_grad", {1});
+  add(Query::hvp, "hvp", {1, 4});
+  add(Query::quad, "quad", {1});
+  add(Query::d3, "d3", {1, 3});
+}
+const bool registered = (register_mlp_benchmarks(), register_resnet_benchmarks(), true);
 
 }  // namespace
 }  // namespace cflow::bench

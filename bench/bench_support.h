@@ -81,6 +81,15 @@ inline Problem cnn(index_t width) {
   return p;
 }
 
+// The ResNet on fewer examples: its forward pass costs far more per example than the MLP's.
+inline Problem resnet(index_t width, int depth) {
+  Problem p = cnn(width);
+  p.spec.arch = Architecture::resnet;
+  p.spec.depth = depth;
+  p.n = 200;
+  return p;
+}
+
 inline void report_flops(benchmark::State& state, double flops_per_iteration) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops_per_iteration * double(state.iterations()) * 1e-9,
                                                  benchmark::Counter::kIsRate);

@@ -6,46 +6,47 @@ namespace cflow::CFLOW_BACKEND {
 // Index arithmetic: only the split of the flat index into (example, rest) is 64-bit; everything
 // inside one example (C·H·W ≤ 2³¹, checked by the layer) is 32-bit, which is much cheaper.
 
-// One thread per (pixel q, channel c), channel fastest: it writes the 9 contiguous entries
-// col[c·9 .. c·9 + 8, q] = col[9i .. 9i + 8], so consecutive threads write consecutive memory.
+// One thread per (output pixel q, channel c), channel fastest: it writes the k² contiguous entries
+// col[c·k² .. c·k² + k² − 1, q] = col[k²·i ..], so consecutive threads write consecutive memory.
 template <class T>
-CFLOW_KERNEL void im2col3x3_kernel(index_t channels, index_t height, index_t width, index_t count, const T* x,
-                                   T* col) {
-  const index_t pixels = height * width, image = channels * pixels;
-  const int C = int(channels), H = int(height), W = int(width);
+CFLOW_KERNEL void im2col_kernel(ConvGeometry g, index_t count, const T* x, T* col) {
+  const int C = int(g.channels), H = int(g.height), W = int(g.width), k = g.kernel, s = g.stride, pad = k / 2;
+  const int OW = g.out_width(), k2 = k * k;
+  const index_t pixels = index_t(H) * W, image = index_t(C) * g.out_height() * OW;
   for (index_t i : grid_stride(image * count)) {
     const index_t e = i / image;
-    const int r = int(i - e * image), p = r / C, c = r - p * C, h = p / W, w = p - h * W;
-    const T* plane = x + (e * channels + c) * pixels;
-    T* out = col + 9 * i;
-    for (int kh = 0; kh < 3; ++kh) {
-      const int hs = h + kh - 1;
-      for (int kw = 0; kw < 3; ++kw) {
-        const int ws = w + kw - 1;
-        out[kh * 3 + kw] = (hs >= 0 && hs < H && ws >= 0 && ws < W) ? plane[hs * W + ws] : T(0);
+    const int r = int(i - e * image), p = r / C, c = r - p * C, oh = p / OW, ow = p - oh * OW;
+    const T* plane = x + (e * C + c) * pixels;
+    T* out = col + k2 * i;
+    for (int kh = 0; kh < k; ++kh) {
+      const int hs = oh * s + kh - pad;
+      for (int kw = 0; kw < k; ++kw) {
+        const int ws = ow * s + kw - pad;
+        out[kh * k + kw] = (hs >= 0 && hs < H && ws >= 0 && ws < W) ? plane[hs * W + ws] : T(0);
       }
     }
   }
 }
 
-// One thread per input pixel: x[e, c, h, w] = Σ_{kh, kw} col[c·9 + kh·3 + kw, (e, h − kh + 1, w − kw + 1)].
+// One thread per input pixel: x[e, c, h, w] = Σ col[c·k² + kh·k + kw, (e, oh, ow)] over the taps with
+// oh·s + kh − pad = h and ow·s + kw − pad = w inside the output.
 template <class T>
-CFLOW_KERNEL void col2im3x3_kernel(index_t channels, index_t height, index_t width, index_t count, const T* col,
-                                   T* x) {
-  const index_t K = channels * 9, pixels = height * width, image = channels * pixels;
-  const int H = int(height), W = int(width), HW = int(pixels);
+CFLOW_KERNEL void col2im_kernel(ConvGeometry g, index_t count, const T* col, T* x) {
+  const int C = int(g.channels), H = int(g.height), W = int(g.width), k = g.kernel, s = g.stride, pad = k / 2;
+  const int OH = g.out_height(), OW = g.out_width(), HW = H * W, k2 = k * k;
+  const index_t K = index_t(C) * k2, out_pixels = index_t(OH) * OW, image = index_t(C) * HW;
   for (index_t i : grid_stride(image * count)) {
     const index_t e = i / image;
     const int r = int(i - e * image), c = r / HW, p = r - c * HW, h = p / W, w = p - h * W;
-    const T* block = col + e * pixels * K + c * 9;
+    const T* block = col + e * out_pixels * K + c * k2;
     T sum = T(0);
-    for (int kh = 0; kh < 3; ++kh) {
-      const int hs = h - kh + 1;
-      if (hs < 0 || hs >= H) continue;
-      for (int kw = 0; kw < 3; ++kw) {
-        const int ws = w - kw + 1;
-        if (ws < 0 || ws >= W) continue;
-        sum += block[(hs * W + ws) * K + kh * 3 + kw];
+    for (int kh = 0; kh < k; ++kh) {
+      const int hs = h + pad - kh;
+      if (hs < 0 || hs % s != 0 || hs / s >= OH) continue;
+      for (int kw = 0; kw < k; ++kw) {
+        const int ws = w + pad - kw;
+        if (ws < 0 || ws % s != 0 || ws / s >= OW) continue;
+        sum += block[((hs / s) * OW + ws / s) * K + kh * k + kw];
       }
     }
     x[i] = sum;
@@ -75,14 +76,12 @@ CFLOW_KERNEL void nhwc_to_nchw_kernel(index_t channels, index_t pixels, index_t 
 }
 
 template <class T>
-void im2col3x3(const Device& dev, index_t channels, index_t height, index_t width, index_t count, const T* x,
-               T* col) {
-  launch(dev, channels * height * width * count, im2col3x3_kernel<T>, channels, height, width, count, x, col);
+void im2col(const Device& dev, ConvGeometry g, index_t count, const T* x, T* col) {
+  launch(dev, g.channels * g.out_height() * g.out_width() * count, im2col_kernel<T>, g, count, x, col);
 }
 template <class T>
-void col2im3x3(const Device& dev, index_t channels, index_t height, index_t width, index_t count, const T* col,
-               T* x) {
-  launch(dev, channels * height * width * count, col2im3x3_kernel<T>, channels, height, width, count, col, x);
+void col2im(const Device& dev, ConvGeometry g, index_t count, const T* col, T* x) {
+  launch(dev, g.channels * g.height * g.width * count, col2im_kernel<T>, g, count, col, x);
 }
 template <class T>
 void nchw_to_nhwc(const Device& dev, index_t channels, index_t pixels, index_t count, const T* src, T* dst) {
@@ -94,8 +93,8 @@ void nhwc_to_nchw(const Device& dev, index_t channels, index_t pixels, index_t c
 }
 
 #define CFLOW_INSTANTIATE(T)                                                                                  \
-  template void im2col3x3<T>(const Device&, index_t, index_t, index_t, index_t, const T*, T*);               \
-  template void col2im3x3<T>(const Device&, index_t, index_t, index_t, index_t, const T*, T*);               \
+  template void im2col<T>(const Device&, ConvGeometry, index_t, const T*, T*);                               \
+  template void col2im<T>(const Device&, ConvGeometry, index_t, const T*, T*);                               \
   template void nchw_to_nhwc<T>(const Device&, index_t, index_t, index_t, const T*, T*);                     \
   template void nhwc_to_nchw<T>(const Device&, index_t, index_t, index_t, const T*, T*);
 CFLOW_INSTANTIATE(float)

@@ -1,4 +1,5 @@
-// CNN layers (Conv2d 3×3 same, AvgPool2d(2)) and their kernels, proven on their own, in float64:
+// CNN layers (Conv2d k×k stride s, AvgPool2d(2)) and their kernels, proven on their own, in float64
+// (the jet and reverse checks are in tests/layer_check.h):
 //   * im2col/col2im and the pooling kernels are exact adjoints; conv forward = a naive direct conv;
 //   * the forward jets equal finite differences of the layer's own forward pass along
 //     w + e v, x0 + e x1 + e²/2 x2 (y(e) is a cubic, so the 5-point stencils are exact up to rounding);
@@ -18,6 +19,7 @@
 #include "host/engine/layer.h"
 #include "kernels/conv.h"
 #include "kernels/pool.h"
+#include "layer_check.h"
 #include "test_support.h"
 
 namespace cflow {
@@ -25,40 +27,7 @@ namespace {
 
 using testing::BackendTest;
 using testing::random_vector;
-using Vec = std::vector<double>;
-
-double dot(const Vec& a, const Vec& b) {
-  long double s = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) s += (long double)a[i] * b[i];
-  return double(s);
-}
-double max_abs(const Vec& a) {
-  double m = 0;
-  for (double v : a) m = std::max(m, std::abs(v));
-  return m;
-}
-double max_diff(const Vec& a, const Vec& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0;
-  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-// a + s·b (b may be empty: zero)
-Vec axpy(const Vec& a, double s, const Vec& b) {
-  Vec r = a;
-  for (std::size_t i = 0; i < b.size(); ++i) r[i] += s * b[i];
-  return r;
-}
-Vec slice(const Vec& v, index_t first, index_t count) {
-  if (v.empty()) return {};
-  return Vec(v.begin() + first, v.begin() + first + count);
-}
-std::string scientific(double v) {
-  std::ostringstream out;
-  out << std::scientific << v;
-  return out.str();
-}
-Buffer<double> on(const Device& dev, const Vec& v) { return Buffer<double>(dev, std::span<const double>(v)); }
+using namespace testing::layer_check;
 
 class ConvKernels : public BackendTest {};
 class CnnLayers : public BackendTest {};
@@ -71,27 +40,31 @@ struct Image {
 const Image kImages[] = {{1, 1, 1, 1}, {2, 3, 5, 2}, {3, 4, 4, 3}, {1, 7, 2, 1}, {4, 2, 6, 2}};
 
 TEST_P(ConvKernels, Im2colAndCol2imAreAdjoint) {
-  for (const Image& s : kImages) {
-    const index_t xs = s.channels * s.height * s.width * s.count, cs = 9 * xs;
-    const Vec x = random_vector<double>(std::size_t(xs), 11), y = random_vector<double>(std::size_t(cs), 12);
-    Buffer<double> dx = on(device(), x), dy = on(device(), y), col(device(), cs), xt(device(), xs);
-    CFLOW_DISPATCH(device(), im2col3x3<double>, device(), s.channels, s.height, s.width, s.count, dx.data(),
-                   col.data());
-    CFLOW_DISPATCH(device(), col2im3x3<double>, device(), s.channels, s.height, s.width, s.count, dy.data(),
-                   xt.data());
-    const Vec c = col.to_host();
-    // im2col entries, directly from the definition
-    const index_t K = 9 * s.channels, HW = s.height * s.width;
-    for (index_t q = 0; q < HW * s.count; ++q)
-      for (index_t k = 0; k < K; ++k) {
-        const index_t e = q / HW, h = (q % HW) / s.width + (k % 9) / 3 - 1, w = q % s.width + k % 3 - 1;
-        const bool inside = h >= 0 && h < s.height && w >= 0 && w < s.width;
-        const double expected = inside ? x[std::size_t(((e * s.channels + k / 9) * s.height + h) * s.width + w)] : 0;
-        ASSERT_EQ(c[std::size_t(k + q * K)], expected);
-      }
-    const double lhs = dot(c, y), rhs = dot(x, xt.to_host());
-    EXPECT_NEAR(lhs, rhs, 1e-12 * (1 + std::abs(lhs))) << s.channels << "×" << s.height << "×" << s.width;
-  }
+  for (const Image& s : kImages)
+    for (auto [k, stride] : {std::pair{3, 1}, {3, 2}, {1, 1}, {1, 2}, {5, 3}}) {
+      const ConvGeometry g{s.channels, s.height, s.width, k, stride};
+      const index_t OH = g.out_height(), OW = g.out_width(), k2 = k * k;
+      const index_t xs = s.channels * s.height * s.width * s.count, cs = k2 * s.channels * OH * OW * s.count;
+      const Vec x = random_vector<double>(std::size_t(xs), 11), y = random_vector<double>(std::size_t(cs), 12);
+      Buffer<double> dx = on(device(), x), dy = on(device(), y), col(device(), cs), xt(device(), xs);
+      CFLOW_DISPATCH(device(), im2col<double>, device(), g, s.count, dx.data(), col.data());
+      CFLOW_DISPATCH(device(), col2im<double>, device(), g, s.count, dy.data(), xt.data());
+      const Vec c = col.to_host();
+      // im2col entries, directly from the definition
+      const index_t K = k2 * s.channels, OHW = OH * OW;
+      for (index_t q = 0; q < OHW * s.count; ++q)
+        for (index_t r = 0; r < K; ++r) {
+          const index_t e = q / OHW, tap = r % k2;
+          const index_t h = (q % OHW) / OW * stride + tap / k - k / 2, w = q % OW * stride + tap % k - k / 2;
+          const bool inside = h >= 0 && h < s.height && w >= 0 && w < s.width;
+          const double expected =
+              inside ? x[std::size_t(((e * s.channels + r / k2) * s.height + h) * s.width + w)] : 0;
+          ASSERT_EQ(c[std::size_t(r + q * K)], expected);
+        }
+      const double lhs = dot(c, y), rhs = dot(x, xt.to_host());
+      EXPECT_NEAR(lhs, rhs, 1e-12 * (1 + std::abs(lhs)))
+          << s.channels << "×" << s.height << "×" << s.width << " k" << k << " s" << stride;
+    }
 }
 
 TEST_P(ConvKernels, LayoutTransposesInvertEachOther) {
@@ -131,194 +104,41 @@ TEST_P(ConvKernels, PoolingMatchesWindowMeansAndIsAdjoint) {
   }
 }
 
-// ---- a host harness that runs one layer ------------------------------------------------------------
-
-struct Tangents {
-  Vec y1, y2;  // empty: the layer returned a null (zero) tangent
-};
-struct Reversed {
-  Vec xb[3];
-  Vec G;
-};
-
-class Harness {
- public:
-  Harness(const Device& dev, const Layer<double>& layer, index_t in_size, index_t d, index_t ld)
-      : dev_(dev), layer_(layer), in_(in_size), out_(layer.output_shape().size()), d_(d), ld_(ld) {}
-
-  Vec forward(const Vec& w, const Vec& x0, index_t nb) const {
-    Buffer<double> dw = on(dev_, w), dx = on(dev_, x0), y(dev_, out_ * nb), ones = all_ones(nb);
-    const JetPass<double> p{dev_, 0, nb, 1, dw.data(), nullptr, nullptr, ld_, ones.data()};
-    layer_.forward(p, dx.data(), y.data());
-    return y.to_host();
-  }
-
-  // x1, x2 empty: null tangents.
-  Tangents tangents(int order, index_t nb, index_t m, const Vec& w, const Vec& V, const Vec& x0, const Vec& x1,
-                    const Vec& x2) const {
-    Buffer<double> dw = on(dev_, w), dV = on(dev_, V), d0 = on(dev_, x0), d1 = on(dev_, x1), d2 = on(dev_, x2);
-    Buffer<double> y0(dev_, out_ * nb), y1(dev_, out_ * nb * m), y2(dev_, out_ * nb * m), ones = all_ones(nb);
-    const JetPass<double> p{dev_, order, nb, m, dw.data(), dV.data(), nullptr, ld_, ones.data()};
-    layer_.forward(p, d0.data(), y0.data());
-    Jet<double> in{d0.data(), {d1.data(), d2.data()}}, out{y0.data(), {y1.data(), order == 2 ? y2.data() : nullptr}};
-    layer_.forward_tangents(p, in, out);
-    Tangents t;
-    if (out.tangent[0]) t.y1 = y1.to_host();
-    if (order == 2 && out.tangent[1]) t.y2 = y2.to_host();
-    return t;
-  }
-
-  // yb[k] for k ≤ order; want_xb: request input adjoints; G0: the accumulator's initial value.
-  Reversed reverse(int order, index_t nb, index_t m, const Vec& w, const Vec& V, const Vec& x0, const Vec& x1,
-                   const Vec& x2, const Vec (&yb)[3], bool want_xb, const Vec& G0) const {
-    Buffer<double> dw = on(dev_, w), dV = on(dev_, V), d0 = on(dev_, x0), d1 = on(dev_, x1), d2 = on(dev_, x2);
-    Buffer<double> G = on(dev_, G0), ones = all_ones(nb);
-    Buffer<double> db[3] = {on(dev_, yb[0]), on(dev_, yb[1]), on(dev_, yb[2])};
-    Buffer<double> xb[3] = {Buffer<double>(dev_, in_ * nb * m), Buffer<double>(dev_, in_ * nb * m),
-                            Buffer<double>(dev_, in_ * nb * m)};
-    const JetPass<double> p{dev_, order, nb, order ? m : 1, dw.data(), order ? dV.data() : nullptr, G.data(), ld_,
-                            ones.data()};
-    Jet<double> in{d0.data(), {d1.data(), d2.data()}}, out;
-    Adjoint<double> ab{{db[0].data(), db[1].data(), db[2].data()}};
-    Adjoint<double> xa{{xb[0].data(), xb[1].data(), xb[2].data()}};
-    layer_.reverse(p, in, out, ab, want_xb ? &xa : nullptr);
-    Reversed r;
-    for (int k = 0; k <= order && want_xb; ++k) r.xb[k] = xb[k].to_host();
-    r.G = G.to_host();
-    return r;
-  }
-
- private:
-  Buffer<double> all_ones(index_t nb) const { return on(dev_, Vec(std::size_t(nb), 1.0)); }
-  const Device& dev_;
-  const Layer<double>& layer_;
-  index_t in_, out_, d_, ld_;
-};
-
-// The column block of direction j in a [rows × nb × m] tangent (empty stays empty).
-Vec block(const Vec& v, index_t rows, index_t nb, index_t j) { return slice(v, j * rows * nb, rows * nb); }
-
-// Forward jets against finite differences of the layer's forward pass along
-// w + e v_j, x0 + e x1_j + e²/2 x2_j, every direction j. Returns the largest relative error.
-double check_tangents_by_differences(const Harness& h, int order, index_t in, index_t out, index_t nb, index_t m,
-                                     index_t d, index_t ld, const Vec& w, const Vec& V, const Vec& x0, const Vec& x1,
-                                     const Vec& x2, bool expect_null_y2) {
-  const Tangents t = h.tangents(order, nb, m, w, V, x0, x1, x2);
-  EXPECT_FALSE(t.y1.empty());
-  if (order == 2) {
-    EXPECT_EQ(t.y2.empty(), expect_null_y2);
-  }
-  const double step = 0.25;
-  double worst = 0;
-  for (index_t j = 0; j < m; ++j) {
-    const Vec v = slice(V, j * ld, d), x1j = block(x1, in, nb, j), x2j = block(x2, in, nb, j);
-    auto y = [&](double e) { return h.forward(axpy(w, e, v), axpy(axpy(x0, e, x1j), e * e / 2, x2j), nb); };
-    const Vec ym2 = y(-2 * step), ym1 = y(-step), y0 = y(0), yp1 = y(step), yp2 = y(2 * step);
-    Vec d1(y0.size()), d2(y0.size());
-    for (std::size_t i = 0; i < y0.size(); ++i) {
-      d1[i] = (-yp2[i] + 8 * yp1[i] - 8 * ym1[i] + ym2[i]) / (12 * step);
-      d2[i] = (-yp2[i] + 16 * yp1[i] - 30 * y0[i] + 16 * ym1[i] - ym2[i]) / (12 * step * step);
-    }
-    worst = std::max(worst, max_diff(block(t.y1, out, nb, j), d1) / (1 + max_abs(d1)));
-    if (order == 2) {
-      const Vec y2 = t.y2.empty() ? Vec(d2.size(), 0.0) : block(t.y2, out, nb, j);
-      worst = std::max(worst, max_diff(y2, d2) / (1 + max_abs(d2)));
-    }
-  }
-  return worst;
-}
-
-// Reverse against the transpose of the jet map, per direction. Returns the largest relative error.
-double check_reverse_is_transpose(const Harness& h, int order, index_t in, index_t out, index_t nb, index_t m,
-                                  index_t d, index_t ld, index_t offset, index_t count, const Vec& w, const Vec& V,
-                                  const Vec& x0, const Vec& x1, const Vec& x2, bool want_xb, unsigned seed) {
-  const index_t mc = order == 0 ? 1 : m;  // columns of every component, z̄0 included
-  Vec yb[3];
-  for (int k = 0; k <= order; ++k) yb[k] = random_vector<double>(std::size_t(out * nb * mc), seed + 10 + k);
-  const Vec G0 = random_vector<double>(std::size_t(ld * mc), seed + 20);
-  const Reversed r = h.reverse(order, nb, m, w, V, x0, x1, x2, yb, want_xb, G0);
-  // Only the layer's slice of every gradient column moves.
-  for (index_t j = 0; j < mc; ++j)
-    for (index_t i = 0; i < ld; ++i)
-      if (i < offset || i >= offset + count) {
-        EXPECT_EQ(r.G[std::size_t(j * ld + i)], G0[std::size_t(j * ld + i)]);
-      }
-  // Perturbation (ẋ, ẇ): ẇ only on the layer's slice; ẋ only where the input adjoints are asked for
-  // (a zero input tangent is perturbed from zero: x̄k does not depend on xk).
-  Vec wd(std::size_t(d), 0.0);
-  const Vec ws = random_vector<double>(std::size_t(count), seed + 30);
-  std::copy(ws.begin(), ws.end(), wd.begin() + offset);
-  Vec xd[3];
-  if (want_xb) {
-    xd[0] = random_vector<double>(x0.size(), seed + 31);
-    if (order >= 1) xd[1] = random_vector<double>(std::size_t(in * nb * m), seed + 32);
-    if (order >= 2) xd[2] = random_vector<double>(std::size_t(in * nb * m), seed + 33);
-  }
-  // ẏ by a central difference of the jet map (quadratic in e).
-  const double step = 0.5;
-  auto jet = [&](double e) {
-    std::vector<Vec> y;
-    y.push_back(h.forward(axpy(w, e, wd), axpy(x0, e, xd[0]), nb));
-    if (order >= 1) {
-      auto moved = [&](const Vec& x, const Vec& dx) {
-        if (dx.empty()) return x;
-        return axpy(x.empty() ? Vec(dx.size(), 0.0) : x, e, dx);
-      };
-      const Tangents t = h.tangents(order, nb, m, axpy(w, e, wd), V, moved(x0, xd[0]), moved(x1, xd[1]),
-                                    moved(x2, xd[2]));
-      y.push_back(t.y1);
-      if (order == 2) y.push_back(t.y2.empty() ? Vec(std::size_t(out * nb * m), 0.0) : t.y2);
-    }
-    return y;
-  };
-  const std::vector<Vec> plus = jet(step), minus = jet(-step);
-  std::vector<Vec> yd(plus.size());
-  for (std::size_t k = 0; k < plus.size(); ++k) {
-    yd[k].resize(plus[k].size());
-    for (std::size_t i = 0; i < plus[k].size(); ++i) yd[k][i] = (plus[k][i] - minus[k][i]) / (2 * step);
-  }
-  double worst = 0;
-  for (index_t j = 0; j < mc; ++j) {
-    double lhs = dot(block(yb[0], out, nb, j), yd[0]);
-    for (int k = 1; k <= order; ++k) lhs += dot(block(yb[k], out, nb, j), block(yd[k], out, nb, j));
-    double rhs = dot(slice(axpy(r.G, -1, G0), j * ld, d), wd);
-    if (want_xb) {
-      rhs += dot(block(r.xb[0], in, nb, j), xd[0]);
-      for (int k = 1; k <= order; ++k) rhs += dot(block(r.xb[k], in, nb, j), block(xd[k], in, nb, j));
-    }
-    worst = std::max(worst, std::abs(lhs - rhs) / (1 + std::abs(lhs)));
-  }
-  return worst;
-}
-
 // ---- Conv2d ----------------------------------------------------------------------------------------
 
 struct ConvCase {
   index_t channels, height, width, outputs;
   bool bias;
   index_t nb;
+  int kernel = 3, stride = 1;
 };
-const ConvCase kConvCases[] = {{1, 5, 7, 1, false, 3}, {3, 4, 5, 4, true, 2}, {2, 1, 1, 5, true, 1},
-                               {4, 6, 3, 2, false, 4}, {5, 3, 3, 8, true, 2}};
+const ConvCase kConvCases[] = {{1, 5, 7, 1, false, 3},       {3, 4, 5, 4, true, 2},        {2, 1, 1, 5, true, 1},
+                               {4, 6, 3, 2, false, 4},       {5, 3, 3, 8, true, 2},        {2, 5, 4, 3, false, 2, 3, 2},
+                               {3, 6, 6, 2, true, 2, 3, 2}, {3, 5, 3, 4, false, 3, 1, 1}, {2, 7, 4, 3, false, 2, 1, 2}};
 
-// Direct convolution, PyTorch semantics (weight [out, in, 3, 3], padding 1).
+std::unique_ptr<Layer<double>> make_conv(const ConvCase& c, index_t offset) {
+  return make_conv2d<double>({c.channels, c.height, c.width}, c.outputs, c.bias, offset, c.kernel, c.stride);
+}
+
+// Direct convolution, PyTorch semantics (weight [out, in, k, k], padding k/2, stride s).
 Vec naive_conv(const ConvCase& c, const Vec& params, index_t offset, const Vec& x) {
-  const index_t H = c.height, W = c.width;
-  Vec y(std::size_t(c.outputs * H * W * c.nb));
+  const index_t H = c.height, W = c.width, k = c.kernel, s = c.stride, pad = k / 2;
+  const index_t OH = (H + 2 * pad - k) / s + 1, OW = (W + 2 * pad - k) / s + 1;
+  Vec y(std::size_t(c.outputs * OH * OW * c.nb));
   for (index_t e = 0; e < c.nb; ++e)
     for (index_t o = 0; o < c.outputs; ++o)
-      for (index_t h = 0; h < H; ++h)
-        for (index_t w = 0; w < W; ++w) {
-          long double s = c.bias ? params[std::size_t(offset + c.outputs * c.channels * 9 + o)] : 0;
+      for (index_t h = 0; h < OH; ++h)
+        for (index_t w = 0; w < OW; ++w) {
+          long double sum = c.bias ? params[std::size_t(offset + c.outputs * c.channels * k * k + o)] : 0;
           for (index_t i = 0; i < c.channels; ++i)
-            for (index_t kh = 0; kh < 3; ++kh)
-              for (index_t kw = 0; kw < 3; ++kw) {
-                const index_t hh = h + kh - 1, ww = w + kw - 1;
+            for (index_t kh = 0; kh < k; ++kh)
+              for (index_t kw = 0; kw < k; ++kw) {
+                const index_t hh = h * s + kh - pad, ww = w * s + kw - pad;
                 if (hh < 0 || hh >= H || ww < 0 || ww >= W) continue;
-                s += (long double)params[std::size_t(offset + ((o * c.channels + i) * 3 + kh) * 3 + kw)] *
-                     x[std::size_t(((e * c.channels + i) * H + hh) * W + ww)];
+                sum += (long double)params[std::size_t(offset + ((o * c.channels + i) * k + kh) * k + kw)] *
+                       x[std::size_t(((e * c.channels + i) * H + hh) * W + ww)];
               }
-          y[std::size_t(((e * c.outputs + o) * H + h) * W + w)] = double(s);
+          y[std::size_t(((e * c.outputs + o) * OH + h) * OW + w)] = double(sum);
         }
   return y;
 }
@@ -326,18 +146,18 @@ Vec naive_conv(const ConvCase& c, const Vec& params, index_t offset, const Vec& 
 TEST_P(CnnLayers, ConvForwardMatchesDirectConvolution) {
   for (const ConvCase& c : kConvCases) {
     const index_t offset = 7;
-    auto layer = make_conv2d<double>({c.channels, c.height, c.width}, c.outputs, c.bias, offset);
-    const index_t count = layer->parameter_count();
-    ASSERT_EQ(count, c.outputs * c.channels * 9 + (c.bias ? c.outputs : 0));
+    auto layer = make_conv(c, offset);
+    const index_t count = layer->parameter_count(), k2 = c.kernel * c.kernel;
+    ASSERT_EQ(count, c.outputs * c.channels * k2 + (c.bias ? c.outputs : 0));
     const TensorShape os = layer->output_shape();
     EXPECT_EQ(os.channels, c.outputs);
-    EXPECT_EQ(os.height, c.height);
-    EXPECT_EQ(os.width, c.width);
-    // PyTorch-default init: U(±1/√(in·9)), drawn weight then bias from one generator.
+    EXPECT_EQ(os.height, (c.height - 1) / c.stride + 1);  // PyTorch: ⌊(H + 2·(k/2) − k)/s⌋ + 1
+    EXPECT_EQ(os.width, (c.width - 1) / c.stride + 1);
+    // PyTorch-default init: U(±1/√(in·k²)), drawn weight then bias from one generator.
     Vec w = random_vector<double>(std::size_t(offset + count + 3), 21);
     std::mt19937_64 rng(5), replay(5);
     layer->initialize(rng, w.data() + offset);
-    const double bound = 1 / std::sqrt(double(c.channels * 9));
+    const double bound = 1 / std::sqrt(double(c.channels * k2));
     std::uniform_real_distribution<double> uniform(-bound, bound);
     for (index_t i = 0; i < count; ++i) EXPECT_EQ(w[std::size_t(offset + i)], uniform(replay));
     const Vec x = random_vector<double>(std::size_t(c.channels * c.height * c.width * c.nb), 22);
@@ -351,7 +171,7 @@ TEST_P(CnnLayers, ConvTangentsMatchFiniteDifferences) {
   const index_t m = 3, offset = 5;
   double worst = 0;
   for (const ConvCase& c : kConvCases) {
-    auto layer = make_conv2d<double>({c.channels, c.height, c.width}, c.outputs, c.bias, offset);
+    auto layer = make_conv(c, offset);
     const index_t in = c.channels * c.height * c.width, out = layer->output_shape().size();
     const index_t d = offset + layer->parameter_count() + 2, ld = d + 3;
     const Harness h(device(), *layer, in, d, ld);
@@ -378,7 +198,7 @@ TEST_P(CnnLayers, ConvReverseIsTheTransposeOfTheJetMap) {
   double worst = 0;
   unsigned seed = 100;
   for (const ConvCase& c : kConvCases) {
-    auto layer = make_conv2d<double>({c.channels, c.height, c.width}, c.outputs, c.bias, offset);
+    auto layer = make_conv(c, offset);
     const index_t in = c.channels * c.height * c.width, out = layer->output_shape().size();
     const index_t count = layer->parameter_count(), d = offset + count + 2, ld = d + 3;
     const Harness h(device(), *layer, in, d, ld);

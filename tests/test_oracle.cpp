@@ -26,6 +26,10 @@ ModelSpec small_spec(Architecture arch, Activation act, LossKind loss, index_t c
     spec.width = 6;
     spec.depth = 2;
     spec.input = {5, 1, 1};
+  } else if (arch == Architecture::resnet) {
+    spec.width = 2;
+    spec.depth = 1;
+    spec.input = {2, 8, 8};
   } else {
     spec.width = 2;
     spec.input = {2, 4, 8};
@@ -40,11 +44,17 @@ Network<T> make_network(const Device& dev, const ModelSpec& spec, index_t n, Net
   return Network<T>(dev, spec, x, y, options);
 }
 
-// Parameters: initial weights scaled up a little so the activations leave their linear regime.
+// Parameters: initial weights scaled up a little so the activations leave their linear regime. The
+// ResNet's blocks start as the identity (zero GroupNorm scales): they are moved off it, or their
+// branches would contribute nothing to check.
 template <class T>
 Buffer<T> point(Network<T>& net, std::uint64_t seed = 3) {
   auto w = net.initial_parameters(seed);
   for (auto& x : w) x *= T(1.5);
+  if (net.spec().arch == Architecture::resnet) {
+    const auto noise = random_vector<T>(w.size(), unsigned(seed) + 100, T(-0.1), T(0.1));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] += noise[i];
+  }
   return Buffer<T>(net.device(), std::span<const T>(w));
 }
 
@@ -88,6 +98,17 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values(Activation::gelu, Activation::tanh, Activation::silu, Activation::softplus,
                                          Activation::relu, Activation::identity),
                        ::testing::Values(LossKind::mse, LossKind::ce), ::testing::Values(index_t(1), index_t(3)),
+                       ::testing::Values(false)),
+    case_name);
+
+// The ResNet's convolutions have no biases; its head's bias is fixed. Its forward pass costs more, so
+// only the categorical head here (the output layer and the losses are the MLP's, checked above).
+INSTANTIATE_TEST_SUITE_P(
+    Resnet, OracleGradcheck,
+    ::testing::Combine(::testing::Values(Backend::cpu, Backend::cuda), ::testing::Values(Architecture::resnet),
+                       ::testing::Values(Activation::gelu, Activation::tanh, Activation::silu, Activation::softplus,
+                                         Activation::relu, Activation::identity),
+                       ::testing::Values(LossKind::mse, LossKind::ce), ::testing::Values(index_t(3)),
                        ::testing::Values(false)),
     case_name);
 

@@ -269,6 +269,7 @@ TEST(RunConfig, BadValuesNameTheFlagAndTheValidRange) {
   expect({"--n", "1001"}, {"--n 1001", "multiple", "4 classes"});
   expect({"--data", "moons", "--classes", "3"}, {"--classes 3", "moons"});
   expect({"--arch", "cnn", "--data", "gaussian"}, {"--arch cnn", "image data"});
+  expect({"--arch", "resnet", "--data", "moons"}, {"--arch resnet", "image data"});
   expect({"--data", "cifar10"}, {"--data-dir", "cifar-10-binary"});
   expect({"--eig-initial-k", "30"}, {"--eig-initial-k", "--eig-max-k"});
 }

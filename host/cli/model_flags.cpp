@@ -10,8 +10,12 @@ void ModelOptions::register_options(CLI::App& cmd) {
   cmd.add_option("--arch", arch, joined_choice_names(kArchitectureChoices, " | "))
       ->capture_default_str()
       ->check(CLI::IsMember(choice_names(kArchitectureChoices)));
-  cmd.add_option("--width", width, "MLP hidden width; CNN base channels")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd.add_option("--depth", depth, "MLP hidden layers")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd.add_option("--width", width, "MLP hidden width; CNN and ResNet base channels")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--depth", depth, "MLP hidden layers; ResNet blocks per stage")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd.add_option("--act", activation, joined_choice_names(kActivationChoices, " | "))
       ->capture_default_str()
       ->check(CLI::IsMember(choice_names(kActivationChoices)));
@@ -27,12 +31,13 @@ ModelSpec ModelOptions::spec(TensorShape input) const {
 }
 
 TensorShape gradcheck_input_shape(const ModelOptions& options) {
-  return options.arch == "cnn" ? TensorShape{2, 8, 8} : TensorShape{10, 1, 1};
+  return options.arch == "mlp" ? TensorShape{10, 1, 1} : TensorShape{2, 8, 8};
 }
 
 std::string describe(const ModelSpec& s) {
   std::string text = to_string(s.arch) + " width " + std::to_string(s.width);
   if (s.arch == Architecture::mlp) text += " depth " + std::to_string(s.depth) + (s.bias ? "" : " no-bias");
+  if (s.arch == Architecture::resnet) text += " depth " + std::to_string(s.depth);
   return text + ", " + to_string(s.activation) + ", " + to_string(s.loss) + ", " +
          (s.classes == 1 ? std::string("binary") : std::to_string(s.classes) + " classes");
 }

@@ -55,7 +55,8 @@ class Layer {
   // out.tangent[0 .. order-1] from in; a layer sets an output tangent to null when it is zero.
   virtual void forward_tangents(const JetPass<T>& pass, const Jet<T>& in, Jet<T>& out) const = 0;
   // Input adjoints (when in_adjoint is non-null) and parameter gradients (+= into pass.G) from the
-  // output adjoints, given the jets on both sides.
+  // output adjoints, given the jets on both sides. For orders ≥ 1 it follows forward_tangents on the
+  // same chunk and pass (as in the network), so a layer may keep internal jets between the two.
   virtual void reverse(const JetPass<T>& pass, const Jet<T>& in, const Jet<T>& out, const Adjoint<T>& out_adjoint,
                        Adjoint<T>* in_adjoint) const = 0;
 };
@@ -73,9 +74,29 @@ template <class T>
 std::unique_ptr<Layer<T>> make_linear(TensorShape input, index_t outputs, bool bias, index_t offset);
 template <class T>
 std::unique_ptr<Layer<T>> make_activation(TensorShape shape, Activation act);
+// k×k (k odd), stride s, zero padding k/2: 3×3 stride 1 keeps the image size.
 template <class T>
-std::unique_ptr<Layer<T>> make_conv2d(TensorShape input, index_t out_channels, bool bias, index_t offset);
+std::unique_ptr<Layer<T>> make_conv2d(TensorShape input, index_t out_channels, bool bias, index_t offset,
+                                      int kernel = 3, int stride = 1);
 template <class T>
 std::unique_ptr<Layer<T>> make_avgpool2(TensorShape input);
+template <class T>
+std::unique_ptr<Layer<T>> make_global_avgpool(TensorShape input);
+// GroupNorm over `groups` groups of channels, γ initialized to initial_scale (PyTorch: 1), β to 0.
+template <class T>
+std::unique_ptr<Layer<T>> make_group_norm(TensorShape shape, index_t groups, double initial_scale, index_t offset);
+index_t group_norm_groups(index_t channels);  // the engine's choice: gcd(channels, 8)
+// LayerNorm over the `features` of each of `tokens` tokens (an example is [features × tokens]).
+template <class T>
+std::unique_ptr<Layer<T>> make_layer_norm(index_t features, index_t tokens, index_t offset);
+// y = shortcut(x) + scale · branch(x); an empty shortcut is the identity. Parameters: the branch's,
+// then the shortcut's (their layers' offsets must be assigned in that order).
+template <class T>
+std::unique_ptr<Layer<T>> make_residual(TensorShape input, LayerStack<T> branch, LayerStack<T> shortcut,
+                                        double scale);
+
+// The ResNet of docs/design.md §2 appended to `layers` (host/engine/arch_resnet.cpp).
+template <class T>
+void add_resnet(const ModelSpec& spec, LayerStack<T>& layers, index_t& offset);
 
 }  // namespace cflow

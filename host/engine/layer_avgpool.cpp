@@ -1,14 +1,13 @@
-// AvgPool2d(2): 2×2 windows, stride 2, no parameters. Pooling is linear in x, so every jet component
-// and every adjoint component goes through the same map (docs/design.md §3); a null (zero) tangent stays null.
+// AvgPool2d(2): 2×2 windows, stride 2, no parameters; a linear map (host/engine/layer_linear_map.h).
 #include "cflow/runtime/error.h"
-#include "host/engine/layer.h"
+#include "host/engine/layer_linear_map.h"
 #include "kernels/pool.h"
 
 namespace cflow {
 namespace {
 
 template <class T>
-class AvgPool2 final : public Layer<T> {
+class AvgPool2 final : public LinearMapLayer<T> {
  public:
   explicit AvgPool2(TensorShape input) : in_(input) {
     CFLOW_REQUIRE(input.height >= 2 && input.width >= 2, "avgpool2: the input must be at least 2×2");
@@ -16,34 +15,14 @@ class AvgPool2 final : public Layer<T> {
 
   TensorShape output_shape() const override { return {in_.channels, in_.height / 2, in_.width / 2}; }
 
-  void forward(const JetPass<T>& p, const T* x, T* y) const override { pool(p, p.examples, x, y); }
-
-  void forward_tangents(const JetPass<T>& p, const Jet<T>& x, Jet<T>& y) const override {
-    for (int k = 0; k < p.order; ++k) {
-      if (x.tangent[k])
-        pool(p, p.examples * p.directions, x.tangent[k], y.tangent[k]);
-      else
-        y.tangent[k] = nullptr;
-    }
-  }
-
-  void reverse(const JetPass<T>& p, const Jet<T>&, const Jet<T>&, const Adjoint<T>& yb,
-               Adjoint<T>* xb) const override {
-    if (!xb) return;
-    const index_t columns = p.examples * p.directions;  // z̄0 has m directions too for orders ≥ 1 (m = 1 for 0)
-    for (int k = 0; k <= p.order; ++k) {
-      if (yb.component[k])
-        CFLOW_DISPATCH(p.dev, avgpool2_adjoint<T>, p.dev, in_.channels * columns, in_.height, in_.width,
-                       yb.component[k], xb->component[k]);
-      else
-        p.dev.set_zero(xb->component[k], sizeof(T) * std::size_t(in_.size() * columns));
-    }
-  }
-
  private:
-  void pool(const JetPass<T>& p, index_t columns, const T* x, T* y) const {
+  void apply(const JetPass<T>& p, index_t columns, const T* x, T* y) const override {
     CFLOW_DISPATCH(p.dev, avgpool2_forward<T>, p.dev, in_.channels * columns, in_.height, in_.width, x, y);
   }
+  void adjoint(const JetPass<T>& p, index_t columns, const T* y, T* x) const override {
+    CFLOW_DISPATCH(p.dev, avgpool2_adjoint<T>, p.dev, in_.channels * columns, in_.height, in_.width, y, x);
+  }
+  index_t input_size() const override { return in_.size(); }
 
   TensorShape in_;
 };

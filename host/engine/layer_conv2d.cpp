@@ -1,15 +1,15 @@
-// Conv2d: 3×3 kernel, stride 1, "same" zero padding, optional bias; weight [out, in, 3, 3] as in
-// PyTorch (so, column-major, the buffer is Wᵀ, K × out with K = in·9 and leading dimension K; the
-// bias follows it). Implemented as im2col + GEMM in pixel-major layout (kernels/conv.h): with
-// col(x) [K × pixels] and Z [out × pixels], the convolution is Z = Wᵀ col(x), a Linear layer whose
-// "examples" are the H·W·nb pixels; Z is transposed to NCHW afterwards. So the jet rules are those
+// Conv2d: k×k kernel (k odd: 3, or 1 for projections), stride s, zero padding k/2, optional bias;
+// weight [out, in, k, k] as in PyTorch (so, column-major, the buffer is Wᵀ, K × out with K = in·k² and
+// leading dimension K; the bias follows it). Implemented as im2col + GEMM in pixel-major layout
+// (kernels/conv.h): with col(x) [K × pixels] and Z [out × pixels], the convolution is Z = Wᵀ col(x), a
+// Linear layer whose "examples" are the OH·OW·nb output pixels; Z is transposed to NCHW afterwards. So the jet rules are those
 // of Linear (docs/design.md §3), W∗ acting as a convolution:
 //   y1 = W∗x1 + V∗x0 + vb,  y2 = W∗x2 + 2V∗x1;
 //   x̄0 = W∗ᵀȳ0 + V∗ᵀȳ1,  x̄1 = W∗ᵀȳ1 + 2V∗ᵀȳ2,  x̄2 = W∗ᵀȳ2;  W̄ = Σ_k corr(ȳk, xk),  b̄ = Σ ȳ0,
 // with W∗ᵀ = col2im ∘ W (a gather, no atomics). Every W-product covers all m directions in one GEMM,
 // the per-direction V-products and the gradients are one strided-batched GEMM each.
 // Scratch (im2col matrices, pixel-major outputs/adjoints) is owned by the layer and grown on
-// demand; its size follows the chunk (im2col is 9× the layer's input), so a layer instance must not
+// demand; its size follows the chunk (im2col is k²/s² × the layer's input), so a layer instance must not
 // be used by two passes at once.
 #include <cmath>
 #include <limits>
@@ -30,18 +30,21 @@ using blas::Op;
 template <class T>
 class Conv2d final : public Layer<T> {
  public:
-  Conv2d(TensorShape input, index_t outputs, bool bias, index_t offset)
-      : in_(input), out_(outputs), k_(input.channels * 9), pixels_(input.height * input.width), bias_(bias),
-        offset_(offset) {
+  Conv2d(TensorShape input, index_t outputs, bool bias, index_t offset, int kernel, int stride)
+      : in_(input), geometry_{input.channels, input.height, input.width, kernel, stride}, out_(outputs),
+        k_(input.channels * kernel * kernel), pixels_(index_t(geometry_.out_height()) * geometry_.out_width()),
+        bias_(bias), offset_(offset) {
     CFLOW_REQUIRE(input.size() >= 1 && outputs >= 1, "conv2d: sizes must be positive");
-    CFLOW_REQUIRE(9 * input.size() <= std::numeric_limits<int>::max(), "conv2d: image too large for 32-bit indices");
+    CFLOW_REQUIRE(kernel >= 1 && kernel % 2 == 1 && stride >= 1, "conv2d: the kernel size must be odd, the stride positive");
+    CFLOW_REQUIRE(index_t(kernel) * kernel * input.size() <= std::numeric_limits<int>::max(),
+                  "conv2d: image too large for 32-bit indices");
   }
 
-  TensorShape output_shape() const override { return {out_, in_.height, in_.width}; }
+  TensorShape output_shape() const override { return {out_, geometry_.out_height(), geometry_.out_width()}; }
   index_t parameter_count() const override { return k_ * out_ + (bias_ ? out_ : 0); }
 
   void initialize(std::mt19937_64& rng, T* slice) const override {
-    const double bound = 1.0 / std::sqrt(double(k_));  // fan_in = in · 3 · 3
+    const double bound = 1.0 / std::sqrt(double(k_));  // fan_in = in · k · k
     std::uniform_real_distribution<double> uniform(-bound, bound);
     for (index_t i = 0; i < parameter_count(); ++i) slice[i] = T(uniform(rng));
   }
@@ -124,8 +127,7 @@ class Conv2d final : public Layer<T> {
           if (next)
             blas::gemm_strided_batched<T>(p.dev, Op::N, Op::N, k_, P, out_, T(k + 1), weight(p.V), k_, p.ld, next,
                                           out_, out_ * P, beta, col, k_, k_ * P, m);
-          CFLOW_DISPATCH(p.dev, col2im3x3<T>, p.dev, in_.channels, in_.height, in_.width, nb * m, col,
-                         xb->component[k]);
+          CFLOW_DISPATCH(p.dev, col2im<T>, p.dev, geometry_, nb * m, col, xb->component[k]);
         }
       }
       if (!p.G) continue;
@@ -170,7 +172,7 @@ class Conv2d final : public Layer<T> {
     return ones_.data();
   }
   void im2col(const JetPass<T>& p, const T* x, index_t count, T* col) const {
-    CFLOW_DISPATCH(p.dev, im2col3x3<T>, p.dev, in_.channels, in_.height, in_.width, count, x, col);
+    CFLOW_DISPATCH(p.dev, im2col<T>, p.dev, geometry_, count, x, col);
   }
   // Z_j = alpha V_jᵀ C_j + beta Z_j for every direction j (C_j at C + j·stride_c), pixel-major.
   void direction_products(const JetPass<T>& p, T alpha, const T* C, index_t stride_c, T beta, T* Z) const {
@@ -180,7 +182,8 @@ class Conv2d final : public Layer<T> {
   }
 
   TensorShape in_;
-  index_t out_, k_, pixels_;
+  ConvGeometry geometry_;
+  index_t out_, k_, pixels_;  // pixels_: output pixels per example
   bool bias_;
   index_t offset_;
   mutable Buffer<T> col_, col0_, z_[2], ones_;
@@ -189,10 +192,11 @@ class Conv2d final : public Layer<T> {
 }  // namespace
 
 template <class T>
-std::unique_ptr<Layer<T>> make_conv2d(TensorShape input, index_t out_channels, bool bias, index_t offset) {
-  return std::make_unique<Conv2d<T>>(input, out_channels, bias, offset);
+std::unique_ptr<Layer<T>> make_conv2d(TensorShape input, index_t out_channels, bool bias, index_t offset, int kernel,
+                                      int stride) {
+  return std::make_unique<Conv2d<T>>(input, out_channels, bias, offset, kernel, stride);
 }
-template std::unique_ptr<Layer<float>> make_conv2d<float>(TensorShape, index_t, bool, index_t);
-template std::unique_ptr<Layer<double>> make_conv2d<double>(TensorShape, index_t, bool, index_t);
+template std::unique_ptr<Layer<float>> make_conv2d<float>(TensorShape, index_t, bool, index_t, int, int);
+template std::unique_ptr<Layer<double>> make_conv2d<double>(TensorShape, index_t, bool, index_t, int, int);
 
 }  // namespace cflow

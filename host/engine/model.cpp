@@ -45,6 +45,8 @@ LayerStack<T> build_layers(const ModelSpec& spec) {
       in = shape();
     }
     add(make_linear<T>(in, spec.classes, spec.bias, offset));
+  } else if (spec.arch == Architecture::resnet) {
+    add_resnet<T>(spec, layers, offset);
   } else {
     CFLOW_REQUIRE(spec.input.height % 4 == 0 && spec.input.width % 4 == 0,
                   "the CNN pools twice by 2: input height and width must be divisible by 4");

@@ -229,8 +229,9 @@ std::vector<Key> make_keys() {
   k.push_back(integer_key("data-dim", data, "gaussian data: input dimension", &RunConfig::data_dim, 1, 1 << 20));
 
   k.push_back(choice_key("arch", model, "architecture", &RunConfig::arch, choice_names(kArchitectureChoices)));
-  k.push_back(integer_key("width", model, "MLP hidden width; CNN base channels", &RunConfig::width, 1, 1 << 20));
-  k.push_back(integer_key("depth", model, "MLP hidden layers", &RunConfig::depth, 0, 64));
+  k.push_back(integer_key("width", model, "MLP hidden width; CNN and ResNet base channels", &RunConfig::width, 1,
+                          1 << 20));
+  k.push_back(integer_key("depth", model, "MLP hidden layers; ResNet blocks per stage", &RunConfig::depth, 0, 64));
   k.push_back(choice_key("act", model, "activation (flows need a smooth one)", &RunConfig::act,
                          choice_names(kActivationChoices)));
   k.push_back(switch_key("no-bias", model, "MLP layers without biases", &RunConfig::no_bias));
@@ -516,8 +517,9 @@ void validate(const RunConfig& c) {
         "--data cifar10 needs --data-dir: the folder cifar-10-batches-bin (or its parent) unpacked "
         "from https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz");
   }
-  if (c.arch == "cnn" && !images) {
-    throw ConfigError("--arch cnn: expected image data (--data fashion-mnist or cifar10), got --data " + c.data);
+  if (c.arch != "mlp" && !images) {
+    throw ConfigError("--arch " + c.arch + ": expected image data (--data fashion-mnist or cifar10), got --data " +
+                      c.data);
   }
   if (c.runs.empty() || (c.runs.size() == 1 && c.runs[0].empty())) {
     throw ConfigError("--runs: expected at least one of discrete, central, stable, midpoint");

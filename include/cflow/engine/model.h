@@ -13,7 +13,7 @@ using index_t = std::int64_t;
 
 enum class Activation { gelu, tanh, silu, softplus, relu, identity };
 enum class LossKind { mse, ce };
-enum class Architecture { mlp, cnn };
+enum class Architecture { mlp, cnn, resnet };
 
 // The names of the choices, as the CLI flags, config files and logs spell them.
 inline constexpr ChoiceTable<Activation, 6> kActivationChoices{{{"gelu", Activation::gelu},
@@ -23,8 +23,8 @@ inline constexpr ChoiceTable<Activation, 6> kActivationChoices{{{"gelu", Activat
                                                                 {"relu", Activation::relu},
                                                                 {"identity", Activation::identity}}};
 inline constexpr ChoiceTable<LossKind, 2> kLossChoices{{{"mse", LossKind::mse}, {"ce", LossKind::ce}}};
-inline constexpr ChoiceTable<Architecture, 2> kArchitectureChoices{{{"mlp", Architecture::mlp},
-                                                                    {"cnn", Architecture::cnn}}};
+inline constexpr ChoiceTable<Architecture, 3> kArchitectureChoices{
+    {{"mlp", Architecture::mlp}, {"cnn", Architecture::cnn}, {"resnet", Architecture::resnet}}};
 
 // Per-example input layout, NCHW (so a column of the [features × n] input matrix is one example
 // in PyTorch's flatten order). Vectors are channels × 1 × 1.
@@ -35,8 +35,8 @@ struct TensorShape {
 
 struct ModelSpec {
   Architecture arch = Architecture::mlp;
-  index_t width = 256;  // MLP hidden width; CNN base channel count (the reference's default is 32)
-  int depth = 2;        // MLP hidden layers
+  index_t width = 256;  // MLP hidden width; CNN and ResNet base channel count (the reference's CNN: 32)
+  int depth = 2;        // MLP hidden layers; ResNet basic blocks per stage
   Activation activation = Activation::gelu;
   bool bias = true;     // MLP layer biases (the CNN's are fixed by its architecture)
   TensorShape input;
