@@ -10,6 +10,7 @@
 #include <map>
 
 #include "cflow/runtime/blas.h"
+#include "cflow/engine/counting_objective.h"
 #include "cflow/flow/central_flow.h"
 #include "cflow/solvers/eigen_tracker.h"
 #include "cflow/runtime/nvtx.h"
@@ -44,7 +45,7 @@ template <class T>
 struct Experiment<T>::State {
   // What every process shares: the oracle, the evaluators, the settings and scratch space.
   struct Context {
-    Objective<T>& f;
+    CountingObjective<T> f;  // every query of every process is counted (ProcessRecord::work)
     Evaluate evaluate_train, evaluate_test;
     ExperimentSettings settings;
     Device dev;
@@ -102,6 +103,7 @@ struct Experiment<T>::State {
     bool has_prev = false;
     // Seconds per phase of the current step.
     double grad_seconds = 0, eig_seconds = 0, d3_seconds = 0, sdcp_seconds = 0;
+    std::int64_t lobpcg_iterations = 0;  // of the current step
     // central: the P-normalized directions of Σ's eigenvectors (UQ, d × k) and P at time t
     Buffer<T> directions;
     index_t direction_count = 0;
@@ -159,6 +161,8 @@ struct Experiment<T>::State {
         return r;
       }
       grad_seconds = eig_seconds = d3_seconds = sdcp_seconds = 0;
+      lobpcg_iterations = 0;
+      const OracleWork work_before = c.f.work();
       const Stopwatch total(c.dev);
       switch (kind) {
         case ProcessKind::discrete:
@@ -168,6 +172,10 @@ struct Experiment<T>::State {
       }
       r.seconds = {{"grad_and_value", grad_seconds}, {"eig", eig_seconds}, {"d3", d3_seconds},
                    {"sdcp", sdcp_seconds}, {"total", total.seconds()}};
+      const OracleWork work = c.f.work() - work_before;
+      const std::int64_t counts[] = {work.gradients, work.hvps, work.quads, work.jets, lobpcg_iterations};
+      static_assert(std::size(counts) == std::size(kWorkNames));
+      for (std::size_t i = 0; i < std::size(counts); ++i) r.work.emplace_back(kWorkNames[i], double(counts[i]));
       return r;
     }
 
@@ -179,7 +187,9 @@ struct Experiment<T>::State {
     }
     void eigen(Context& c, EigenTracker<T>& t, const T* at, const T* precond, bool full) {
       const Stopwatch time(c.dev);
+      const bool solves = full || !t.has_solution();
       c.solve_or_refresh(t, at, precond, full);
+      if (solves) lobpcg_iterations += t.last_solve().iterations;
       eig_seconds += time.seconds();
     }
     CentralSubstep flow_substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt) {
@@ -217,6 +227,7 @@ struct Experiment<T>::State {
       std::swap(state, state_next);
       ProcessRecord r = basic_record(c, at, logged_loss);
       std::swap(state, state_next);
+      if (!c.settings.eig.track_discrete) return r;  // only the gradient: the eigenvalues stay NaN
       eigen(c, tracker, at, p.data(), c.full_solve());
       log_eigenvalues(c, r, at, c.full_solve());
       return r;
@@ -364,7 +375,7 @@ struct Experiment<T>::State {
   std::int64_t steps = 0;
 
   State(Objective<T>& f, Evaluate train, Evaluate test, std::span<const T> w0, const ExperimentSettings& s)
-      : context{f, std::move(train), std::move(test), s, f.device(), f.dim(), 0, {}, {}} {
+      : context{CountingObjective<T>(f), std::move(train), std::move(test), s, f.device(), f.dim(), 0, {}, {}} {
     CFLOW_REQUIRE(index_t(w0.size()) == context.d, "initial parameters of the wrong size");
     CFLOW_REQUIRE(s.eig.frequency >= 1 && s.flow.central_nsubsteps >= 1 && s.flow.stable_min_nsubsteps >= 1,
                   "eigen frequency and substep counts must be positive");
