@@ -234,8 +234,10 @@ class LobpcgSolver {
         break;
       }
       if (result.iterations == options_.max_iterations) break;
-      // The history becomes the first iteration's P: its part outside X, orthonormalized.
-      const index_t p = waiting > 0 ? k_ + orthonormalize(k_, waiting, {}) : q;
+      // The history becomes the first iteration's P: its part outside X, orthonormalized, judged
+      // against the unit length of its columns so that a part at rounding level is dropped.
+      const std::vector<double> unit(std::size_t(waiting), 1.0);
+      const index_t p = waiting > 0 ? k_ + orthonormalize(k_, waiting, unit) : q;
       std::vector<double> lengths;
       for (std::size_t a = 0; a < active.size(); ++a) {
         const index_t j = active[a];

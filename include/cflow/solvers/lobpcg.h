@@ -42,9 +42,9 @@ struct LobpcgResult {
 // fewer than k are completed with random ones, more than k widen the first Rayleigh–Ritz step.
 // The solve costs k operator applications for that step and its residuals, and iterates only while a
 // residual is above the tolerance (docs/design.md §5).
-// history: d×history_columns device block (null when history_columns = 0), earlier search directions
-// (a tracker passes the vectors of the solve before the warm start's: with the warm start they span the
-// motion of the eigenvectors). Used as the first iteration's P, and only if the warm start has not
+// history: d×history_columns device block of unit columns (null when history_columns = 0), earlier
+// search directions (a tracker passes the vectors of the solve before the warm start's: with the warm
+// start they span the motion of the eigenvectors). Used as the first iteration's P, and only if the warm start has not
 // converged, so a converged warm start still costs k applications.
 // p_diag: device vector of length d with positive entries, or null for P = I.
 // Throws cflow::Error on bad arguments or when the operator returns non-finite values.
