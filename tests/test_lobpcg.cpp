@@ -260,7 +260,9 @@ TEST_P(Lobpcg, WarmStartFromConvergedVectors) {
   const auto warm = lobpcg<double>(device(), problem.d, H.op(), nullptr, options, cold.Y.data(), 4);
   expect_solution(device(), problem.d, H, {}, warm, H.top(4), kDouble);
   EXPECT_LE(warm.iterations, 2);
-  EXPECT_LE(warm.operator_applications, 4 + 2 * 4);  // the start block, at most two iterations
+  // k + small: the start block's k applications, at most one more block (measured: 4, no iteration).
+  EXPECT_LE(warm.operator_applications, 4 + 4);
+  for (double residual : warm.residuals) EXPECT_LE(residual, options.tolerance);
   record_counts("cold", cold.iterations, cold.operator_calls, cold.operator_applications);
   record_counts("warm", warm.iterations, warm.operator_calls, warm.operator_applications);
   // A warm start may have fewer columns than k (completed at random) or more (a wider first step).
@@ -271,42 +273,6 @@ TEST_P(Lobpcg, WarmStartFromConvergedVectors) {
   const auto narrowed = lobpcg<double>(device(), problem.d, H.op(), nullptr, fewer, cold.Y.data(), 4);
   expect_solution(device(), problem.d, H, {}, narrowed, H.top(2), kDouble);
   EXPECT_LE(narrowed.iterations, 2);
-}
-
-// A converged warm start costs its k applications and nothing more, history or not; a warm start
-// from a moved operator uses the history (the vectors of the solve before) as its first P and still
-// converges to the tolerance.
-TEST_P(Lobpcg, HistoryIsUsedOnlyWhenTheWarmStartHasNotConverged) {
-  const index_t d = 600, k = 3;
-  const std::vector<double> eigenvalues = spectrum({9, 7, 6, 5.5}, 150, -2, 3);
-  const index_t r = index_t(eigenvalues.size());
-  const std::vector<double> base = gaussian(std::size_t(d * r), 3), drift = gaussian(std::size_t(d * r), 4);
-  // The eigenvectors move along a straight line in the space of bases: H(s) with basis Q(s).
-  auto basis_at = [&](double s) {
-    std::vector<double> moved = base;
-    for (std::size_t i = 0; i < moved.size(); ++i) moved[i] += s * drift[i];
-    return orthonormalize_columns(device(), d, r, moved);
-  };
-  const LobpcgOptions options{.k = int(k), .tolerance = 1e-8, .max_iterations = 100, .seed = 5};
-  SyntheticOperator<double> H0(device(), d, basis_at(0), eigenvalues), H1(device(), d, basis_at(0.02), eigenvalues),
-      H2(device(), d, basis_at(0.04), eigenvalues);
-  const auto at0 = lobpcg<double>(device(), d, H0.op(), nullptr, options);
-  const auto at1 = lobpcg<double>(device(), d, H1.op(), nullptr, options, at0.Y.data(), k);
-  ASSERT_TRUE(at0.converged && at1.converged);
-
-  const auto converged = lobpcg<double>(device(), d, H1.op(), nullptr, options, at1.Y.data(), k, at0.Y.data(), k);
-  expect_solution(device(), d, H1, {}, converged, H1.top(k), kDouble);
-  EXPECT_EQ(converged.iterations, 0);
-  EXPECT_EQ(converged.operator_applications, k);
-
-  const auto plain = lobpcg<double>(device(), d, H2.op(), nullptr, options, at1.Y.data(), k);
-  const auto with_history = lobpcg<double>(device(), d, H2.op(), nullptr, options, at1.Y.data(), k, at0.Y.data(), k);
-  expect_solution(device(), d, H2, {}, plain, H2.top(k), kDouble);
-  expect_solution(device(), d, H2, {}, with_history, H2.top(k), kDouble);
-  for (double residual : with_history.residuals) EXPECT_LE(residual, options.tolerance);
-  EXPECT_LE(with_history.operator_applications, plain.operator_applications);
-  record_counts("plain", plain.iterations, plain.operator_calls, plain.operator_applications);
-  record_counts("history", with_history.iterations, with_history.operator_calls, with_history.operator_applications);
 }
 
 TEST_P(Lobpcg, RankDeficientWarmStartIsCompleted) {

@@ -502,7 +502,6 @@ Checkpoint Experiment<T>::checkpoint() const {
       add(name + label + "/Y", snap.Y);
       add(name + label + "/eigenvalues", snap.eigenvalues);
       add(name + label + "/counters", {double(snap.target_k), double(snap.lobpcg_calls)});
-      if (!snap.Y_previous.empty()) add(name + label + "/Y_previous", snap.Y_previous);
     }
   }
   return cp;
@@ -537,9 +536,8 @@ void Experiment<T>::restore(const Checkpoint& cp) {
     for (const auto& [label, tracker] : trackers) {
       if (!tracker || !arrays.count(name + label + "/Y")) continue;
       const auto& counters = get(name + label + "/counters");
-      const std::string previous = name + label + "/Y_previous";
       tracker->restore({get(name + label + "/Y"), get(name + label + "/eigenvalues"), std::int64_t(counters.at(0)),
-                        std::int64_t(counters.at(1)), arrays.count(previous) ? get(previous) : std::vector<double>{}});
+                        std::int64_t(counters.at(1))});
     }
   }
   state_->steps = cp.step;

@@ -44,13 +44,8 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
                                        .seed = options_.seed + lobpcg_calls_++};
     // The first call starts from the tracked vectors, a growth step from the block just solved; both
     // get one random column per missing one.
-    // The first call also gets the vectors of the solve before as history: the direction in which
-    // the tracked vectors moved, the P of the tracking (docs/design.md §5).
-    const bool first = report_.lobpcg_calls == 0;
-    const Buffer<T>& warm = first ? Y_ : result.Y;
-    const index_t history_columns = first ? Y_previous_.size() / d_ : 0;
-    result = lobpcg(dev_, d_, H, p_diag, lobpcg_options, warm.data(), warm.size() / d_, Y_previous_.data(),
-                    history_columns);
+    const Buffer<T>& warm = report_.lobpcg_calls == 0 ? Y_ : result.Y;
+    result = lobpcg(dev_, d_, H, p_diag, lobpcg_options, warm.data(), warm.size() / d_);
     ++report_.lobpcg_calls;
     report_.iterations += result.iterations;
     report_.operator_calls += result.operator_calls;
@@ -64,7 +59,6 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
   }
   if (has_solution()) align_signs(result);
   eigenvalues_ = result.eigenvalues;
-  Y_previous_ = std::move(Y_);
   Y_ = std::move(result.Y);
   U_ = std::move(result.U);
   return report_;
@@ -111,12 +105,8 @@ void EigenTracker<T>::refresh(const QuadraticForm<T>& quad, const T* p_diag) {
 
 template <class T>
 EigenTrackerSnapshot EigenTracker<T>::snapshot() const {
-  const std::vector<T> Y = Y_.to_host(), Y_previous = Y_previous_.to_host();
-  return {{Y.begin(), Y.end()},
-          {eigenvalues_.begin(), eigenvalues_.end()},
-          target_k_,
-          std::int64_t(lobpcg_calls_),
-          {Y_previous.begin(), Y_previous.end()}};
+  const std::vector<T> Y = Y_.to_host();
+  return {{Y.begin(), Y.end()}, {eigenvalues_.begin(), eigenvalues_.end()}, target_k_, std::int64_t(lobpcg_calls_)};
 }
 
 template <class T>
@@ -128,9 +118,6 @@ void EigenTracker<T>::restore(const EigenTrackerSnapshot& snapshot) {
   const std::vector<T> Y(snapshot.Y.begin(), snapshot.Y.end());
   Y_ = Buffer<T>(dev_, std::span<const T>(Y));
   U_ = Buffer<T>(dev_, d_ * k);
-  CFLOW_REQUIRE(snapshot.Y_previous.size() % std::size_t(d_) == 0, "eigen tracker: a snapshot of another dimension");
-  const std::vector<T> Y_previous(snapshot.Y_previous.begin(), snapshot.Y_previous.end());
-  Y_previous_ = Y_previous.empty() ? Buffer<T>() : Buffer<T>(dev_, std::span<const T>(Y_previous));
   target_k_ = snapshot.target_k;
   lobpcg_calls_ = unsigned(snapshot.lobpcg_calls);
 }

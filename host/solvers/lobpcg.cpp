@@ -201,11 +201,11 @@ template <class T>
 class LobpcgSolver {
  public:
   LobpcgSolver(const Device& dev, index_t d, const BlockOperator<T>& H, const T* p_diag, const LobpcgOptions& options,
-               index_t start_columns, index_t history_columns)
+               index_t start_columns)
       : dev_(dev),
         d_(d),
         k_(options.k),
-        capacity_(std::max<index_t>({3 * options.k, start_columns, 2 * options.k + history_columns})),
+        capacity_(std::max<index_t>(3 * options.k, start_columns)),
         H_(H),
         p_diag_(p_diag),
         options_(options),
@@ -214,16 +214,12 @@ class LobpcgSolver {
         small_(dev, 2 * capacity_ * capacity_),
         rng_(options.seed) {}
 
-  LobpcgResult<T> solve(const T* warm_start, index_t warm_columns, const T* history, index_t history_columns) {
+  LobpcgResult<T> solve(const T* warm_start, index_t warm_columns) {
     CFLOW_NVTX_RANGE("lobpcg");
     start(warm_start, warm_columns);
-    // The history waits after X, in the place of P, until the first iteration needs it.
-    if (history_columns > 0)
-      dev_.copy_on_device(basis(current_, k_), history, std::size_t(d_ * history_columns) * sizeof(T));
     LobpcgResult<T> result;
     for (;;) {
-      const index_t waiting = result.iterations == 0 ? history_columns : 0;
-      const index_t q = k_ + directions_ + waiting;  // residuals go after [X P]
+      const index_t q = k_ + directions_;  // residuals go after [X P]
       const std::vector<double> norms = residual_norms(q);
       result.residuals = relative_residuals(norms);
       std::vector<index_t> active;
@@ -234,20 +230,16 @@ class LobpcgSolver {
         break;
       }
       if (result.iterations == options_.max_iterations) break;
-      // The history becomes the first iteration's P: its part outside X, orthonormalized, judged
-      // against the unit length of its columns so that a part at rounding level is dropped.
-      const std::vector<double> unit(std::size_t(waiting), 1.0);
-      const index_t p = waiting > 0 ? k_ + orthonormalize(k_, waiting, unit) : q;
       std::vector<double> lengths;
       for (std::size_t a = 0; a < active.size(); ++a) {
         const index_t j = active[a];
-        if (q + j != p + index_t(a)) blas::copy(dev_, d_, basis(current_, q + j), basis(current_, p + index_t(a)));
+        if (j != index_t(a)) blas::copy(dev_, d_, basis(current_, q + j), basis(current_, q + index_t(a)));
         lengths.push_back(norms[std::size_t(j)]);
       }
-      const index_t fresh = orthonormalize(p, index_t(active.size()), lengths);
-      if (fresh == 0 && p == k_ + directions_) break;  // every residual lies in span[X P]: no progress possible
-      apply_operator(k_ + directions_, p + fresh - k_ - directions_);
-      rayleigh_ritz_update(p + fresh, k_);
+      const index_t fresh = orthonormalize(q, index_t(active.size()), lengths);
+      if (fresh == 0) break;  // every residual lies in span[X P] to working precision: no progress possible
+      apply_operator(q, fresh);
+      rayleigh_ritz_update(q + fresh, k_);
       ++result.iterations;
     }
     result.eigenvalues.assign(ritz_values_.begin(), ritz_values_.end());
@@ -409,17 +401,15 @@ class LobpcgSolver {
 
 template <class T>
 LobpcgResult<T> lobpcg(const Device& dev, index_t d, const BlockOperator<T>& H, const T* p_diag,
-                       const LobpcgOptions& options, const T* warm_start, index_t warm_columns, const T* history,
-                       index_t history_columns) {
+                       const LobpcgOptions& options, const T* warm_start, index_t warm_columns) {
   CFLOW_REQUIRE(d > 0, "lobpcg: the dimension must be positive");
   CFLOW_REQUIRE(options.k >= 1 && options.k <= d, "lobpcg: k must lie in [1, d]");
   CFLOW_REQUIRE(options.tolerance > 0, "lobpcg: the tolerance must be positive");
   CFLOW_REQUIRE(options.max_iterations >= 0, "lobpcg: max_iterations must be non-negative");
   CFLOW_REQUIRE(warm_columns >= 0 && (warm_columns == 0 || warm_start), "lobpcg: bad warm start");
   CFLOW_REQUIRE(bool(H), "lobpcg: no operator");
-  CFLOW_REQUIRE(history_columns >= 0 && (history_columns == 0 || history), "lobpcg: bad history");
-  return LobpcgSolver<T>(dev, d, H, p_diag, options, std::max<index_t>(options.k, warm_columns), history_columns)
-      .solve(warm_start, warm_columns, history, history_columns);
+  return LobpcgSolver<T>(dev, d, H, p_diag, options, std::max<index_t>(options.k, warm_columns))
+      .solve(warm_start, warm_columns);
 }
 
 template <class T>
@@ -433,7 +423,7 @@ void apply_inverse_sqrt_diagonal(const Device& dev, index_t d, index_t m, const 
 
 #define CFLOW_INSTANTIATE_LOBPCG(T)                                                                             \
   template LobpcgResult<T> lobpcg<T>(const Device&, index_t, const BlockOperator<T>&, const T*, const LobpcgOptions&, \
-                                     const T*, index_t, const T*, index_t);                                     \
+                                     const T*, index_t);                                                        \
   template void apply_inverse_sqrt_diagonal<T>(const Device&, index_t, index_t, const T*, const T*, T*);
 CFLOW_INSTANTIATE_LOBPCG(float)
 CFLOW_INSTANTIATE_LOBPCG(double)

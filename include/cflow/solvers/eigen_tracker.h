@@ -45,7 +45,6 @@ struct EigenTrackerSnapshot {
   std::vector<double> eigenvalues;  // k
   std::int64_t target_k = 0;
   std::int64_t lobpcg_calls = 0;    // seeds the random columns of later solves
-  std::vector<double> Y_previous;   // d×k' vectors of the solve before (empty before the second solve)
 };
 
 template <class T>
@@ -86,7 +85,6 @@ class EigenTracker {
   unsigned lobpcg_calls_ = 0;  // over the tracker's life: each call draws fresh random columns
   std::vector<T> eigenvalues_;
   Buffer<T> Y_, U_;
-  Buffer<T> Y_previous_;  // Y of the solve before the last: the next solve's history
   EigenSolveReport report_;
 };
 

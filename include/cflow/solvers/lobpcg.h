@@ -40,18 +40,13 @@ struct LobpcgResult {
 
 // warm_start: d×warm_columns device block (null when warm_columns = 0). Any number of columns works:
 // fewer than k are completed with random ones, more than k widen the first Rayleigh–Ritz step.
-// The solve costs k operator applications for that step and its residuals, and iterates only while a
-// residual is above the tolerance (docs/design.md §5).
-// history: d×history_columns device block of unit columns (null when history_columns = 0), earlier
-// search directions (a tracker passes the vectors of the solve before the warm start's: with the warm
-// start they span the motion of the eigenvectors). Used as the first iteration's P, and only if the warm start has not
-// converged, so a converged warm start still costs k applications.
+// The solve costs the start block's applications for that step and its residuals, and iterates only
+// while a residual is above the tolerance (docs/design.md §5): a converged warm start costs k.
 // p_diag: device vector of length d with positive entries, or null for P = I.
 // Throws cflow::Error on bad arguments or when the operator returns non-finite values.
 template <class T>
 LobpcgResult<T> lobpcg(const Device& dev, index_t d, const BlockOperator<T>& H, const T* p_diag,
-                       const LobpcgOptions& options, const T* warm_start = nullptr, index_t warm_columns = 0,
-                       const T* history = nullptr, index_t history_columns = 0);
+                       const LobpcgOptions& options, const T* warm_start = nullptr, index_t warm_columns = 0);
 
 // U = P^{-1/2} Y for a d×m block (p_diag null: U = Y). U may alias Y.
 template <class T>
