@@ -1,7 +1,8 @@
 // One step of each process on networks of realistic size, per optimizer: the discrete step and the
 // central-flow step (all its substeps), with the breakdown the experiment records (gradient,
-// eigen-solve, third derivatives, SDCP) as counters in seconds per step, and x_grad (step time over
-// one value_grad at a fresh point, measured in the same benchmark).
+// eigen-solve, third derivatives, SDCP) as counters in seconds per step, the oracle work per step
+// (hvps, quads, jets, gradients, lobpcg_iterations) and x_grad (step time over one value_grad at a
+// fresh point, measured in the same benchmark).
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_support.h"
@@ -38,13 +39,15 @@ void BM_ExperimentStep(benchmark::State& state, Case c) {
   settings.processes = {c.process};
   settings.eig.tolerance = 1e-4;  // float32
   Experiment<float> experiment(net, [&](const float* w) { return net.evaluate(w); }, {}, w0, settings);
-  std::vector<std::pair<std::string, double>> totals;
+  std::vector<std::pair<std::string, double>> totals;  // seconds per phase, then the oracle work
   const double seconds = timed_loop(state, [&] {
     const StepRecord r = experiment.step();
-    const auto& times = r.processes.front().second.seconds;
-    if (totals.empty()) totals = times;
+    const ProcessRecord& p = r.processes.front().second;
+    std::vector<std::pair<std::string, double>> step = p.seconds;
+    step.insert(step.end(), p.work.begin(), p.work.end());
+    if (totals.empty()) totals = step;
     else
-      for (std::size_t i = 0; i < times.size(); ++i) totals[i].second += times[i].second;
+      for (std::size_t i = 0; i < step.size(); ++i) totals[i].second += step[i].second;
   });
   for (const auto& [phase, total] : totals) state.counters[phase] = total / double(state.iterations());
   state.counters["x_grad"] = seconds / grad_seconds;

@@ -62,6 +62,57 @@ TEST_P(ExperimentToy, CentralFlowPredictsGdOscillationsOnTheToy) {
   for (const auto& st : e.status()) EXPECT_FALSE(st.stopped && st.kind != ProcessKind::stable) << st.reason;
 }
 
+double work_of(const ProcessRecord& r, const std::string& name) {
+  for (const auto& [n, count] : r.work)
+    if (n == name) return count;
+  throw Error("no work count " + name);
+}
+
+// Every process's record counts the oracle directions its step asked for: a full eigen-solve costs
+// at least k HVPs, a step between solves k uᵀHu and no HVP, and --no-track-discrete leaves the
+// discrete step one gradient.
+TEST_P(ExperimentToy, WorkCountsEveryOracleQuery) {
+  ToyObjective<double> toy(device(), 0.1, {98.0, 90.0});
+  ExperimentSettings s;
+  s.optimizer.lr = 0.02;
+  s.processes = {ProcessKind::discrete, ProcessKind::central};
+  s.eig.frequency = 2;
+  s.selected_coordinates = 2;
+  auto evaluate = [&](const double* w) {
+    Buffer<double> g(device(), 3);
+    return Evaluation{toy.value_grad(w, g.data()), 0.0};
+  };
+  Experiment<double> e(toy, evaluate, {}, std::vector<double>{0.05, 0.05, 1.9}, s);
+  const StepRecord solve = e.step(), between = e.step();
+  for (const auto& st : e.status()) ASSERT_FALSE(st.stopped) << to_string(st.kind) << ": " << st.reason;
+  const ProcessRecord& discrete = record_of(solve, ProcessKind::discrete);
+  const double k = double(discrete.effective_eigs.size());
+  ASSERT_GE(k, 1);
+  EXPECT_EQ(work_of(discrete, "gradients"), 1);
+  EXPECT_GE(work_of(discrete, "hvps"), k);
+  EXPECT_EQ(work_of(discrete, "quads"), 0);
+  EXPECT_EQ(work_of(discrete, "jets"), 0);
+  const ProcessRecord& refreshed = record_of(between, ProcessKind::discrete);
+  EXPECT_EQ(work_of(refreshed, "gradients"), 1);
+  EXPECT_EQ(work_of(refreshed, "hvps"), 0);
+  EXPECT_EQ(work_of(refreshed, "quads"), double(refreshed.effective_eigs.size()));
+  EXPECT_EQ(work_of(refreshed, "lobpcg_iterations"), 0);
+  // The central flow: one gradient per substep, a solve at the first, refreshes at the others.
+  const ProcessRecord& central = record_of(solve, ProcessKind::central);
+  const double substeps = s.flow.central_nsubsteps;
+  EXPECT_EQ(work_of(central, "gradients"), substeps);
+  EXPECT_GE(work_of(central, "hvps"), double(central.effective_eigs.size()));
+  EXPECT_EQ(work_of(central, "quads"), (substeps - 1) * double(central.effective_eigs.size()));
+
+  s.eig.track_discrete = false;
+  Experiment<double> untracked(toy, evaluate, {}, std::vector<double>{0.05, 0.05, 1.9}, s);
+  const StepRecord first = untracked.step();
+  const ProcessRecord& gradient_only = record_of(first, ProcessKind::discrete);
+  EXPECT_TRUE(gradient_only.effective_eigs.empty());
+  EXPECT_EQ(work_of(gradient_only, "gradients"), 1);
+  for (const char* name : {"hvps", "quads", "jets", "lobpcg_iterations"}) EXPECT_EQ(work_of(gradient_only, name), 0);
+}
+
 // A checkpoint restored into a fresh experiment continues bit for bit.
 TEST_P(ExperimentToy, RestoredCheckpointContinuesBitwise) {
   ToyObjective<double> toy(device(), 0.1, {98.0, 90.0});

@@ -260,6 +260,9 @@ TEST_P(Lobpcg, WarmStartFromConvergedVectors) {
   const auto warm = lobpcg<double>(device(), problem.d, H.op(), nullptr, options, cold.Y.data(), 4);
   expect_solution(device(), problem.d, H, {}, warm, H.top(4), kDouble);
   EXPECT_LE(warm.iterations, 2);
+  // k + small: the start block's k applications, at most one more block (measured: 4, no iteration).
+  EXPECT_LE(warm.operator_applications, 4 + 4);
+  for (double residual : warm.residuals) EXPECT_LE(residual, options.tolerance);
   record_counts("cold", cold.iterations, cold.operator_calls, cold.operator_applications);
   record_counts("warm", warm.iterations, warm.operator_calls, warm.operator_applications);
   // A warm start may have fewer columns than k (completed at random) or more (a wider first step).

@@ -440,6 +440,8 @@ TEST(RunOutput, LayoutIsDeclaredNaNFilledAndWrittenRowByRow) {
     expected_cols[std::string(p) + "/opt.nu_selected_idx"] = 25;
     for (const char* phase : {"grad_and_value", "eig", "d3", "sdcp", "total"})
       expected_cols[std::string(p) + "/times/" + phase] = 0;
+    for (const char* count : {"gradients", "hvps", "quads", "jets", "lobpcg_iterations"})
+      expected_cols[std::string(p) + "/work/" + count] = 0;
   }
   for (const char* name : {"predicted_loss", "predicted_grad_norm_sq", "sigma_trace", "sdcp_residual", "substeps"})
     expected_cols[std::string("central/") + name] = 0;

@@ -68,10 +68,16 @@ ProcessRecord Process<T>::prepare(Context& c) {
     return r;
   }
   grad_seconds_ = eig_seconds_ = d3_seconds_ = sdcp_seconds_ = 0;
+  lobpcg_iterations_ = 0;
+  const OracleWork work_before = c.f.work();
   const Stopwatch total(c.dev);
   r = prepare_step(c);
   r.seconds = {{"grad_and_value", grad_seconds_}, {"eig", eig_seconds_}, {"d3", d3_seconds_},
                {"sdcp", sdcp_seconds_}, {"total", total.seconds()}};
+  const OracleWork work = c.f.work() - work_before;
+  const std::int64_t counts[] = {work.gradients, work.hvps, work.quads, work.jets, lobpcg_iterations_};
+  static_assert(std::size(counts) == std::size(kWorkNames));
+  for (std::size_t i = 0; i < std::size(counts); ++i) r.work.emplace_back(kWorkNames[i], double(counts[i]));
   return r;
 }
 
@@ -124,7 +130,9 @@ double Process<T>::gradient(Context& c, const T* at, T* grad) {
 template <class T>
 void Process<T>::eigen(Context& c, EigenTracker<T>& t, const T* at, const T* precond, bool full) {
   const Stopwatch time(c.dev);
+  const bool solves = full || !t.has_solution();
   c.solve_or_refresh(t, at, precond, full);
+  if (solves) lobpcg_iterations_ += t.last_solve().iterations;
   eig_seconds_ += time.seconds();
 }
 

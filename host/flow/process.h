@@ -13,6 +13,7 @@
 #include "cflow/flow/central_flow.h"
 #include "cflow/flow/experiment.h"
 #include "cflow/solvers/eigen_tracker.h"
+#include "cflow/engine/counting_objective.h"
 
 namespace cflow {
 
@@ -20,7 +21,7 @@ namespace cflow {
 template <class T>
 struct ProcessContext {
   using Evaluate = typename Experiment<T>::Evaluate;
-  Objective<T>& f;
+  CountingObjective<T> f;  // every query of every process is counted (ProcessRecord::work)
   Evaluate evaluate_train, evaluate_test;
   ExperimentSettings settings;
   Device dev;
@@ -86,6 +87,7 @@ class Process {
 
  private:
   double grad_seconds_ = 0, eig_seconds_ = 0, d3_seconds_ = 0, sdcp_seconds_ = 0;
+  std::int64_t lobpcg_iterations_ = 0;  // of the current step
 };
 
 // The optimizer itself: one discrete step per unit of time, reported at w_t.

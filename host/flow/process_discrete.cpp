@@ -28,6 +28,7 @@ ProcessRecord DiscreteProcess<T>::prepare_step(Context& c) {
   std::swap(now, next);
   ProcessRecord r = this->basic_record(c, at, logged_loss);
   std::swap(now, next);
+  if (!c.settings.eig.track_discrete) return r;  // only the gradient: the eigenvalues stay NaN
   this->eigen(c, this->tracker, at, this->p.data(), c.full_solve());
   this->log_eigenvalues(c, r, at, c.full_solve());
   return r;

@@ -276,7 +276,11 @@ std::vector<Key> make_keys() {
   k.push_back(real_key("eig-track-threshold", eig, "track every effective eigenvalue above this",
                        &RunConfig::eig_track_threshold, 0, true));
   {
-    Key key = custom_key("eig-tol", eig, "X|auto", "LOBPCG relative residual tolerance; auto: 1e-8 (f64), 1e-4 (f32)");
+    // docs/design.md §5: the reference's LOBPCG stops at ‖r‖ < t·10·d·(‖Ay‖ + λ) ≈ 20·d·t·λ.
+    Key key = custom_key("eig-tol", eig, "X|auto",
+                         "LOBPCG tolerance on the relative residual ‖Ay − λy‖/(|λ|·‖y‖), A = P^-1/2 H P^-1/2, "
+                         "y = P^1/2 u (for GD: ‖Hu − λu‖/(λ‖u‖)); the reference code's --eig.tol t is X = 20·d·t "
+                         "(d parameters); auto: 1e-8 (f64), 1e-4 (f32)");
     key.set = [](RunConfig& c, std::string_view text) {
       if (text == "auto") {
         c.eig_tol.reset();
@@ -293,6 +297,10 @@ std::vector<Key> make_keys() {
   }
   k.push_back(integer_key("eig-max-k", eig, "most eigenvalues tracked (columns of the eigenvalue series)",
                           &RunConfig::eig_max_k, 1, 1000));
+  k.push_back(switch_key("no-track-discrete", eig,
+                         "discrete and midpoint processes: no eigenvalues (effective_hessian_eigs NaN), one gradient "
+                         "per step",
+                         &RunConfig::no_track_discrete));
   k.push_back(switch_key("no-raw-eigs", eig, "do not log eigenvalues of the raw Hessian (a second solve for rmsprop)",
                          &RunConfig::no_raw_eigs));
 
@@ -416,6 +424,7 @@ ExperimentSettings RunConfig::experiment_settings() const {
   s.eig.k_max = eig_max_k;
   s.eig.tolerance = eig_tolerance();
   s.eig.raw_eigenvalues = !no_raw_eigs;
+  s.eig.track_discrete = !no_track_discrete;
   s.flow.central_nsubsteps = central_nsubsteps;
   s.flow.sdcp_threshold = sdcp_threshold;
   s.flow.stable_min_nsubsteps = stable_min_nsubsteps;

@@ -83,6 +83,7 @@ struct RunConfig {
   std::optional<double> eig_tol;  // unset: 1e-8 for f64, 1e-4 for f32
   int eig_max_k = EigenSettings{}.k_max;
   bool no_raw_eigs = false;
+  bool no_track_discrete = false;
   // flows
   int central_nsubsteps = FlowSettings{}.central_nsubsteps;
   double sdcp_threshold = FlowSettings{}.sdcp_threshold;

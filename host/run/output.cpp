@@ -45,6 +45,7 @@ std::vector<SeriesSpec> series_layout(const ExperimentSettings& settings, int k_
     layout.push_back({series(kind, "effective_hessian_eigs"), k});
     if (settings.eig.raw_eigenvalues) layout.push_back({series(kind, "hessian_eigs"), k});
     layout.push_back({series(kind, "grad_sq_selected_idx"), selected});
+    for (const char* name : kWorkNames) layout.push_back({series(kind, "work/" + std::string(name)), 0});
     if (kind == ProcessKind::stable || kind == ProcessKind::central) layout.push_back({series(kind, "substeps"), 0});
     if (kind == ProcessKind::central) {
       for (const char* name : {"predicted_loss", "predicted_grad_norm_sq", "sigma_trace", "sdcp_residual"})
@@ -99,6 +100,7 @@ void StepWriter::write(const StepRecord& record) {
     if (log_.contains(prefix + "hessian_eigs")) put(prefix + "hessian_eigs", step, p.hessian_eigs);
     put(prefix + "grad_sq_selected_idx", step, p.grad_sq_selected);
     for (const auto& [name, seconds] : p.seconds) scalar(prefix + "times/" + name, seconds);
+    for (const auto& [name, count] : p.work) scalar(prefix + "work/" + name, count);
     for (const auto& [name, value] : p.state.values) scalar(prefix + name, value);
     for (const auto& [name, values] : p.state.vectors) put(prefix + name, step, values);
     if (kind == ProcessKind::stable || kind == ProcessKind::central) scalar(prefix + "substeps", p.substeps);

@@ -134,19 +134,27 @@ nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const s
   }
   s["final"] = final_values;
 
-  nlohmann::ordered_json seconds = nlohmann::ordered_json::object();
-  for (const ProcessKind kind : processes) {
+  // The mean over the steps a process ran (stopped steps are NaN); null when it ran none.
+  auto mean = [&](const std::string& path) {
     double sum = 0;
     std::int64_t count = 0;
-    for (double x : column(to_string(kind) + "/times/total")) {
+    for (double x : column(path)) {
       if (std::isfinite(x)) {
         sum += x;
         ++count;
       }
     }
-    if (count > 0) seconds[to_string(kind)] = sum / double(count);
+    return count > 0 ? nlohmann::ordered_json(sum / double(count)) : nlohmann::ordered_json(nullptr);
+  };
+  nlohmann::ordered_json seconds = nlohmann::ordered_json::object(), work = nlohmann::ordered_json::object();
+  for (const ProcessKind kind : processes) {
+    const std::string p = to_string(kind);
+    if (const auto total = mean(p + "/times/total"); !total.is_null()) seconds[p] = total;
+    for (const char* name : kWorkNames)
+      work[p][name] = mean(p + "/work/" + name);
   }
   s["mean_step_seconds"] = seconds;
+  s["mean_step_work"] = work;
   return s;
 }
 
@@ -193,6 +201,13 @@ void print_summary(std::ostream& out, const nlohmann::ordered_json& s) {
     for (const auto& [name, value] : seconds.items())
       text += (text.empty() ? "" : ", ") + name + " " + format(value, "%.3g") + " s";
     row("time per step:", text);
+  }
+  const nlohmann::ordered_json work = s.value("mean_step_work", nlohmann::ordered_json::object());
+  if (!work.empty()) {
+    std::string text;
+    for (const auto& [name, value] : work.items())
+      text += (text.empty() ? "" : ", ") + name + " " + format(value.value("hvps", nlohmann::ordered_json()), "%.3g");
+    row("HVPs per step:", text);
   }
   if (s.contains("wall_time_s")) {
     std::string text = duration(s["wall_time_s"].get<double>());

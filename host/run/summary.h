@@ -10,6 +10,7 @@
 //                        ‖w_central − w_discrete‖ and ‖w_stable − w_discrete‖ at the last step
 //   final.<process>      loss, accuracy and effective sharpness at the last step
 //   mean_step_seconds.<process>   mean of <process>/times/total over the steps
+//   mean_step_work.<process>.<name>   mean of <process>/work/<name> (kWorkNames) over the steps
 // Values that do not apply (no central flow, the edge of stability never reached) are null.
 #include <nlohmann/json.hpp>
 

@@ -34,6 +34,7 @@ struct EigenSettings {
   double tolerance = 1e-8;       // LOBPCG relative residual
   int max_iterations = 100;
   bool raw_eigenvalues = true;   // also log eigenvalues of H itself (a second solve for rmsprop)
+  bool track_discrete = true;    // false: the discrete and midpoint processes log no eigenvalues
 };
 
 struct FlowSettings {
@@ -55,6 +56,9 @@ struct ExperimentSettings {
 
 inline constexpr double kNotLogged = std::numeric_limits<double>::quiet_NaN();
 
+// The counts in ProcessRecord::work, in its order (the run log's <process>/work/<name> series).
+inline constexpr const char* kWorkNames[] = {"gradients", "hvps", "quads", "jets", "lobpcg_iterations"};
+
 // What one process reports at time t (before it advances). Central-only fields stay NaN/empty for
 // the other processes.
 struct ProcessRecord {
@@ -73,6 +77,8 @@ struct ProcessRecord {
   double sdcp_residual = kNotLogged;
   // Where the step's time went (seconds): "grad_and_value", "eig", "d3", "sdcp", "total".
   std::vector<std::pair<std::string, double>> seconds;
+  // The oracle work of the step (directions asked for, see CountingObjective), named as in kWorkNames.
+  std::vector<std::pair<std::string, double>> work;
 };
 
 struct StepRecord {

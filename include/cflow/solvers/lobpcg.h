@@ -40,6 +40,8 @@ struct LobpcgResult {
 
 // warm_start: d×warm_columns device block (null when warm_columns = 0). Any number of columns works:
 // fewer than k are completed with random ones, more than k widen the first Rayleigh–Ritz step.
+// The solve costs the start block's applications for that step and its residuals, and iterates only
+// while a residual is above the tolerance (docs/design.md §5): a converged warm start costs k.
 // p_diag: device vector of length d with positive entries, or null for P = I.
 // Throws cflow::Error on bad arguments or when the operator returns non-finite values.
 template <class T>
