@@ -147,7 +147,9 @@ struct Experiment<T>::State {
         eigen(c, *raw_tracker, at, nullptr, full);
         r.hessian_eigs.assign(raw_tracker->eigenvalues().begin(), raw_tracker->eigenvalues().end());
       } else {  // P = p·I: the eigenvalues of H are the effective ones times p
-        const double scale = double(p.to_host()[0]);
+        T p0{};  // one element, not the d-vector
+        p.download(std::span<T>(&p0, 1));
+        const double scale = double(p0);
         for (double lambda : r.effective_eigs) r.hessian_eigs.push_back(lambda * scale);
       }
     }
@@ -416,8 +418,10 @@ StepRecord Experiment<T>::step() {
   record.step = s.steps + c.settings.warm_start;
   for (auto& process : s.processes) {
     CFLOW_NVTX_RANGE(to_string(process.kind).c_str());
+    const DeviceTraffic before = c.dev.traffic();
     try {
       record.processes.emplace_back(process.kind, process.prepare(c));
+      record.processes.back().second.traffic = c.dev.traffic() - before;
     } catch (const Error& e) {  // e.g. an eigen-solve on an overflowing trajectory: stop this process only
       process.stop("step " + std::to_string(c.step) + ": " + e.what());
       ProcessRecord stopped;

@@ -69,6 +69,8 @@ struct ProcessRecord {
   double sdcp_residual = kNotLogged;
   // Where the step's time went (seconds): "grad_and_value", "eig", "d3", "sdcp", "total".
   std::vector<std::pair<std::string, double>> seconds;
+  // What the runtime did while this process computed its record and next state (its share of the step).
+  DeviceTraffic traffic;
 };
 
 struct StepRecord {
