@@ -37,6 +37,7 @@ index_t pair_of(index_t a, index_t b, index_t k) { return a <= b ? pair_index(a,
 
 template <class T>
 void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, const T* g, index_t d, double dt) {
+  CFLOW_NVTX_RANGE("stable_flow_substep");
   Buffer<T> p(dev, d), grad_sq(dev, d);
   state.preconditioner(p.data());
   CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p.data(), nullptr, grad_sq.data());

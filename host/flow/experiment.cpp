@@ -125,13 +125,15 @@ struct Experiment<T>::State {
     // Loss, gradient norm, accuracy, state summary and selected g² at `at` (g holds ∇L there).
     ProcessRecord basic_record(Context& c, const T* at, double loss) {
       ProcessRecord r;
-      const Evaluation train = c.evaluate_train(at);
       r.train_loss = loss;
-      r.train_acc = train.accuracy;
-      if (c.evaluate_test) {
-        const Evaluation test = c.evaluate_test(at);
-        r.test_loss = test.loss;
-        r.test_acc = test.accuracy;
+      {
+        CFLOW_NVTX_RANGE("evaluation");
+        r.train_acc = c.evaluate_train(at).accuracy;
+        if (c.evaluate_test) {
+          const Evaluation test = c.evaluate_test(at);
+          r.test_loss = test.loss;
+          r.test_acc = test.accuracy;
+        }
       }
       r.grad_norm_sq = double(blas::dot<T>(c.dev, c.d, g.data(), g.data()));
       r.state = state.summary();
