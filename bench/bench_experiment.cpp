@@ -1,8 +1,8 @@
 // One step of each process on networks of realistic size, per optimizer: the discrete step and the
 // central-flow step (all its substeps), with the breakdown the experiment records (gradient,
 // eigen-solve, third derivatives, SDCP) as counters in seconds per step, the oracle work per step
-// (hvps, quads, jets, gradients, lobpcg_iterations) and x_grad (step time over one value_grad at a
-// fresh point, measured in the same benchmark).
+// (hvps, quads, jets, gradients, lobpcg_iterations), x_grad (step time over one value_grad at a
+// fresh point, measured in the same benchmark) and the device traffic of the last (steady-state) step.
 #include <benchmark/benchmark.h>
 
 #include "bench/bench_support.h"
@@ -40,9 +40,11 @@ void BM_ExperimentStep(benchmark::State& state, Case c) {
   settings.eig.tolerance = 1e-4;  // float32
   Experiment<float> experiment(net, [&](const float* w) { return net.evaluate(w); }, {}, w0, settings);
   std::vector<std::pair<std::string, double>> totals;  // seconds per phase, then the oracle work
+  DeviceTraffic last;
   const double seconds = timed_loop(state, [&] {
     const StepRecord r = experiment.step();
     const ProcessRecord& p = r.processes.front().second;
+    last = p.traffic;
     std::vector<std::pair<std::string, double>> step = p.seconds;
     step.insert(step.end(), p.work.begin(), p.work.end());
     if (totals.empty()) totals = step;
@@ -51,6 +53,14 @@ void BM_ExperimentStep(benchmark::State& state, Case c) {
   });
   for (const auto& [phase, total] : totals) state.counters[phase] = total / double(state.iterations());
   state.counters["x_grad"] = seconds / grad_seconds;
+  report_traffic(state, last);
+}
+
+void add_case(const Case& c) {
+  benchmark::RegisterBenchmark(c.name.c_str(), BM_ExperimentStep, c)
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond)
+      ->Iterations(3);
 }
 
 void register_experiment_benchmarks() {
@@ -73,13 +83,17 @@ void register_experiment_benchmarks() {
       {"rmsprop", {OptimizerKind::rmsprop, 2e-5, 0.99, 1e-7, true}}};
   for (const auto& [model_name, model] : models)
     for (const auto& [opt_name, opt] : optimizers)
-      for (ProcessKind process : {ProcessKind::discrete, ProcessKind::central}) {
-        const Case c{model_name + "_n1000/f32/" + opt_name + "/" + to_string(process), model, opt, process};
-        benchmark::RegisterBenchmark(c.name.c_str(), BM_ExperimentStep, c)
-            ->UseManualTime()
-            ->Unit(benchmark::kMillisecond)
-            ->Iterations(3);
-      }
+      for (ProcessKind process : {ProcessKind::discrete, ProcessKind::central})
+        add_case({model_name + "_n1000/f32/" + opt_name + "/" + to_string(process), model, opt, process});
+  // Width scaling of every process under GD (the GPU sizes; slow on a CPU: select with a filter).
+  for (index_t width : {512, 2048, 4096}) {
+    mlp.width = width;
+    for (ProcessKind process : {ProcessKind::discrete, ProcessKind::central, ProcessKind::stable})
+      add_case({"mlp_w" + std::to_string(width) + "_n1000/f32/gd/" + to_string(process), mlp, optimizers[0].second,
+                process});
+  }
+  mlp.width = 1024;
+  add_case({"mlp_w1024_n1000/f32/gd/stable", mlp, optimizers[0].second, ProcessKind::stable});
 }
 const bool registered = (register_experiment_benchmarks(), true);
 

@@ -90,6 +90,14 @@ inline Problem resnet(index_t width, int depth) {
   return p;
 }
 
+// A steady-state step's DeviceTraffic beside its time (allocations, bytes each way, host waits).
+inline void report_traffic(benchmark::State& state, const DeviceTraffic& step) {
+  state.counters["allocations"] = double(step.allocations);
+  state.counters["h2d_bytes"] = double(step.host_to_device_bytes);
+  state.counters["d2h_bytes"] = double(step.device_to_host_bytes);
+  state.counters["syncs"] = double(step.synchronizations);
+}
+
 inline void report_flops(benchmark::State& state, double flops_per_iteration) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops_per_iteration * double(state.iterations()) * 1e-9,
                                                  benchmark::Counter::kIsRate);

@@ -587,6 +587,27 @@ TEST(RunCommand, MissingPythonIsAWarning) {
   EXPECT_TRUE(fs::exists(dir / "run" / "summary.json"));
 }
 
+// summary.json's device_traffic: per process, the steady-state figures per step; --verbose prints them.
+TEST(RunCommand, SummaryReportsSteadyStateDeviceTrafficPerProcess) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  // k fixed at 2, all critical: a tracked or critical set growing to a size not seen before allocates.
+  const Result r = run_cflow(tiny({"--steps", "5", "--eig-initial-k", "2", "--eig-max-k", "2", "--sdcp-threshold", "1e-6",
+                                   "--out", out.string(), "--no-plots", "--verbose"}),
+                             dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("device traffic per step"), std::string::npos) << r.out;
+  const auto traffic = nlohmann::ordered_json::parse(read_text(out / "summary.json")).at("device_traffic");
+  for (const std::string process : {"discrete", "central", "stable", "midpoint"}) {
+    const auto& figures = traffic.at(process);
+    EXPECT_EQ(figures.at("allocations").get<double>(), 0) << process;
+    EXPECT_GT(figures.at("device_to_host_bytes").get<double>(), 0) << process;  // the logged scalars
+    EXPECT_LT(figures.at("device_to_host_bytes").get<double>(), 64 * 1024) << process;
+    EXPECT_GE(figures.at("host_to_device_bytes").get<double>(), 0) << process;
+    EXPECT_GT(figures.at("synchronizations").get<double>(), 0) << process;
+  }
+}
+
 TEST(RunCommand, ResumeEqualsAnUninterruptedRunBitForBit) {
   TempDir dir;
   const std::vector<std::string> common{"--checkpoint-every", "3", "--no-plots", "--quiet"};

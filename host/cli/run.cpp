@@ -41,6 +41,7 @@
 #include "host/run/config.h"
 #include "host/run/output.h"
 #include "host/run/summary.h"
+#include "host/run/traffic.h"
 
 extern char** environ;
 
@@ -337,7 +338,7 @@ Plan plan_resume(const RunFlags& flags) {
     set_key(changed, *key, text, "--" + key->name);
     if (!key->on_resume && key->get(changed) != key->get(stored)) {
       throw ConfigError("--" + key->name + " cannot change when resuming (the run has " + key->get(stored).dump() +
-                        "); only --steps, --checkpoint-every, --no-plots, --quiet, --device and --threads can");
+                        "); only --steps, --checkpoint-every, --no-plots, --quiet, --verbose, --device and --threads can");
     }
     plan.config = changed;
   }
@@ -526,6 +527,7 @@ int execute(Plan& plan) {
   const std::int64_t session_first = experiment.steps_done();
   std::string status = "completed";
   std::set<int> reported_stops;
+  TrafficMeter traffic;
   {
     StopSignals signals;
     Progress progress(!c.quiet, 0, end, session_first);
@@ -535,6 +537,7 @@ int execute(Plan& plan) {
     try {
       while (experiment.steps_done() < end && g_signal == 0) {
         const StepRecord record = experiment.step();
+        traffic.add(record);
         if (!writer) {
           start_log(record);
           writer.emplace(*log);
@@ -603,11 +606,13 @@ int execute(Plan& plan) {
   summary["interrupted_by"] = stop_signal ? nlohmann::ordered_json(stop_signal == SIGINT ? "SIGINT" : "SIGTERM")
                                           : nlohmann::ordered_json(nullptr);
   summary["checkpoint"] = checkpoint_name();
+  summary["device_traffic"] = traffic.json();
   write_text_atomically(dir / "summary.json", summary.dump(2) + "\n");
 
   if (!c.quiet) {
     std::cout << "\n";
     print_summary(std::cout, summary);
+    if (c.verbose) traffic.print(std::cout);
     std::cout << "run directory: " << dir.string() << "\n";
   }
   if (stop_signal) {

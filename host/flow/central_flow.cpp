@@ -57,6 +57,7 @@ MarginProblem next_margin(index_t k, const std::vector<double>& lambda, const st
 
 template <class T>
 void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, const T* g, index_t d, double dt) {
+  CFLOW_NVTX_RANGE("stable_flow_substep");
   Buffer<T> p(dev, d), grad_sq(dev, d);
   state.preconditioner(p.data());
   CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p.data(), nullptr, grad_sq.data());

@@ -76,7 +76,9 @@ StepRecord Experiment<T>::step() {
     Process<T>& process = *process_pointer;
     CFLOW_NVTX_RANGE(to_string(process.kind).c_str());
     try {
+      const DeviceTraffic before = c.dev.traffic();
       record.processes.emplace_back(process.kind, process.prepare(c));
+      record.processes.back().second.traffic = c.dev.traffic() - before;
     } catch (const Error& e) {  // e.g. an eigen-solve on an overflowing trajectory: stop this process only
       process.stop("step " + std::to_string(c.step) + ": " + e.what());
       ProcessRecord stopped;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cflow/runtime/blas.h"
+#include "cflow/runtime/nvtx.h"
 #include "host/runtime/stopwatch.h"
 #include "kernels/flow.h"
 
@@ -91,13 +92,15 @@ void Process<T>::commit() {
 template <class T>
 ProcessRecord Process<T>::basic_record(Context& c, const T* at, double loss) {
   ProcessRecord r;
-  const Evaluation train = c.evaluate_train(at);
   r.train_loss = loss;
-  r.train_acc = train.accuracy;
-  if (c.evaluate_test) {
-    const Evaluation test = c.evaluate_test(at);
-    r.test_loss = test.loss;
-    r.test_acc = test.accuracy;
+  {
+    CFLOW_NVTX_RANGE("evaluation");
+    r.train_acc = c.evaluate_train(at).accuracy;
+    if (c.evaluate_test) {
+      const Evaluation test = c.evaluate_test(at);
+      r.test_loss = test.loss;
+      r.test_acc = test.accuracy;
+    }
   }
   r.grad_norm_sq = double(blas::dot<T>(c.dev, c.d, g.data(), g.data()));
   r.state = state.summary();
@@ -114,7 +117,9 @@ void Process<T>::log_eigenvalues(Context& c, ProcessRecord& r, const T* at, bool
     eigen(c, *raw_tracker, at, nullptr, full);
     r.hessian_eigs.assign(raw_tracker->eigenvalues().begin(), raw_tracker->eigenvalues().end());
   } else {  // P = p·I: the eigenvalues of H are the effective ones times p
-    const double scale = double(p.to_host()[0]);
+    T p0{};  // one element, not the d-vector
+    p.download(std::span<T>(&p0, 1));
+    const double scale = double(p0);
     for (double lambda : r.effective_eigs) r.hessian_eigs.push_back(lambda * scale);
   }
 }

@@ -12,6 +12,7 @@
 #include <regex>
 
 #include "cflow/runtime/error.h"
+#include "cflow/runtime/nvtx.h"
 
 namespace cflow::run {
 
@@ -107,6 +108,7 @@ std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path&
 
 std::filesystem::path write_checkpoint(const std::filesystem::path& folder, const Checkpoint& checkpoint,
                                        const nlohmann::json& meta, int keep) {
+  CFLOW_NVTX_RANGE("checkpoint");
   std::error_code ec;
   std::filesystem::create_directories(folder, ec);
   if (ec) fail(folder, "cannot create the folder: " + ec.message());

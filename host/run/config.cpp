@@ -340,6 +340,8 @@ std::vector<Key> make_keys() {
   k.push_back(
       resumable(switch_key("no-plots", run, "do not run python/cflow_plot.py at the end", &RunConfig::no_plots)));
   k.push_back(resumable(switch_key("quiet", run, "no progress bar and no summary table", &RunConfig::quiet)));
+  k.push_back(resumable(switch_key("verbose", run, "also print the steady-state device traffic per step of each process",
+                                   &RunConfig::verbose)));
   return k;
 }
 
@@ -604,7 +606,7 @@ void register_flags(CLI::App& cmd, RunFlags& flags) {
       ->group("Run");
   cmd.add_option("--resume", flags.resume_dir,
                  "continue RUNDIR from its last checkpoint with its config.json (may change --steps, "
-                 "--checkpoint-every, --no-plots, --quiet, --device, --threads)")
+                 "--checkpoint-every, --no-plots, --quiet, --verbose, --device, --threads)")
       ->type_name("RUNDIR")
       ->group("Run");
   cmd.add_option("--test-crash-after", flags.crash_after, "for tests: exit abruptly after N steps")->group("");

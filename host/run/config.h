@@ -98,6 +98,7 @@ struct RunConfig {
   std::int64_t checkpoint_every = 50;
   bool no_plots = false;
   bool quiet = false;
+  bool verbose = false;
 
   bool is_float32() const { return dtype == "f32"; }
   double eig_tolerance() const { return eig_tol.value_or(is_float32() ? 1e-4 : 1e-8); }

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "cflow/runtime/nvtx.h"
+
 namespace cflow::run {
 
 namespace {
@@ -87,6 +89,7 @@ void StepWriter::put(const std::string& path, std::int64_t step, std::span<const
 }
 
 void StepWriter::write(const StepRecord& record) {
+  CFLOW_NVTX_RANGE("hdf5_log");
   const std::int64_t step = record.step;
   auto scalar = [&](const std::string& path, double value) { put(path, step, std::span<const double>(&value, 1)); };
   for (const auto& [kind, p] : record.processes) {

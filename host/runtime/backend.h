@@ -7,6 +7,7 @@
 
 #include "cflow/runtime/blas.h"
 #include "cflow/runtime/device.h"
+#include "host/runtime/arena.h"
 #include "kernels/dispatch.h"
 
 namespace cflow {
@@ -19,11 +20,15 @@ struct Device::Impl {
   void* stream = nullptr;
   void* blas = nullptr;
   void* solver = nullptr;
+  DeviceTraffic traffic;
+  CachingArena arena;
+  ~Impl();  // returns the arena's blocks to the backend
 };
 
 CFLOW_BACKEND_DECLARATIONS(
   void* allocate(std::size_t bytes);
   void release(void* ptr) noexcept;
+  // Ordered on the device's stream, without waiting: the caller synchronizes where the host needs it.
   void copy(const Device& dev, void* dst, const void* src, std::size_t bytes);
   void set_zero(const Device& dev, void* dst, std::size_t bytes);
   void synchronize(const Device& dev);
@@ -44,9 +49,10 @@ CFLOW_BACKEND_DECLARATIONS(
   template <class T>
   void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alpha, const T* L,
                                    index_t ldl, T* B, index_t ldb);
+  // The LAPACK info lands in *info, a device int; the caller reads it back.
   template <class T>
-  void symmetric_eigen(const Device& dev, index_t n, T* A, index_t lda, T* eigenvalues);
-  template <class T> void cholesky(const Device& dev, index_t n, T* A, index_t lda);
+  void symmetric_eigen(const Device& dev, index_t n, T* A, index_t lda, T* eigenvalues, int* info);
+  template <class T> void cholesky(const Device& dev, index_t n, T* A, index_t lda, int* info);
 )
 
 // Explicit instantiations of a backend's templates, for the end of each backend file.
@@ -62,8 +68,8 @@ CFLOW_BACKEND_DECLARATIONS(
   template T nrm2<T>(const Device&, index_t, const T*);                                                  \
   template void trsm_right_lower_transposed<T>(const Device&, index_t, index_t, T, const T*, index_t, T*, \
                                                index_t);                                                 \
-  template void symmetric_eigen<T>(const Device&, index_t, T*, index_t, T*);                             \
-  template void cholesky<T>(const Device&, index_t, T*, index_t);
+  template void symmetric_eigen<T>(const Device&, index_t, T*, index_t, T*, int*);                       \
+  template void cholesky<T>(const Device&, index_t, T*, index_t, int*);
 
 namespace cpu {
 std::shared_ptr<Device::Impl> open_device(int threads);

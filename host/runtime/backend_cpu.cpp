@@ -99,21 +99,15 @@ void trsm_right_lower_transposed(const Device&, index_t m, index_t n, T alpha, c
 }
 
 template <class T>
-void symmetric_eigen(const Device&, index_t n, T* A, index_t lda, T* eigenvalues) {
-  if (n == 0) return;
-  if constexpr (std::is_same_v<T, float>)
-    CFLOW_CHECK_LAPACK(LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'V', 'L', n, A, lda, eigenvalues));
-  else
-    CFLOW_CHECK_LAPACK(LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', n, A, lda, eigenvalues));
+void symmetric_eigen(const Device&, index_t n, T* A, index_t lda, T* eigenvalues, int* info) {
+  if constexpr (std::is_same_v<T, float>) *info = LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'V', 'L', n, A, lda, eigenvalues);
+  else *info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', n, A, lda, eigenvalues);
 }
 
 template <class T>
-void cholesky(const Device&, index_t n, T* A, index_t lda) {
-  if (n == 0) return;
-  if constexpr (std::is_same_v<T, float>)
-    CFLOW_CHECK_LAPACK(LAPACKE_spotrf(LAPACK_COL_MAJOR, 'L', n, A, lda));
-  else
-    CFLOW_CHECK_LAPACK(LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, A, lda));
+void cholesky(const Device&, index_t n, T* A, index_t lda, int* info) {
+  if constexpr (std::is_same_v<T, float>) *info = LAPACKE_spotrf(LAPACK_COL_MAJOR, 'L', n, A, lda);
+  else *info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, A, lda);
 }
 
 CFLOW_INSTANTIATE_BACKEND(float)

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
 
+#include "cflow/runtime/buffer.h"
 #include "host/runtime/backend.h"
 #include "kernels/cuda_check.h"
 
@@ -30,21 +31,11 @@ cublasHandle_t blas_of(const Device& dev) { return static_cast<cublasHandle_t>(d
 cusolverDnHandle_t solver_of(const Device& dev) { return static_cast<cusolverDnHandle_t>(dev.solver_handle()); }
 cublasOperation_t cublas_op(blas::Op op) { return op == blas::Op::N ? CUBLAS_OP_N : CUBLAS_OP_T; }
 
-// Throws if a cuSOLVER routine reported a non-zero info (e.g. a matrix that is not positive definite).
-void check_info(const int* device_info, const Device& dev, const char* routine) {
-  int info = 0;
-  CFLOW_CHECK_CUDA(cudaMemcpyAsync(&info, device_info, sizeof(int), cudaMemcpyDeviceToHost, stream_of(dev)));
-  CFLOW_CHECK_CUDA(cudaStreamSynchronize(stream_of(dev)));
-  if (info != 0) throw Error(std::string(routine) + " failed: info = " + std::to_string(info));
-}
-
-// Scratch memory for one cuSOLVER call.
+// Scratch memory for one cuSOLVER call, from the device's caching arena (kept between calls).
 template <class T>
-struct Scratch {
-  Scratch(std::size_t count) { CFLOW_CHECK_CUDA(cudaMalloc(&data, std::max<std::size_t>(count, 1) * sizeof(T))); }
-  ~Scratch() { cudaFree(data); }
-  T* data = nullptr;
-};
+Buffer<T> scratch(const Device& dev, int count) {
+  return Buffer<T>(dev, std::max(count, 1), Uninitialized{});
+}
 }  // namespace
 
 int device_count(std::string* why) {
@@ -98,7 +89,6 @@ void* allocate(std::size_t bytes) {
 void release(void* ptr) noexcept { cudaFree(ptr); }
 void copy(const Device& dev, void* dst, const void* src, std::size_t bytes) {
   CFLOW_CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_of(dev)));
-  CFLOW_CHECK_CUDA(cudaStreamSynchronize(stream_of(dev)));
 }
 void set_zero(const Device& dev, void* dst, std::size_t bytes) {
   CFLOW_CHECK_CUDA(cudaMemsetAsync(dst, 0, bytes, stream_of(dev)));
@@ -171,8 +161,7 @@ void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alph
 }
 
 template <class T>
-void symmetric_eigen(const Device& dev, index_t n, T* A, index_t lda, T* eigenvalues) {
-  if (n == 0) return;
+void symmetric_eigen(const Device& dev, index_t n, T* A, index_t lda, T* eigenvalues, int* info) {
   const auto jobz = CUSOLVER_EIG_MODE_VECTOR;
   const auto uplo = CUBLAS_FILL_MODE_LOWER;
   int work_size = 0;
@@ -180,31 +169,26 @@ void symmetric_eigen(const Device& dev, index_t n, T* A, index_t lda, T* eigenva
     CFLOW_CHECK_CUSOLVER(cusolverDnSsyevd_bufferSize(solver_of(dev), jobz, uplo, n, A, lda, eigenvalues, &work_size));
   else
     CFLOW_CHECK_CUSOLVER(cusolverDnDsyevd_bufferSize(solver_of(dev), jobz, uplo, n, A, lda, eigenvalues, &work_size));
-  Scratch<T> work(work_size);
-  Scratch<int> info(1);
+  Buffer<T> work = scratch<T>(dev, work_size);
   if constexpr (std::is_same_v<T, float>)
-    CFLOW_CHECK_CUSOLVER(cusolverDnSsyevd(solver_of(dev), jobz, uplo, n, A, lda, eigenvalues, work.data, work_size, info.data));
+    CFLOW_CHECK_CUSOLVER(cusolverDnSsyevd(solver_of(dev), jobz, uplo, n, A, lda, eigenvalues, work.data(), work_size, info));
   else
-    CFLOW_CHECK_CUSOLVER(cusolverDnDsyevd(solver_of(dev), jobz, uplo, n, A, lda, eigenvalues, work.data, work_size, info.data));
-  check_info(info.data, dev, "cusolverDn?syevd");
+    CFLOW_CHECK_CUSOLVER(cusolverDnDsyevd(solver_of(dev), jobz, uplo, n, A, lda, eigenvalues, work.data(), work_size, info));
 }
 
 template <class T>
-void cholesky(const Device& dev, index_t n, T* A, index_t lda) {
-  if (n == 0) return;
+void cholesky(const Device& dev, index_t n, T* A, index_t lda, int* info) {
   const auto uplo = CUBLAS_FILL_MODE_LOWER;
   int work_size = 0;
   if constexpr (std::is_same_v<T, float>)
     CFLOW_CHECK_CUSOLVER(cusolverDnSpotrf_bufferSize(solver_of(dev), uplo, n, A, lda, &work_size));
   else
     CFLOW_CHECK_CUSOLVER(cusolverDnDpotrf_bufferSize(solver_of(dev), uplo, n, A, lda, &work_size));
-  Scratch<T> work(work_size);
-  Scratch<int> info(1);
+  Buffer<T> work = scratch<T>(dev, work_size);
   if constexpr (std::is_same_v<T, float>)
-    CFLOW_CHECK_CUSOLVER(cusolverDnSpotrf(solver_of(dev), uplo, n, A, lda, work.data, work_size, info.data));
+    CFLOW_CHECK_CUSOLVER(cusolverDnSpotrf(solver_of(dev), uplo, n, A, lda, work.data(), work_size, info));
   else
-    CFLOW_CHECK_CUSOLVER(cusolverDnDpotrf(solver_of(dev), uplo, n, A, lda, work.data, work_size, info.data));
-  check_info(info.data, dev, "cusolverDn?potrf (matrix not positive definite?)");
+    CFLOW_CHECK_CUSOLVER(cusolverDnDpotrf(solver_of(dev), uplo, n, A, lda, work.data(), work_size, info));
 }
 
 CFLOW_INSTANTIATE_BACKEND(float)

@@ -41,11 +41,16 @@ template <class T> void scal(const Device& dev, index_t n, T alpha, T* x) {
 template <class T> void copy(const Device& dev, index_t n, const T* x, T* y) {
   if (n > 0) CFLOW_DISPATCH(dev, copy<T>, dev, n, x, y);
 }
+// The result comes back through a host pointer: one scalar to the host and a wait for the device.
 template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y) {
-  return n > 0 ? CFLOW_DISPATCH(dev, dot<T>, dev, n, x, y) : T(0);
+  if (n <= 0) return T(0);
+  dev.count_result_to_host(sizeof(T));
+  return CFLOW_DISPATCH(dev, dot<T>, dev, n, x, y);
 }
 template <class T> T nrm2(const Device& dev, index_t n, const T* x) {
-  return n > 0 ? CFLOW_DISPATCH(dev, nrm2<T>, dev, n, x) : T(0);
+  if (n <= 0) return T(0);
+  dev.count_result_to_host(sizeof(T));
+  return CFLOW_DISPATCH(dev, nrm2<T>, dev, n, x);
 }
 template <class T>
 void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alpha, const T* L, index_t ldl, T* B,
@@ -72,15 +77,30 @@ CFLOW_INSTANTIATE_BLAS(double)
 
 namespace cflow::dense {
 
+namespace {
+// The solver's info, read back from the device (one int, one wait); throws when it is not 0.
+void check_info(const Buffer<int>& info, const char* routine) {
+  int value = 0;
+  info.download(std::span<int>(&value, 1));
+  if (value != 0) throw Error(std::string(routine) + " failed: LAPACK info = " + std::to_string(value));
+}
+}  // namespace
+
 template <class T>
 void symmetric_eigen(const Device& dev, index_t n, T* A, index_t lda, T* eigenvalues) {
   CFLOW_REQUIRE(n >= 0 && lda >= std::max<index_t>(1, n), "symmetric_eigen: bad dimensions");
-  CFLOW_DISPATCH(dev, symmetric_eigen<T>, dev, n, A, lda, eigenvalues);
+  if (n == 0) return;
+  Buffer<int> info(dev, 1, Uninitialized{});
+  CFLOW_DISPATCH(dev, symmetric_eigen<T>, dev, n, A, lda, eigenvalues, info.data());
+  check_info(info, "symmetric_eigen (?syevd)");
 }
 template <class T>
 void cholesky(const Device& dev, index_t n, T* A, index_t lda) {
   CFLOW_REQUIRE(n >= 0 && lda >= std::max<index_t>(1, n), "cholesky: bad dimensions");
-  CFLOW_DISPATCH(dev, cholesky<T>, dev, n, A, lda);
+  if (n == 0) return;
+  Buffer<int> info(dev, 1, Uninitialized{});
+  CFLOW_DISPATCH(dev, cholesky<T>, dev, n, A, lda, info.data());
+  check_info(info, "cholesky (?potrf: matrix not positive definite?)");
 }
 template void symmetric_eigen<float>(const Device&, index_t, float*, index_t, float*);
 template void symmetric_eigen<double>(const Device&, index_t, double*, index_t, double*);

@@ -57,18 +57,88 @@ void* Device::native_stream() const { return impl_->stream; }
 void* Device::blas_handle() const { return impl_->blas; }
 void* Device::solver_handle() const { return impl_->solver; }
 
-void* Device::allocate(std::size_t bytes) const { return CFLOW_DISPATCH(*this, allocate, bytes); }
-void Device::release(void* ptr) const noexcept { CFLOW_DISPATCH(*this, release, ptr); }
+// Memory goes through the caching arena; when the backend is out of memory, the cached blocks are
+// returned to it and the allocation tried once more.
+void* Device::allocate(std::size_t bytes) const {
+  auto from_backend = [this](std::size_t size) -> void* {
+    try {
+      return CFLOW_DISPATCH(*this, allocate, size);
+    } catch (const Error&) {
+      if (impl_->arena.cached_bytes() == 0) throw;
+      const auto [blocks, freed] = impl_->arena.trim([this](void* p) { CFLOW_DISPATCH(*this, release, p); });
+      impl_->traffic.frees += std::int64_t(blocks);
+      impl_->traffic.freed_bytes += std::int64_t(freed);
+      return CFLOW_DISPATCH(*this, allocate, size);
+    }
+  };
+  std::size_t fresh = 0;
+  void* ptr = impl_->arena.take(bytes, from_backend, &fresh);
+  if (fresh > 0) {
+    impl_->traffic.allocations += 1;
+    impl_->traffic.allocated_bytes += std::int64_t(fresh);
+  }
+  return ptr;
+}
+void Device::release(void* ptr) const noexcept { impl_->arena.give_back(ptr); }
+std::size_t Device::cached_bytes() const { return impl_->arena.cached_bytes(); }
+
+// Host memory is pageable, so a transfer completes before the call returns: one synchronization.
 void Device::copy_from_host(void* dst, const void* src, std::size_t bytes) const {
   CFLOW_DISPATCH(*this, copy, *this, dst, src, bytes);
+  impl_->traffic.host_to_device += 1;
+  impl_->traffic.host_to_device_bytes += std::int64_t(bytes);
+  synchronize();
 }
 void Device::copy_to_host(void* dst, const void* src, std::size_t bytes) const {
   CFLOW_DISPATCH(*this, copy, *this, dst, src, bytes);
+  impl_->traffic.device_to_host += 1;
+  impl_->traffic.device_to_host_bytes += std::int64_t(bytes);
+  synchronize();
 }
 void Device::copy_on_device(void* dst, const void* src, std::size_t bytes) const {
   CFLOW_DISPATCH(*this, copy, *this, dst, src, bytes);
 }
 void Device::set_zero(void* dst, std::size_t bytes) const { CFLOW_DISPATCH(*this, set_zero, *this, dst, bytes); }
-void Device::synchronize() const { CFLOW_DISPATCH(*this, synchronize, *this); }
+void Device::synchronize() const {
+  CFLOW_DISPATCH(*this, synchronize, *this);
+  impl_->traffic.synchronizations += 1;
+}
+void Device::count_result_to_host(std::size_t bytes) const {
+  impl_->traffic.device_to_host += 1;
+  impl_->traffic.device_to_host_bytes += std::int64_t(bytes);
+  impl_->traffic.synchronizations += 1;
+}
+const DeviceTraffic& Device::traffic() const { return impl_->traffic; }
+
+Device::Impl::~Impl() {
+  auto release = [this](void* p) {
+#if defined(CFLOW_WITH_CUDA)
+    if (backend == Backend::cuda) return cuda::release(p);
+#endif
+    cpu::release(p);
+  };
+  arena.trim(release);
+}
+
+DeviceTraffic& DeviceTraffic::operator+=(const DeviceTraffic& o) {
+  allocations += o.allocations;
+  allocated_bytes += o.allocated_bytes;
+  frees += o.frees;
+  freed_bytes += o.freed_bytes;
+  host_to_device += o.host_to_device;
+  host_to_device_bytes += o.host_to_device_bytes;
+  device_to_host += o.device_to_host;
+  device_to_host_bytes += o.device_to_host_bytes;
+  synchronizations += o.synchronizations;
+  return *this;
+}
+DeviceTraffic DeviceTraffic::operator-(const DeviceTraffic& earlier) const {
+  DeviceTraffic d = earlier;
+  for (std::int64_t* field : {&d.allocations, &d.allocated_bytes, &d.frees, &d.freed_bytes, &d.host_to_device,
+                              &d.host_to_device_bytes, &d.device_to_host, &d.device_to_host_bytes, &d.synchronizations})
+    *field = -*field;
+  d += *this;
+  return d;
+}
 
 }  // namespace cflow

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cflow/runtime/error.h"
+#include "cflow/runtime/nvtx.h"
 #include "host/solvers/small_dense.h"
 
 namespace cflow {
@@ -425,6 +426,7 @@ bool all_finite(std::span<const double> values) {
 }  // namespace
 
 SdcpResult solve_sdcp(int k, std::span<const double> alpha, std::span<const double> B, const SdcpOptions& options) {
+  CFLOW_NVTX_RANGE("sdcp");
   CFLOW_REQUIRE(k >= 1, "solve_sdcp: k must be positive");
   const std::size_t kk = static_cast<std::size_t>(k) * k;
   CFLOW_REQUIRE(alpha.size() == kk, "solve_sdcp: alpha must have k*k entries");

@@ -79,6 +79,8 @@ struct ProcessRecord {
   std::vector<std::pair<std::string, double>> seconds;
   // The oracle work of the step (directions asked for, see CountingObjective), named as in kWorkNames.
   std::vector<std::pair<std::string, double>> work;
+  // What the runtime did while this process computed its record and next state (its share of the step).
+  DeviceTraffic traffic;
 };
 
 struct StepRecord {

@@ -12,19 +12,20 @@ namespace cflow {
 
 using index_t = std::int64_t;
 
+// Tag for a Buffer whose contents the next kernel overwrites: no zero-fill (a memset per allocation).
+struct Uninitialized {};
+
 template <class T>
 class Buffer {
  public:
   Buffer() = default;
   // Zero-filled, so a buffer never exposes garbage.
-  Buffer(const Device& device, index_t size) : device_(device), size_(size) {
+  Buffer(const Device& device, index_t size) : Buffer(device, size, Uninitialized{}) { set_zero(); }
+  Buffer(const Device& device, index_t size, Uninitialized) : device_(device), size_(size) {
     CFLOW_REQUIRE(size >= 0, "buffer size must be non-negative");
-    if (size_ > 0) {
-      data_ = static_cast<T*>(device_.allocate(bytes()));
-      device_.set_zero(data_, bytes());
-    }
+    if (size_ > 0) data_ = static_cast<T*>(device_.allocate(bytes()));
   }
-  Buffer(const Device& device, std::span<const T> host) : Buffer(device, index_t(host.size())) {
+  Buffer(const Device& device, std::span<const T> host) : Buffer(device, index_t(host.size()), Uninitialized{}) {
     upload(host);
   }
   Buffer(const Buffer&) = delete;

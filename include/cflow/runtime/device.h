@@ -2,6 +2,7 @@
 // The compute device, chosen at run time: the CPU backend (OpenMP + OpenBLAS/LAPACKE) or a CUDA GPU
 // (cuBLAS/cuSOLVER). A Device is a cheap shared handle; copies refer to the same stream and handles.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -9,6 +10,21 @@
 namespace cflow {
 
 enum class Backend { cpu, cuda };
+
+// What the runtime did for its callers since the device was opened: calls into the backend's
+// allocator (the caching arena hands freed blocks back out without one), host<->device transfers
+// and waits for the device. Counted in the functions both backends share (Device, blas::, dense::),
+// so the CPU backend counts what the CUDA backend does at the same call sites (docs/design.md §7).
+struct DeviceTraffic {
+  std::int64_t allocations = 0, allocated_bytes = 0;  // cudaMalloc / aligned_alloc calls
+  std::int64_t frees = 0, freed_bytes = 0;            // blocks returned by the arena to the backend
+  std::int64_t host_to_device = 0, host_to_device_bytes = 0;
+  std::int64_t device_to_host = 0, device_to_host_bytes = 0;
+  std::int64_t synchronizations = 0;  // the host waits for the device (explicitly or inside a call)
+
+  DeviceTraffic& operator+=(const DeviceTraffic& other);
+  DeviceTraffic operator-(const DeviceTraffic& earlier) const;
+};
 
 class Device {
  public:
@@ -32,6 +48,12 @@ class Device {
   void copy_on_device(void* dst, const void* src, std::size_t bytes) const;
   void set_zero(void* dst, std::size_t bytes) const;
   void synchronize() const;
+  // Counts a value of `bytes` that a backend call (dot, nrm2, a solver's info) returned to the host,
+  // with the wait that returning it implies.
+  void count_result_to_host(std::size_t bytes) const;
+  const DeviceTraffic& traffic() const;
+  // Bytes the caching arena holds for reuse (allocated from the backend, not in use).
+  std::size_t cached_bytes() const;
 
   // Backend handles (cudaStream_t, cublasHandle_t, cusolverDnHandle_t); null on the CPU.
   void* native_stream() const;
