@@ -481,16 +481,6 @@ TEST(RunOutput, LayoutIsDeclaredNaNFilledAndWrittenRowByRow) {
   EXPECT_TRUE(read_series(file, "no/such/series").empty());
 }
 
-TEST(RunSummary, GaussianSmoothingIgnoresNaNAndKeepsConstants) {
-  const double nan = std::nan("");
-  const std::vector<double> s = gaussian_smooth({2, 2, nan, 2, 2, 2}, 1.5);
-  EXPECT_DOUBLE_EQ(s[0], 2);
-  EXPECT_TRUE(std::isnan(s[2]));
-  EXPECT_DOUBLE_EQ(s[5], 2);
-  const std::vector<double> t = gaussian_smooth({0, 1, 0, 1, 0, 1, 0, 1}, 10);
-  for (double x : t) EXPECT_NEAR(x, 0.5, 0.1);
-}
-
 // ---- the binary ----------------------------------------------------------------------------------------
 
 TEST(RunCommand, BadFlagsExitWith2AndNameTheFlag) {

@@ -1,6 +1,6 @@
 #pragma once
 // Subcommands of the `cflow` CLI. Each registers its options and a handler; handlers return the
-// process exit code (0 ok, 1 a failed check, 2 bad usage, 130 interrupted).
+// process exit code (kExitCodesHelp).
 #include <CLI/CLI.hpp>
 
 #include <functional>
@@ -8,6 +8,13 @@
 namespace cflow::cli {
 
 using Handler = std::function<int()>;
+
+// The exit codes of every command, for --help (the README's "Exit codes and recovery" has more).
+inline constexpr const char* kExitCodesHelp =
+    "Exit status: 0 done; 1 an error (missing data, a failed device call, out of memory, a full disk: what was "
+    "kept is said); 2 bad usage (a bad flag or value, a size above the machine's memory, a run directory in use "
+    "or edited); 3 the run diverged (every process stopped; summary.json says why); 130/143 interrupted by "
+    "SIGINT/SIGTERM (continue with --resume RUNDIR).";
 
 void register_commands(CLI::App& app);
 // Runs the handler of the parsed subcommand, turning exceptions into a one-line error.
