@@ -647,5 +647,102 @@ TEST(RunCommand, SigintFlushesCheckpointsAndExits130) {
   EXPECT_EQ(resumed.code, 0) << resumed.err;
 }
 
+
+// ---- run directories that cannot be silently corrupted (#17) ----------------------------------------
+
+// Waits until `file` exists (at most a minute).
+void wait_for(const fs::path& file) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(file) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+TEST(RunCommand, ALockedRunDirectoryRefusesASecondRunAndAResume) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const Spawned first = spawn_cflow(tiny({"--steps", "100000", "--out", out.string(), "--no-plots", "--quiet"}),
+                                    dir.path(), "first");
+  wait_for(out / "config.json");
+  const Result second = run_cflow(tiny({"--seed", "7", "--out", out.string(), "--no-plots"}), dir.path(), "second");
+  EXPECT_EQ(second.code, 2) << second.err;
+  EXPECT_NE(second.err.find("in use by another cflow run (process " + std::to_string(first.pid)), std::string::npos)
+      << second.err;
+  const Result resume = run_cflow({"run", "--resume", out.string(), "--quiet"}, dir.path(), "resume");
+  EXPECT_EQ(resume.code, 2) << resume.err;
+  EXPECT_NE(resume.err.find("in use"), std::string::npos) << resume.err;
+  ASSERT_EQ(kill(first.pid, SIGKILL), 0);
+  wait_exit(first.pid);
+  // The kernel released the lock with the process: the run continues (and repairs data.h5).
+  const Result after = run_cflow({"run", "--resume", out.string(), "--steps", "3", "--quiet"}, dir.path(), "after");
+  EXPECT_TRUE(after.code == 0 || after.err.find("no usable checkpoint") != std::string::npos) << after.err;
+  EXPECT_EQ(after.err.find("in use"), std::string::npos) << after.err;
+}
+
+TEST(RunCommand, ResumeRefusesAConfigJsonEditedAfterTheCheckpoint) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  ASSERT_EQ(run_cflow(tiny({"--steps", "2", "--out", out.string(), "--no-plots", "--quiet"}), dir.path()).code, 0);
+  auto config = nlohmann::ordered_json::parse(read_text(out / "config.json"));
+  config["settings"]["lr"] = 1.6;
+  config["settings"]["width"] = 9;
+  std::ofstream(out / "config.json") << config.dump(2);
+  const Result r = run_cflow({"run", "--resume", out.string(), "--steps", "4", "--quiet"}, dir.path());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("lr is 1.6 in config.json but 1.5 in the checkpoint"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("width is 9 in config.json but 8 in the checkpoint"), std::string::npos) << r.err;
+}
+
+TEST(RunCommand, ConfigNamingADirectoryAndUnknownCommandsExit2) {
+  TempDir dir;
+  Result r = run_cflow({"run", "--config", dir.path().string(), "--out", (dir / "x").string()}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("is a directory"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "x"));
+  r = run_cflow({"runn"}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown command 'runn' (did you mean 'run'?)"), std::string::npos) << r.err;
+}
+
+// lr 1e4 on the tiny problem: every process stops within a few steps; the run ends there.
+TEST(RunCommand, ADivergingRunEndsAtOnceWithExit3AndSaysWhy) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const Result r = run_cflow({"run", "--data", "moons", "--n", "32", "--n-test", "32", "--width", "8", "--dtype", "f64",
+                              "--threads", "1", "--device", "cpu", "--runs", "discrete,central", "--eig-max-k", "2",
+                              "--lr", "1e4", "--steps", "100000", "--out", out.string(), "--no-plots", "--quiet"},
+                             dir.path());
+  EXPECT_EQ(r.code, 3) << r.err;
+  const auto summary = nlohmann::ordered_json::parse(read_text(out / "summary.json"));
+  EXPECT_EQ(summary["status"], "diverged");
+  EXPECT_LT(summary["steps_done"].get<std::int64_t>(), 20);
+  const std::string reason = summary["processes"]["discrete"]["reason"];
+  EXPECT_NE(reason.find("is not finite at step"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("stability limit 2/λ"), std::string::npos) << reason;
+  EXPECT_TRUE(summary["predicted_loss_mean_relative_error"].is_null());  // too few compared steps
+}
+
+bool opens_without_swmr(const fs::path& file) {
+  H5E_BEGIN_TRY {
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f >= 0) {
+      H5Fclose(f);
+      return true;
+    }
+  }
+  H5E_END_TRY;
+  return false;
+}
+
+TEST(RunCommand, RepairMakesAKilledRunReadableByAPlainReader) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  run_cflow(tiny({"--steps", "10", "--out", out.string(), "--test-crash-after", "3", "--quiet"}), dir.path());
+  ASSERT_TRUE(fs::exists(out / "data.h5"));
+  EXPECT_FALSE(opens_without_swmr(out / "data.h5"));  // still marked open for writing
+  const Result r = run_cflow({"repair", out.string()}, dir.path());
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(opens_without_swmr(out / "data.h5"));
+}
+
 }  // namespace
 }  // namespace cflow::run

@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <optional>
+#include <string>
 
 namespace cflow::cli {
 
@@ -20,11 +22,16 @@ void register_commands(CLI::App& app);
 // Runs the handler of the parsed subcommand, turning exceptions into a one-line error.
 int run_selected(CLI::App& app);
 
+// "unknown command 'runn' (did you mean 'run'?)" when `word` (argv[1]) is not a command; nullopt
+// when it is one or an option.
+std::optional<std::string> unknown_command_message(const CLI::App& app, const std::string& word);
+
 // Per-subcommand registration (host/cli_<name>.cpp).
 Handler add_devices_command(CLI::App& app);
 Handler add_gradcheck_command(CLI::App& app);
 Handler add_hessian_command(CLI::App& app);
 Handler add_run_command(CLI::App& app);
 Handler add_plot_command(CLI::App& app);
+Handler add_repair_command(CLI::App& app);
 
 }  // namespace cflow::cli

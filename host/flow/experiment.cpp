@@ -122,6 +122,16 @@ struct Experiment<T>::State {
       reason = std::move(why);
     }
 
+    // A non-finite loss or gradient stops the process before any eigen-solve sees it (an
+    // eigen-solve on an overflowing iterate runs to its bounds and fails obscurely).
+    bool diverged(Context& c, double loss, const T* grad, const std::string& where) {
+      const double g2 = std::isfinite(loss) ? double(blas::dot<T>(c.dev, c.d, grad, grad)) : 0.0;
+      if (std::isfinite(loss) && std::isfinite(g2)) return false;
+      stop((std::isfinite(loss) ? "gradient" : "loss") + std::string(" is not finite at step ") +
+           std::to_string(c.step) + where);
+      return true;
+    }
+
     // Loss, gradient norm, accuracy, state summary and selected g² at `at` (g holds ∇L there).
     ProcessRecord basic_record(Context& c, const T* at, double loss) {
       ProcessRecord r;
@@ -191,8 +201,7 @@ struct Experiment<T>::State {
 
     ProcessRecord prepare_discrete(Context& c) {
       const double loss = gradient(c, w.data(), g.data());
-      if (!std::isfinite(loss)) {
-        stop("loss is not finite at step " + std::to_string(c.step));
+      if (diverged(c, loss, g.data(), "")) {
         ProcessRecord r;
         r.train_loss = loss;
         r.stopped = true;
@@ -224,6 +233,12 @@ struct Experiment<T>::State {
 
     ProcessRecord prepare_stable(Context& c) {
       const double loss = gradient(c, w.data(), g.data());
+      if (diverged(c, loss, g.data(), "")) {
+        ProcessRecord r;
+        r.train_loss = loss;
+        r.stopped = true;
+        return r;
+      }
       state.preconditioner(p.data());
       ProcessRecord r = basic_record(c, w.data(), loss);
       eigen(c, tracker, w.data(), p.data(), c.full_solve());
@@ -260,8 +275,7 @@ struct Experiment<T>::State {
         T* grad = sub == 0 ? g.data() : substep_gradient.data();
         T* precond = sub == 0 ? p.data() : p_sub.data();
         const double loss = gradient(c, w_next.data(), grad);
-        if (!std::isfinite(loss)) {
-          stop("loss is not finite at step " + std::to_string(c.step) + ", substep " + std::to_string(sub));
+        if (diverged(c, loss, grad, ", substep " + std::to_string(sub))) {
           r.stopped = true;
           return r;
         }

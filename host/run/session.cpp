@@ -199,14 +199,14 @@ class Runner {
   bool note_stops(const StepRecord& record, Progress& progress) {
     for (const auto& [kind, p] : record.processes)
       if (!p.stopped && !p.effective_eigs.empty() && std::isfinite(p.effective_eigs.front()))
-        last_sharpness_[kind] = {record.step, p.effective_eigs.front()};
+        first_sharpness_.emplace(kind, std::pair(record.step, p.effective_eigs.front()));
     bool all_stopped = true;
     for (const ProcessStatus& s : experiment_->status()) {
       all_stopped = all_stopped && s.stopped;
       if (!s.stopped || reasons_.count(s.kind)) continue;
-      const auto last = last_sharpness_.find(s.kind);
+      const auto first = first_sharpness_.find(s.kind);
       reasons_[s.kind] = explained(s.reason, c_.lr,
-                                   last == last_sharpness_.end() ? std::nullopt : std::optional(last->second));
+                                   first == first_sharpness_.end() ? std::nullopt : std::optional(first->second));
       progress.message("warning: " + to_string(s.kind) + " stopped: " + reasons_[s.kind]);
     }
     return all_stopped;
@@ -351,7 +351,7 @@ class Runner {
   double previous_wall_time_ = 0;
   std::int64_t last_checkpoint_ = -1, session_first_ = 0;
   std::string status_ = "completed";
-  std::map<ProcessKind, std::pair<std::int64_t, double>> last_sharpness_;
+  std::map<ProcessKind, std::pair<std::int64_t, double>> first_sharpness_;
   std::map<ProcessKind, std::string> reasons_;
 };
 

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cflow/runtime/error.h"
+#include "cflow/runtime/interrupt.h"
 
 namespace cflow {
 namespace {
@@ -397,6 +398,7 @@ BestIterate solve_normalized(const Problem& problem, const SdcpOptions& options,
     newton_polish(problem, start, options.tolerance, steps, iterations, best);
   };
   while (iterations < options.max_iterations && best.residual > options.tolerance) {
+    check_interrupt();  // SIGINT/SIGTERM: end within a second (cflow/runtime/interrupt.h)
     const double step = interior_point_step(problem, X, M);
     ++iterations;
     if (step < kStalledStep || frobenius_norm(X) > kDivergedNorm) break;
