@@ -744,5 +744,36 @@ TEST(RunCommand, RepairMakesAKilledRunReadableByAPlainReader) {
   EXPECT_TRUE(opens_without_swmr(out / "data.h5"));
 }
 
+
+// lr 100 on moons: step 0's eigen-solves run on overflowing iterates for minutes (#17 case 5); a
+// SIGTERM there must end the run promptly (the solvers check the interrupt between iterations).
+// The 60 s bound only catches a run that ignores the signal; it is not a timing measurement.
+TEST(RunCommand, SigtermInsideAnEigenSolveEndsTheRun) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const Spawned s = spawn_cflow({"run", "--data", "moons", "--n", "100", "--width", "16", "--steps", "20", "--lr",
+                                 "100", "--out", out.string(), "--no-plots", "--quiet"},
+                                dir.path(), "long");
+  wait_for(out / "config.json");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(kill(s.pid, SIGTERM), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int status = 0;
+  while (waitpid(s.pid, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (kill(s.pid, 0) == 0) {
+    kill(s.pid, SIGKILL);
+    wait_exit(s.pid);
+    FAIL() << "the run ignored SIGTERM for a minute";
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 143) << read_text(s.err);
+  const auto summary = nlohmann::ordered_json::parse(read_text(out / "summary.json"));
+  EXPECT_EQ(summary["status"], "interrupted");
+  EXPECT_EQ(summary["interrupted_by"], "SIGTERM");
+  for (const auto& entry : fs::directory_iterator(out))  // no temporary file left behind
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
 }  // namespace
 }  // namespace cflow::run

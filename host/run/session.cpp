@@ -320,7 +320,7 @@ class Runner {
       std::cerr << "cflow run: stopped after " << experiment_->steps_done() << " of " << c_.steps << " steps"
                 << (last_checkpoint_ >= 0 ? "; continue from step " + std::to_string(last_checkpoint_) +
                                                 " with: cflow run --resume " + dir_.string()
-                                          : "")
+                                          : "; it has no checkpoint yet: start it again in another --out")
                 << "\n";
       return 128 + signal;
     }
