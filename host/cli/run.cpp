@@ -32,9 +32,12 @@
 #include <sstream>
 
 #include "cflow/data/dataset.h"
+#include "cflow/data/shard.h"
 #include "cflow/flow/experiment.h"
 #include "cflow/engine/network.h"
+#include "cflow/engine/sharded_objective.h"
 #include "cflow/run/log.h"
+#include "cflow/runtime/comm.h"
 #include "host/run/checkpoint.h"
 #include "host/cli/cli.h"
 #include "host/cli/model_flags.h"
@@ -353,6 +356,13 @@ Plan plan_resume(const RunFlags& flags) {
   }
   // Fewer steps than first planned are fine (the run ends there; data.h5 keeps its rows), but not
   // fewer than are done.
+  // Another rank count would shard the examples differently (docs/design.md §7).
+  const int ranks = plan.checkpoint->meta.value("ranks", 1), now = Communicator::world().size();
+  if (ranks != now) {
+    throw ConfigError("--resume " + plan.dir.string() + ": the run was started with " + std::to_string(ranks) +
+                      " rank(s) and resumes only with as many (mpirun -np " + std::to_string(ranks) + "), not " +
+                      std::to_string(now));
+  }
   if (plan.config.steps < plan.checkpoint->checkpoint.step) {
     throw ConfigError("--steps " + std::to_string(plan.config.steps) + ": expected at least the " +
                       std::to_string(plan.checkpoint->checkpoint.step) + " steps the run has done");
@@ -401,34 +411,47 @@ int execute(Plan& plan) {
   RunConfig& c = plan.config;
   const auto session_start = Clock::now();
   const DataSplits data = load_dataset(c.data_spec());  // first: a missing data set fails fast
+  // Data-parallel runs (docs/design.md §7): each rank holds a shard of both splits; only rank 0
+  // writes the run directory and the terminal.
+  Communicator& comm = Communicator::world();
+  const bool writes = comm.rank() == 0;
+  if (!writes) c.quiet = c.no_plots = true;
+  const Dataset train_shard = shard(data.train, comm.rank(), comm.size());
+  const Dataset test_shard = c.n_test == 0 ? Dataset{} : shard(data.test, comm.rank(), comm.size());
   const Device dev = Device::open(c.device, c.threads);
   c.threads = dev.cpu_threads();  // recorded, so a resumed run uses the same count (bitwise results)
   const ModelSpec spec = c.model_spec(data.train.shape());
   warn_if_not_smooth(spec);
   NetworkOptions network_options;
   network_options.chunk = c.chunk;
-  Network<T> train(dev, spec, converted<T>(data.train.inputs), converted<T>(make_targets(data.train, spec.loss)),
+  Network<T> train(dev, spec, converted<T>(train_shard.inputs), converted<T>(make_targets(train_shard, spec.loss)),
                    network_options);
   std::optional<Network<T>> test;
   if (c.n_test != 0)
-    test.emplace(dev, spec, converted<T>(data.test.inputs), converted<T>(make_targets(data.test, spec.loss)),
+    test.emplace(dev, spec, converted<T>(test_shard.inputs), converted<T>(make_targets(test_shard, spec.loss)),
                  network_options);
+  ShardedObjective<T> objective(train, index_t(train_shard.n), index_t(data.train.n), comm);
   const std::vector<T> w0 = train.initial_parameters(c.seed);
-  typename Experiment<T>::Evaluate evaluate_train = [&train](const T* w) { return train.evaluate(w); };
+  typename Experiment<T>::Evaluate evaluate_train = [&](const T* w) {
+    return combine_shards(comm, train.evaluate(w), index_t(train_shard.n), index_t(data.train.n));
+  };
   typename Experiment<T>::Evaluate evaluate_test;
-  if (test) evaluate_test = [&test](const T* w) { return test->evaluate(w); };
+  if (test)
+    evaluate_test = [&](const T* w) {
+      return combine_shards(comm, test->evaluate(w), index_t(test_shard.n), index_t(data.test.n));
+    };
   const ExperimentSettings settings = c.experiment_settings();
-  Experiment<T> experiment(train, evaluate_train, evaluate_test, w0, settings);
+  Experiment<T> experiment(objective, evaluate_train, evaluate_test, w0, settings);
 
   // The run directory and config.json.
   const std::filesystem::path& dir = plan.dir;
-  std::filesystem::create_directories(dir);
+  if (writes) std::filesystem::create_directories(dir);
   nlohmann::ordered_json config_json;
   double previous_wall_time = 0;
   if (plan.resume) {
     const nlohmann::json& meta = plan.checkpoint->meta;
-    if (meta.value("backend", std::string()) != (dev.is_cuda() ? "cuda" : "cpu") ||
-        meta.value("cpu_threads", 0) != dev.cpu_threads()) {
+    if (writes && (meta.value("backend", std::string()) != (dev.is_cuda() ? "cuda" : "cpu") ||
+                   meta.value("cpu_threads", 0) != dev.cpu_threads())) {
       std::cerr << "warning: the checkpoint was written on " << meta.value("device", std::string("?"))
                 << "; continuing on " << dev.description()
                 << ": the rest of the run will not be bitwise identical to an uninterrupted one\n";
@@ -450,17 +473,18 @@ int execute(Plan& plan) {
     }
   } else {
     config_json = new_config_json(c, dev, spec, data, train.dim(), plan.command);
+    config_json["ranks"] = comm.size();
   }
   c.eig_tol = c.eig_tolerance();
   config_json["settings"] = to_json(c);
-  write_text_atomically(dir / "config.json", config_json.dump(2) + "\n");
+  if (writes) write_text_atomically(dir / "config.json", config_json.dump(2) + "\n");
 
   // data.h5. A new run creates it after its first step, whose record gives the first step number
   // (after any warm start) and the names of the optimizer's summaries; a resumed run reopens it.
   const std::filesystem::path data_file = dir / kRunLogFileName;
   std::optional<RunLog> log;
   const std::vector<SeriesSpec> layout = series_layout(settings, experiment.max_tracked());
-  if (plan.resume) {
+  if (plan.resume && writes) {
     log.emplace(RunLog::open_existing(data_file));
     if (log->steps() < c.steps) log->grow(c.steps);
     declare(*log, layout);
@@ -507,12 +531,13 @@ int execute(Plan& plan) {
                                        {"precision", c.is_float32() ? "float32" : "float64"},
                                        {"backend", dev.is_cuda() ? "cuda" : "cpu"},
                                        {"cpu_threads", dev.cpu_threads()},
-                                       {"device", dev.description()}};
+                                       {"device", dev.description()},
+                                       {"ranks", comm.size()}};
   std::int64_t last_checkpoint = plan.resume ? experiment.steps_done() : -1;
   auto save_checkpoint = [&] {
     if (log) log->flush();
     const Checkpoint checkpoint = experiment.checkpoint();
-    write_checkpoint(dir / kCheckpointFolder, checkpoint, checkpoint_meta);
+    if (writes) write_checkpoint(dir / kCheckpointFolder, checkpoint, checkpoint_meta);
     last_checkpoint = experiment.steps_done();
   };
 
@@ -533,23 +558,26 @@ int execute(Plan& plan) {
     auto last_flush = Clock::now();
     std::int64_t session_steps = 0;
     try {
-      while (experiment.steps_done() < end && g_signal == 0) {
+      // The ranks stop together: at the first step boundary where any of them has a signal.
+      while (experiment.steps_done() < end && comm.all_reduce_max(g_signal) == 0) {
         const StepRecord record = experiment.step();
-        if (!writer) {
-          start_log(record);
-          writer.emplace(*log);
-        }
-        writer->write(record);
-        for (const std::string& path : writer->take_undeclared())
-          progress.message("warning: " + path + " is not in data.h5 (it appeared after the first step); not logged");
-        const std::vector<ProcessStatus> statuses = experiment.status();
-        for (std::size_t i = 0; i < statuses.size(); ++i) {
-          if (statuses[i].stopped && reported_stops.insert(int(i)).second)
-            progress.message("warning: " + to_string(statuses[i].kind) + " stopped: " + statuses[i].reason);
+        if (writes) {
+          if (!writer) {
+            start_log(record);
+            writer.emplace(*log);
+          }
+          writer->write(record);
+          for (const std::string& path : writer->take_undeclared())
+            progress.message("warning: " + path + " is not in data.h5 (it appeared after the first step); not logged");
+          const std::vector<ProcessStatus> statuses = experiment.status();
+          for (std::size_t i = 0; i < statuses.size(); ++i) {
+            if (statuses[i].stopped && reported_stops.insert(int(i)).second)
+              progress.message("warning: " + to_string(statuses[i].kind) + " stopped: " + statuses[i].reason);
+          }
         }
         const std::int64_t done = experiment.steps_done();
         progress.update(done, record);
-        if (Clock::now() - last_flush > std::chrono::seconds(1)) {
+        if (log && Clock::now() - last_flush > std::chrono::seconds(1)) {
           log->flush();
           last_flush = Clock::now();
         }
@@ -573,13 +601,13 @@ int execute(Plan& plan) {
                                     {"steps", c.steps},
                                     {"checkpoint", checkpoint_name()}};
       try {
-        write_text_atomically(dir / "summary.json", failed.dump(2) + "\n");
+        if (writes) write_text_atomically(dir / "summary.json", failed.dump(2) + "\n");
       } catch (const std::exception&) {
       }
       throw;
     }
   }
-  const int stop_signal = g_signal;
+  const int stop_signal = comm.all_reduce_max(g_signal);
 
   // summary.json and the table.
   const double wall = std::chrono::duration<double>(Clock::now() - session_start).count();
@@ -603,7 +631,7 @@ int execute(Plan& plan) {
   summary["interrupted_by"] = stop_signal ? nlohmann::ordered_json(stop_signal == SIGINT ? "SIGINT" : "SIGTERM")
                                           : nlohmann::ordered_json(nullptr);
   summary["checkpoint"] = checkpoint_name();
-  write_text_atomically(dir / "summary.json", summary.dump(2) + "\n");
+  if (writes) write_text_atomically(dir / "summary.json", summary.dump(2) + "\n");
 
   if (!c.quiet) {
     std::cout << "\n";
@@ -611,7 +639,8 @@ int execute(Plan& plan) {
     std::cout << "run directory: " << dir.string() << "\n";
   }
   if (stop_signal) {
-    std::cerr << "cflow run: stopped after " << experiment.steps_done() << " of " << c.steps
+    if (writes)
+      std::cerr << "cflow run: stopped after " << experiment.steps_done() << " of " << c.steps
               << " steps; continue with: cflow run --resume " << dir.string() << "\n";
     return 128 + stop_signal;
   }

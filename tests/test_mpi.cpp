@@ -1,0 +1,212 @@
+// Data-parallel runs (docs/design.md §7) under `mpirun --oversubscribe -np R`, R = 2 and 3 (uneven
+// shards), CPU backend, float64, one thread per rank: the sharded oracle equals the single-process
+// one; a run's data.h5 equals the single-process run's; a killed or hung rank stops the others with a
+// message; resume after SIGINT is bitwise. Skipped, saying why, without mpirun or an MPI build.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <thread>
+
+#include "cli_support.h"
+
+namespace cflow::cli_test {
+namespace {
+
+class Mpi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#if !CFLOW_WITH_MPI
+    GTEST_SKIP() << "cflow was built without MPI (CFLOW_MPI=OFF or libopenmpi-dev missing)";
+#endif
+    if (std::system("command -v mpirun >/dev/null 2>&1") != 0)
+      GTEST_SKIP() << "mpirun not found (install openmpi-bin)";
+    ::setenv("OMP_NUM_THREADS", "1", 1);
+  }
+  // mpirun's arguments for R ranks of `command` (as root too, more ranks than cores), and more.
+  static std::vector<std::string> mpirun(int ranks, std::vector<std::string> command) {
+    std::vector<std::string> args{"--allow-run-as-root", "--oversubscribe", "-x", "OMP_NUM_THREADS", "-x",
+                                  "CFLOW_COMM_TIMEOUT"};
+    append(args, {"-np", std::to_string(ranks)});
+    append(args, command);
+    return args;
+  }
+  static void append(std::vector<std::string>& args, const std::vector<std::string>& more) {
+    args.insert(args.end(), more.begin(), more.end());
+  }
+  static Result run_mpi(int ranks, std::vector<std::string> command, const TempDir& dir, const std::string& tag) {
+    return finish(spawn("mpirun", mpirun(ranks, std::move(command)), dir.path(), tag));
+  }
+};
+
+// Rank counts 2 and 3: uneven shards of the odd example counts below.
+class MpiRanks : public Mpi, public ::testing::WithParamInterface<int> {};
+
+// A tiny run with an odd example count: moons, MLP of width 8, float64, one thread.
+std::vector<std::string> tiny(std::vector<std::string> extra) {
+  std::vector<std::string> args{CFLOW_CLI_BINARY, "run", "--data", "moons", "--n", "33", "--n-test", "17",
+                                "--width", "8", "--lr", "1.5", "--dtype", "f64", "--threads", "1", "--device", "cpu",
+                                "--runs", "discrete,central,stable", "--no-plots", "--quiet"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+TEST_P(MpiRanks, ShardedOracleEqualsTheSingleProcessOne) {
+  TempDir dir;
+  const Result r = run_mpi(GetParam(), {MPI_ORACLE_CHECK}, dir, "oracle");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("d3"), std::string::npos) << r.out;
+}
+
+// Every number of two data.h5 files agrees to 1e-9 relative to its row (a step): |x − y| ≤ 1e-9 max|x_row|,
+// NaN where the other is NaN; non-float datasets bit for bit. Excepted: wall times, and the SDCP
+// residual, which is rounding noise (~1e-17) whose digits are not the run's numbers. The deltas are
+// compared in magnitude: they are coordinates along eigenvectors, whose sign is arbitrary.
+void expect_same_numbers(const fs::path& a, const fs::path& b) {
+  const auto first = read_all(a), second = read_all(b);
+  ASSERT_EQ(first.size(), second.size());
+  for (const auto& [path, ds] : first) {
+    ASSERT_TRUE(second.count(path)) << path;
+    ASSERT_EQ(second.at(path).dims, ds.dims) << path;
+    if (path.find("/times/") != std::string::npos || path.find("sdcp_residual") != std::string::npos) continue;
+    if (!ds.is_float) {
+      EXPECT_TRUE(second.at(path).bytes == ds.bytes) << path;
+      continue;
+    }
+    const bool signless = path == "deltas";
+    const std::vector<double> x = as_doubles(ds), y = as_doubles(second.at(path));
+    const std::size_t columns = ds.dims.size() == 2 ? ds.dims[1] : 1;
+    for (std::size_t row = 0; row < ds.dims[0]; ++row) {
+      double scale = 0;
+      for (std::size_t i = row * columns; i < (row + 1) * columns; ++i)
+        if (std::isfinite(x[i])) scale = std::max(scale, std::abs(x[i]));
+      for (std::size_t i = row * columns; i < (row + 1) * columns; ++i) {
+        ASSERT_EQ(std::isnan(x[i]), std::isnan(y[i])) << path << "[" << i << "]";
+        if (std::isnan(x[i])) continue;
+        const double difference = signless ? std::abs(std::abs(x[i]) - std::abs(y[i])) : std::abs(x[i] - y[i]);
+        ASSERT_LE(difference, 1e-9 * scale) << path << "[" << i << "]: " << x[i] << " vs " << y[i];
+      }
+    }
+  }
+}
+
+TEST_P(MpiRanks, RunMatchesTheSingleProcessRun) {
+  TempDir dir;
+  const auto args = tiny({"--steps", "20", "--out", (dir / "single").string()});
+  ASSERT_EQ(finish(spawn(args[0], {args.begin() + 1, args.end()}, dir.path(), "single")).code, 0);
+  const Result r = run_mpi(GetParam(), tiny({"--steps", "20", "--out", (dir / "ranks").string()}), dir, "ranks");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");  // --quiet, and only rank 0 would speak
+  expect_same_numbers(dir / "single" / "data.h5", dir / "ranks" / "data.h5");
+  const auto config = nlohmann::json::parse(read_text(dir / "ranks" / "config.json"));
+  EXPECT_EQ(config["ranks"], GetParam());
+  EXPECT_EQ(config["data"]["train_examples"], 33);
+}
+
+// Waits for `pid` at most `seconds`; kills it and fails when it hangs.
+int exit_within(pid_t pid, int seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      ADD_FAILURE() << "still running after " << seconds << " s: it hangs";
+      return wait_exit(pid);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// The ranks mpirun started (its children), in rank order.
+std::vector<pid_t> ranks_of(pid_t mpirun, int expected) {
+  std::vector<pid_t> pids;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (int(pids.size()) < expected && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::istringstream children(read_text("/proc/" + std::to_string(mpirun) + "/task/" + std::to_string(mpirun) +
+                                          "/children"));
+    pids.assign(std::istream_iterator<pid_t>(children), std::istream_iterator<pid_t>());
+  }
+  return pids;
+}
+
+void wait_for_file(const fs::path& file) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(file) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+}
+
+TEST_F(Mpi, ACrashedRankEndsTheRun) {
+  TempDir dir;
+  const std::string out = (dir / "run").string();
+  // MPMD: the last rank exits abruptly after 5 steps; the launcher ends the others.
+  std::vector<std::string> args = mpirun(1, tiny({"--steps", "100000", "--out", out}));
+  append(args, {":", "-np", "1"});
+  append(args, tiny({"--steps", "100000", "--out", out, "--test-crash-after", "5"}));
+  const Spawned s = spawn("mpirun", args, dir.path(), "crash");
+  EXPECT_NE(exit_within(s.pid, 120), 0);
+  EXPECT_NE(read_text(s.err).find("exit code"), std::string::npos) << read_text(s.err);
+  EXPECT_GE(read_all(dir / "run" / "data.h5").size(), 1u);  // what was logged stays readable
+}
+
+TEST_F(Mpi, AHungRankTimesOutWithAMessage) {
+  TempDir dir;
+  ::setenv("CFLOW_COMM_TIMEOUT", "3", 1);
+  const Spawned s =
+      spawn("mpirun", mpirun(2, tiny({"--steps", "100000", "--out", (dir / "run").string()})), dir.path(), "hung");
+  const std::vector<pid_t> ranks = ranks_of(s.pid, 2);
+  ASSERT_EQ(ranks.size(), 2u);
+  wait_for_file(dir / "run" / "data.h5");
+  kill(ranks.back(), SIGSTOP);  // alive but silent: only the timeout can notice
+  EXPECT_NE(exit_within(s.pid, 120), 0);
+  ::unsetenv("CFLOW_COMM_TIMEOUT");
+  EXPECT_NE(read_text(s.err).find("no answer from the other ranks in 3 s"), std::string::npos) << read_text(s.err);
+  const auto summary = nlohmann::json::parse(read_text(dir / "run" / "summary.json"));
+  EXPECT_EQ(summary["status"], "failed");
+}
+
+TEST_F(Mpi, ResumeAfterSigintIsBitwiseAndNeedsTheSameRanks) {
+  TempDir dir;
+  const int ranks = 2;
+  const std::vector<std::string> common{"--steps", "40", "--checkpoint-every", "0"};
+  auto with = [&](const std::string& out) {
+    auto args = tiny({"--out", (dir / out).string()});
+    args.insert(args.end(), common.begin(), common.end());
+    return args;
+  };
+  ASSERT_EQ(run_mpi(ranks, with("whole"), dir, "whole").code, 0);
+  const Spawned s = spawn("mpirun", mpirun(ranks, with("stopped")), dir.path(), "stopped");
+  const std::vector<pid_t> pids = ranks_of(s.pid, ranks);
+  ASSERT_EQ(int(pids.size()), ranks);
+  wait_for_file(dir / "stopped" / "data.h5");
+  kill(pids.back(), SIGINT);  // one rank's signal stops them all at the same step
+  exit_within(s.pid, 120);
+  const auto summary = nlohmann::json::parse(read_text(dir / "stopped" / "summary.json"));
+  ASSERT_EQ(summary["status"], "interrupted") << "the run ended before the signal; make it longer";
+
+  const std::vector<std::string> resume{CFLOW_CLI_BINARY, "run", "--resume", (dir / "stopped").string(), "--quiet"};
+  const Result other = run_mpi(ranks + 1, resume, dir, "other");
+  EXPECT_EQ(other.code, 2);
+  EXPECT_NE(other.err.find("resumes only with as many"), std::string::npos) << other.err;
+  ASSERT_EQ(run_mpi(ranks, resume, dir, "resumed").code, 0);
+  const auto whole = read_all(dir / "whole" / "data.h5"), resumed = read_all(dir / "stopped" / "data.h5");
+  ASSERT_EQ(whole.size(), resumed.size());
+  for (const auto& [path, ds] : whole) {
+    if (path.find("/times/") != std::string::npos) continue;  // wall times differ from run to run
+    EXPECT_TRUE(resumed.at(path).bytes == ds.bytes) << path << " differs";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, MpiRanks, ::testing::Values(2, 3), [](const auto& param_info) {
+  return "np" + std::to_string(param_info.param);
+});
+
+}  // namespace
+}  // namespace cflow::cli_test
