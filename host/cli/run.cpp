@@ -650,10 +650,15 @@ int execute(Plan& plan) {
 
 int run_command(const RunFlags& flags) {
   Plan plan;
+  std::string error;
   try {
     plan = flags.resume_dir.empty() ? plan_new(flags) : plan_resume(flags);
   } catch (const ConfigError& e) {
-    std::cerr << "cflow run: error: " << e.what() << "\n";
+    error = e.what();
+  }
+  // The ranks of a data-parallel run agree on the plan before rank 0 writes (docs/design.md §7).
+  if (Communicator::world().all_reduce_max(!error.empty()) != 0) {
+    if (!error.empty()) std::cerr << "cflow run: error: " << error << "\n";
     return 2;
   }
   plan.command = command_line(flags);
