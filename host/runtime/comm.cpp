@@ -26,11 +26,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The world size an MPI launcher announced in the environment (Open MPI, MPICH/Slurm PMI), or 0.
+// The world size an MPI launcher announced in the environment (Open MPI's mpirun, PMI under srun or
+// MPICH), 1 under PMIx (which announces no size), or 0 when no launcher started this process.
 int launcher_world_size() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
     if (const char* value = std::getenv(name)) return std::atoi(value);
-  return std::getenv("PMIX_RANK") ? 2 : 0;
+  return std::getenv("PMIX_RANK") ? 1 : 0;
 }
 
 double timeout_from_environment() {
