@@ -354,8 +354,6 @@ Plan plan_resume(const RunFlags& flags) {
                       (plan.dir / kCheckpointFolder).string() +
                       " (the run stopped before its first checkpoint: start it again, in a new --out)");
   }
-  // Fewer steps than first planned are fine (the run ends there; data.h5 keeps its rows), but not
-  // fewer than are done.
   // Another rank count would shard the examples differently (docs/design.md §7).
   const int ranks = plan.checkpoint->meta.value("ranks", 1), now = Communicator::world().size();
   if (ranks != now) {
@@ -363,6 +361,8 @@ Plan plan_resume(const RunFlags& flags) {
                       " rank(s) and resumes only with as many (mpirun -np " + std::to_string(ranks) + "), not " +
                       std::to_string(now));
   }
+  // Fewer steps than first planned are fine (the run ends there; data.h5 keeps its rows), but not
+  // fewer than are done.
   if (plan.config.steps < plan.checkpoint->checkpoint.step) {
     throw ConfigError("--steps " + std::to_string(plan.config.steps) + ": expected at least the " +
                       std::to_string(plan.checkpoint->checkpoint.step) + " steps the run has done");
