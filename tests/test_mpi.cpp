@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "cflow/data/shard.h"
 #include "cli_support.h"
 
 namespace cflow::cli_test {
@@ -44,6 +45,39 @@ class Mpi : public ::testing::Test {
     return finish(spawn("mpirun", mpirun(ranks, std::move(command)), dir.path(), tag));
   }
 };
+
+// Shards tile the examples in order, contiguously, with sizes that differ by at most one.
+TEST(Shards, TileTheExamplesInRankOrder) {
+  for (std::size_t n = 1; n <= 40; ++n) {
+    for (int ranks = 1; ranks <= 7; ++ranks) {
+      std::size_t next = 0, smallest = n, largest = 0;
+      for (int r = 0; r < ranks; ++r) {
+        const ShardRange range = shard_range(n, r, ranks);
+        EXPECT_EQ(range.first, next) << n << " " << r << "/" << ranks;
+        next += range.count;
+        smallest = std::min(smallest, range.count);
+        largest = std::max(largest, range.count);
+      }
+      EXPECT_EQ(next, n);
+      EXPECT_LE(largest - smallest, 1u);
+    }
+  }
+}
+
+TEST(Shards, HoldTheirExamplesAndRefuseEmptyShards) {
+  DataSpec spec;
+  spec.name = "gaussian";
+  spec.n_train = 12;
+  spec.n_test = 2;
+  spec.classes = parse_class_choice("2");
+  spec.dim = 2;
+  const DataSplits data = load_dataset(spec);
+  const cflow::Dataset part = shard(data.train, 1, 3);  // examples 4..7
+  ASSERT_EQ(part.n, 4u);
+  EXPECT_EQ(part.labels, std::vector<int>(data.train.labels.begin() + 4, data.train.labels.begin() + 8));
+  EXPECT_EQ(part.inputs, std::vector<double>(data.train.inputs.begin() + 8, data.train.inputs.begin() + 16));
+  EXPECT_THROW(shard(data.test, 0, 3), DataError);  // 2 examples, 3 ranks
+}
 
 // Rank counts 2 and 3: uneven shards of the odd example counts below.
 class MpiRanks : public Mpi, public ::testing::WithParamInterface<int> {};

@@ -92,7 +92,7 @@ struct Communicator::Impl {
 #endif
 
   // Every rank's `bytes` bytes at `send`, concatenated in rank order into host_received.
-  void gather_on_host(const void* send, std::size_t bytes, const char* what) {
+  void gather_on_host(const void* send, std::size_t bytes, [[maybe_unused]] const char* what) {
     host_received.resize(bytes * std::size_t(size));
 #if CFLOW_WITH_MPI
     CFLOW_REQUIRE(bytes <= std::size_t(std::numeric_limits<int>::max()), "a collective of more than 2 GiB per rank");
