@@ -30,6 +30,8 @@ class Mpi : public ::testing::Test {
     ::setenv("OMP_NUM_THREADS", "1", 1);
     ::setenv("CFLOW_COMM_TIMEOUT", "60", 1);  // a test that hangs fails in a minute
   }
+
+ public:
   // mpirun's arguments for R ranks of `command` (as root too, more ranks than cores), and more.
   static std::vector<std::string> mpirun(int ranks, std::vector<std::string> command) {
     std::vector<std::string> args{"--allow-run-as-root", "--oversubscribe", "-x", "OMP_NUM_THREADS", "-x",
@@ -178,29 +180,34 @@ void wait_for_file(const fs::path& file) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
 }
 
+// Two ranks (MPMD) of a long tiny run into dir/run, rank 1 with `rank1_extra` flags; their exit
+// status (failing the test if they hang) and mpirun's stderr.
+Result run_unequal_pair(const TempDir& dir, const std::vector<std::string>& rank1_extra) {
+  const std::string out = (dir / "run").string();
+  std::vector<std::string> args = Mpi::mpirun(1, tiny({"--steps", "100000", "--out", out}));
+  Mpi::append(args, {":", "-np", "1"});
+  Mpi::append(args, tiny({"--steps", "100000", "--out", out}));
+  Mpi::append(args, rank1_extra);
+  const Spawned s = spawn("mpirun", args, dir.path(), "pair");
+  Result r;
+  r.code = exit_within(s.pid, 120);
+  r.err = read_text(s.err);
+  return r;
+}
+
 TEST_F(Mpi, ACrashedRankEndsTheRun) {
   TempDir dir;
-  const std::string out = (dir / "run").string();
-  // MPMD: the last rank exits abruptly after 5 steps; the launcher ends the others.
-  std::vector<std::string> args = mpirun(1, tiny({"--steps", "100000", "--out", out}));
-  append(args, {":", "-np", "1"});
-  append(args, tiny({"--steps", "100000", "--out", out, "--test-crash-after", "5"}));
-  const Spawned s = spawn("mpirun", args, dir.path(), "crash");
-  EXPECT_NE(exit_within(s.pid, 120), 0);
-  EXPECT_NE(read_text(s.err).find("exit code"), std::string::npos) << read_text(s.err);
-  EXPECT_GE(read_all(dir / "run" / "data.h5").size(), 1u);  // what was logged stays readable
+  const Result r = run_unequal_pair(dir, {"--test-crash-after", "5"});  // rank 1 exits abruptly
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("exit code"), std::string::npos) << r.err;  // the launcher ended the job
+  EXPECT_GE(read_all(dir / "run" / "data.h5").size(), 1u);        // what was logged stays readable
 }
 
 TEST_F(Mpi, RanksOutOfLockStepStopWithAMessage) {
   TempDir dir;
-  const std::string out = (dir / "run").string();
-  // MPMD: rank 1 starts from another initialization (seed), as a rank with other inputs would.
-  std::vector<std::string> args = mpirun(1, tiny({"--steps", "100000", "--out", out}));
-  append(args, {":", "-np", "1"});
-  append(args, tiny({"--steps", "100000", "--out", out, "--seed", "1"}));
-  const Spawned s = spawn("mpirun", args, dir.path(), "drift");
-  EXPECT_NE(exit_within(s.pid, 120), 0);
-  EXPECT_NE(read_text(s.err).find("out of lock step"), std::string::npos) << read_text(s.err);
+  const Result r = run_unequal_pair(dir, {"--seed", "1"});  // as a rank with other inputs would
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("out of lock step"), std::string::npos) << r.err;
 }
 
 TEST_F(Mpi, AHungRankTimesOutWithAMessage) {

@@ -78,15 +78,20 @@ struct Communicator::Impl {
   }
 
 #if CFLOW_WITH_MPI
-  // MPI_Wait with a deadline. Yields while polling: ranks may share cores with each other.
+  // MPI_Wait with a deadline. Polls by yielding, then (a rank still computing: a long wait) by
+  // sleeping, so that a waiting rank does not take the cores that ranks sharing them need.
   void wait(MPI_Request& request, const char* what) {
     const auto deadline = Clock::now() + std::chrono::duration<double>(timeout);
     for (unsigned poll = 0;; ++poll) {
       int done = 0;
       MPI_Test(&request, &done, MPI_STATUS_IGNORE);
       if (done) return;
-      if (poll % 1024 == 0 && Clock::now() > deadline) fail_timeout(what);
-      std::this_thread::yield();
+      if (poll % 64 == 0 && Clock::now() > deadline) fail_timeout(what);
+      if (poll < 1000) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
     }
   }
 #endif
