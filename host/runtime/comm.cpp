@@ -195,17 +195,6 @@ Communicator& Communicator::world() {
 
 int Communicator::rank() const { return impl_->rank; }
 int Communicator::size() const { return impl_->size; }
-double Communicator::timeout_seconds() const { return impl_->timeout; }
-
-std::string Communicator::description() const {
-  if (impl_->size == 1) return "single process";
-  const std::string ranks = std::to_string(impl_->size) + " ranks";
-#if CFLOW_WITH_NCCL
-  return "MPI, NCCL between GPUs, " + ranks;
-#else
-  return "MPI, " + ranks;
-#endif
-}
 
 template <class T>
 void Communicator::all_reduce_sum(const Device& dev, T* data, index_t count) {

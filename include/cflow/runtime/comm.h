@@ -6,8 +6,9 @@
 //
 // Sums are deterministic: every rank receives every rank's contribution and adds them in rank order
 // (0 + 1 + … + R−1) with the same kernels, so a run with the same R, backend and threads repeats bit
-// for bit and all ranks hold the same bits. Every collective gives up after timeout_seconds() without
-// an answer (a rank died or hangs) with a CommError that says so, rather than waiting forever.
+// for bit and all ranks hold the same bits. Every collective gives up after a timeout without
+// an answer (a rank died or hangs) with a CommError that says so, rather than waiting forever: the
+// environment variable CFLOW_COMM_TIMEOUT (seconds, default 300) sets the wait.
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -35,10 +36,6 @@ class Communicator {
 
   int rank() const;
   int size() const;
-  // e.g. "single process", "MPI (Open MPI v4.1.4), 2 ranks", "NCCL over MPI, 4 ranks".
-  std::string description() const;
-  // Seconds a collective waits for the other ranks: CFLOW_COMM_TIMEOUT, default 300.
-  double timeout_seconds() const;
 
   // data (count elements, device memory of dev) becomes the sum over ranks of data, on every rank.
   template <class T>
