@@ -63,6 +63,21 @@ TEST(RunPlan, AnEditedSettingIsRefusedNamingTheKeyAndBothValues) {
   EXPECT_NE(message.find("step-000000010.ckpt"), std::string::npos) << message;
 }
 
+// A data-parallel run resumes only on as many ranks as it started with; a checkpoint without
+// "ranks" is a single process's (docs/design.md §7).
+TEST(RunPlan, AnotherRankCountIsRefusedNamingBoth) {
+  CheckpointFile checkpoint = checkpoint_of(RunConfig{}, 10);
+  checkpoint.meta["ranks"] = 2;
+  EXPECT_NO_THROW(check_ranks("runs/x", checkpoint, 2));
+  const std::string message = message_of([&] { check_ranks("runs/x", checkpoint, 3); });
+  EXPECT_NE(message.find("started with 2 rank(s) and resumes only with as many (mpirun -np 2), not 3"),
+            std::string::npos)
+      << message;
+  checkpoint.meta.erase("ranks");
+  EXPECT_NO_THROW(check_ranks("runs/x", checkpoint, 1));
+  EXPECT_THROW(check_ranks("runs/x", checkpoint, 2), ConfigError);
+}
+
 TEST(RunPlan, StepsBelowTheCheckpointAreRefusedAndOldCheckpointsWithoutDigestAccepted) {
   RunConfig config;
   CheckpointFile checkpoint = checkpoint_of(config, 10);

@@ -10,6 +10,7 @@
 
 #include <iostream>
 
+#include "cflow/runtime/comm.h"
 #include "host/cli/cli.h"
 #include "host/cli/model_flags.h"
 #include "host/run/config.h"
@@ -50,14 +51,25 @@ SessionRequest request_of(const RunFlags& flags) {
   return request;
 }
 
-int run_command(const RunFlags& flags) {
+// The session of these flags, once every rank of a data-parallel run has planned it without error
+// (docs/design.md §7): a rank whose planning failed says why, and every rank stops with exit 2
+// before rank 0 writes anything.
+std::optional<Session> open_session(const RunFlags& flags) {
   std::optional<Session> session;
+  std::string error;
   try {
     session.emplace(request_of(flags));
   } catch (const ConfigError& e) {
-    std::cerr << "cflow run: error: " << e.what() << "\n";
-    return kExitUsage;
+    error = e.what();
   }
+  if (Communicator::world().all_reduce_max(!error.empty()) == 0) return session;
+  if (!error.empty()) std::cerr << "cflow run: error: " << error << "\n";
+  return std::nullopt;
+}
+
+int run_command(const RunFlags& flags) {
+  std::optional<Session> session = open_session(flags);
+  if (!session) return kExitUsage;
   return session->run();
 }
 

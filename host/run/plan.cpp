@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cflow/run/log.h"
+#include "cflow/runtime/comm.h"
 
 namespace cflow::run {
 
@@ -85,6 +86,16 @@ void check_continues(const RunConfig& config, const CheckpointFile& checkpoint) 
   }
 }
 
+void check_ranks(const std::filesystem::path& dir, const CheckpointFile& checkpoint, int ranks) {
+  // Another rank count would shard the examples differently (docs/design.md §7).
+  const int then = checkpoint.meta.value("ranks", 1);
+  if (then != ranks) {
+    throw ConfigError("--resume " + dir.string() + ": the run was started with " + std::to_string(then) +
+                      " rank(s) and resumes only with as many (mpirun -np " + std::to_string(then) + "), not " +
+                      std::to_string(ranks));
+  }
+}
+
 Plan plan_resume(const std::filesystem::path& dir, const GivenSettings& given) {
   Plan plan;
   plan.resume = true;
@@ -107,6 +118,7 @@ Plan plan_resume(const std::filesystem::path& dir, const GivenSettings& given) {
                                        : " (every checkpoint there is damaged, see above: start the run again, in a "
                                          "new --out)"));
   }
+  check_ranks(dir, *plan.checkpoint, Communicator::world().size());
   check_continues(plan.config, *plan.checkpoint);
   return plan;
 }

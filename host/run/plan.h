@@ -7,7 +7,8 @@
 //   - the checkpoint stores the settings that define the run (all but the on_resume keys) and their
 //     digest; a config.json whose settings no longer match (edited by hand) is refused, naming each
 //     key that differs and both values;
-//   - --steps may not go below the steps the checkpoint has done.
+//   - --steps may not go below the steps the checkpoint has done;
+//   - a data-parallel run resumes only with the rank count its checkpoint records.
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -48,6 +49,9 @@ nlohmann::json checkpoint_identity(const RunConfig& config);
 // Throws ConfigError when `config` does not continue the run of `checkpoint` (edited settings, or
 // --steps below its step). Checkpoints without a digest (older cflow) are only checked for steps.
 void check_continues(const RunConfig& config, const CheckpointFile& checkpoint);
+// Throws ConfigError when the checkpoint of the run in `dir` records another rank count than `ranks`
+// (checkpoints without one are of a single process).
+void check_ranks(const std::filesystem::path& dir, const CheckpointFile& checkpoint, int ranks);
 
 }  // namespace cflow::run
 

@@ -8,9 +8,12 @@
 #include <map>
 #include <set>
 
+#include "cflow/data/shard.h"
 #include "cflow/engine/network.h"
+#include "cflow/engine/sharded_objective.h"
 #include "cflow/flow/experiment.h"
 #include "cflow/run/log.h"
+#include "cflow/runtime/comm.h"
 #include "cflow/runtime/interrupt.h"
 #include "host/run/output.h"
 #include "host/run/plots.h"
@@ -67,15 +70,27 @@ std::string explained(const std::string& reason, double lr, std::optional<std::p
   return reason + text;
 }
 
-// One run from setup to summary, in precision T.
+// Only the rank that writes (rank 0 of a data-parallel run, docs/design.md §7) owns the run directory.
+std::optional<RunLock> lock_if_writing(const std::filesystem::path& dir, bool create) {
+  if (Communicator::world().rank() != 0) return std::nullopt;
+  return RunLock::acquire(dir, create);
+}
+
+// One run from setup to summary, in precision T. In a data-parallel run every rank runs it on its
+// shard of the examples and computes the same bits (docs/design.md §7), so every decision (the stop
+// at divergence included) is the same on all ranks; only rank 0 (`writes_`) writes and prints, and
+// the ranks agree on a stop signal at each step boundary.
 template <class T>
 class Runner {
  public:
   Runner(Plan& plan, const std::filesystem::path& dir, const std::function<std::string(const ModelSpec&)>& describe)
-      : plan_(plan), c_(plan.config), dir_(dir), describe_(describe) {}
+      : plan_(plan), c_(plan.config), dir_(dir), describe_(describe) {
+    if (!writes_) c_.quiet = c_.no_plots = true;
+  }
 
   int run() {
     StopSignals signals;  // from the start: an interrupt during start-up leaves no partial file
+    allow_interrupt_within_steps(comm_.size() == 1);
     setup();
     write_config();
     if (!c_.quiet) print_start();
@@ -90,26 +105,40 @@ class Runner {
     c_.threads = dev_->cpu_threads();  // recorded, so a resumed run uses the same count (bitwise results)
     spec_ = c_.model_spec(data_.train.shape());
     model_text_ = describe_(spec_);
+    const Dataset train_shard = shard(data_.train, comm_.rank(), comm_.size());
+    train_n_ = index_t(train_shard.n);
+    train_.emplace(network_of(train_shard));
+    if (c_.n_test != 0) {
+      const Dataset test_shard = shard(data_.test, comm_.rank(), comm_.size());
+      test_n_ = index_t(test_shard.n);
+      test_.emplace(network_of(test_shard));
+    }
+    objective_.emplace(*train_, train_n_, index_t(data_.train.n), comm_);
+    typename Experiment<T>::Evaluate evaluate_train = [this](const T* w) {
+      return combine_shards(comm_, train_->evaluate(w), train_n_, index_t(data_.train.n));
+    };
+    typename Experiment<T>::Evaluate evaluate_test;
+    if (test_)
+      evaluate_test = [this](const T* w) {
+        return combine_shards(comm_, test_->evaluate(w), test_n_, index_t(data_.test.n));
+      };
+    settings_ = c_.experiment_settings();
+    experiment_.emplace(*objective_, evaluate_train, evaluate_test, train_->initial_parameters(c_.seed), settings_);
+  }
+
+  Network<T> network_of(const Dataset& examples) const {
     NetworkOptions options;
     options.chunk = c_.chunk;
-    train_.emplace(*dev_, spec_, converted<T>(data_.train.inputs), converted<T>(make_targets(data_.train, spec_.loss)),
-                   options);
-    if (c_.n_test != 0)
-      test_.emplace(*dev_, spec_, converted<T>(data_.test.inputs), converted<T>(make_targets(data_.test, spec_.loss)),
-                    options);
-    typename Experiment<T>::Evaluate evaluate_train = [this](const T* w) { return train_->evaluate(w); };
-    typename Experiment<T>::Evaluate evaluate_test;
-    if (test_) evaluate_test = [this](const T* w) { return test_->evaluate(w); };
-    settings_ = c_.experiment_settings();
-    experiment_.emplace(*train_, evaluate_train, evaluate_test, train_->initial_parameters(c_.seed), settings_);
+    return Network<T>(*dev_, spec_, converted<T>(examples.inputs), converted<T>(make_targets(examples, spec_.loss)),
+                      options);
   }
 
   // config.json: a new run's, or the resumed run's with this resume appended.
   void write_config() {
     if (plan_.resume) {
       const nlohmann::json& meta = plan_.checkpoint->meta;
-      if (meta.value("backend", std::string()) != (dev_->is_cuda() ? "cuda" : "cpu") ||
-          meta.value("cpu_threads", 0) != dev_->cpu_threads()) {
+      if (writes_ && (meta.value("backend", std::string()) != (dev_->is_cuda() ? "cuda" : "cpu") ||
+                      meta.value("cpu_threads", 0) != dev_->cpu_threads())) {
         std::cerr << "warning: the checkpoint was written on " << meta.value("device", std::string("?"))
                   << "; continuing on " << dev_->description()
                   << ": the rest of the run will not be bitwise identical to an uninterrupted one\n";
@@ -125,18 +154,20 @@ class Runner {
       last_checkpoint_ = experiment_->steps_done();
     } else {
       config_json_ = new_config_json(c_, *dev_, model_text_, spec_.classes, data_, train_->dim(), plan_.command);
+      config_json_["ranks"] = comm_.size();
     }
     c_.eig_tol = c_.eig_tolerance();
     config_json_["settings"] = to_json(c_);
-    write_text_atomically(dir_ / "config.json", config_json_.dump(2) + "\n");
+    if (writes_) write_text_atomically(dir_ / "config.json", config_json_.dump(2) + "\n");
     checkpoint_meta_ = {{"cflow_version", CFLOW_VERSION},
                         {"precision", c_.is_float32() ? "float32" : "float64"},
                         {"backend", dev_->is_cuda() ? "cuda" : "cpu"},
                         {"cpu_threads", dev_->cpu_threads()},
-                        {"device", dev_->description()}};
+                        {"device", dev_->description()},
+                        {"ranks", comm_.size()}};
     checkpoint_meta_.update(checkpoint_identity(c_));
     layout_ = series_layout(settings_, experiment_->max_tracked());
-    if (plan_.resume) {
+    if (plan_.resume && writes_) {
       log_.emplace(RunLog::open_existing(dir_ / kRunLogFileName));
       if (log_->steps() < c_.steps) log_->grow(c_.steps);
       declare(*log_, layout_);
@@ -184,7 +215,8 @@ class Runner {
 
   void save_checkpoint() {
     if (log_) log_->flush();
-    write_checkpoint(dir_ / kCheckpointFolder, experiment_->checkpoint(), checkpoint_meta_);
+    const Checkpoint checkpoint = experiment_->checkpoint();
+    if (writes_) write_checkpoint(dir_ / kCheckpointFolder, checkpoint, checkpoint_meta_);
     last_checkpoint_ = experiment_->steps_done();
   }
 
@@ -207,13 +239,12 @@ class Runner {
       const auto first = first_sharpness_.find(s.kind);
       reasons_[s.kind] = explained(s.reason, c_.lr,
                                    first == first_sharpness_.end() ? std::nullopt : std::optional(first->second));
-      progress.message("warning: " + to_string(s.kind) + " stopped: " + reasons_[s.kind]);
+      if (writes_) progress.message("warning: " + to_string(s.kind) + " stopped: " + reasons_[s.kind]);
     }
     return all_stopped;
   }
 
-  void one_step(Progress& progress, std::optional<StepWriter>& writer, Clock::time_point& last_flush) {
-    const StepRecord record = experiment_->step();
+  void log_step(const StepRecord& record, Progress& progress, std::optional<StepWriter>& writer) {
     if (!writer) {
       start_log(record);
       writer.emplace(*log_);
@@ -221,10 +252,18 @@ class Runner {
     writer->write(record);
     for (const std::string& path : writer->take_undeclared())
       progress.message("warning: " + path + " is not in data.h5 (it appeared after the first step); not logged");
+  }
+
+  // The ranks stop together: at the first step boundary where any of them has a signal.
+  bool stop_requested() { return comm_.all_reduce_max(interrupt_requested()) != 0; }
+
+  void one_step(Progress& progress, std::optional<StepWriter>& writer, Clock::time_point& last_flush) {
+    const StepRecord record = experiment_->step();
+    if (writes_) log_step(record, progress, writer);
     if (note_stops(record, progress)) status_ = "diverged";
     const std::int64_t done = experiment_->steps_done();
     progress.update(done, record);
-    if (Clock::now() - last_flush > std::chrono::seconds(1)) {
+    if (log_ && Clock::now() - last_flush > std::chrono::seconds(1)) {
       log_->flush();
       last_flush = Clock::now();
     }
@@ -238,7 +277,7 @@ class Runner {
     auto last_flush = Clock::now();
     std::int64_t session_steps = 0;
     try {
-      while (experiment_->steps_done() < c_.steps && interrupt_requested() == 0 && status_ != "diverged") {
+      while (experiment_->steps_done() < c_.steps && !stop_requested() && status_ != "diverged") {
         one_step(progress, writer, last_flush);
         if (plan_.crash_after > 0 && ++session_steps >= plan_.crash_after) std::_Exit(3);
       }
@@ -246,11 +285,13 @@ class Runner {
       if (experiment_->steps_done() < c_.steps && status_ != "diverged") status_ = "interrupted";
       if (last_checkpoint_ != experiment_->steps_done()) save_checkpoint();
       if (log_) log_->close();
+      stop_signal_ = comm_.all_reduce_max(interrupt_requested());
     } catch (const Interrupted&) {
       // Inside a step (an eigen-solve): its state is half-way, so no checkpoint; a resume repeats
       // the steps after the last one.
       progress.end_line();
       status_ = "interrupted";
+      stop_signal_ = interrupt_requested();
       if (log_) log_->close();
     } catch (const std::exception& e) {
       progress.end_line();
@@ -261,6 +302,7 @@ class Runner {
 
   // Keep what was logged: close the log (flushing it) and say in summary.json what happened.
   void record_failure(const std::exception& e) {
+    if (!writes_) return;
     try {
       if (log_) log_->close();
     } catch (const std::exception&) {
@@ -301,8 +343,7 @@ class Runner {
     const std::int64_t session_done = rows - session_first_;
     s["steps_per_s"] = or_null(wall > 0 && session_done > 0, double(session_done) / wall);
     s["resumed_from_step"] = or_null(plan_.resume, session_first_);
-    const int signal = interrupt_requested();
-    s["interrupted_by"] = or_null(signal != 0, signal == SIGINT ? "SIGINT" : "SIGTERM");
+    s["interrupted_by"] = or_null(stop_signal_ != 0, stop_signal_ == SIGINT ? "SIGINT" : "SIGTERM");
     s["checkpoint"] = checkpoint_name();
     return s;
   }
@@ -310,21 +351,22 @@ class Runner {
   int finish() {
     const double wall = std::chrono::duration<double>(Clock::now() - start_).count();
     const json s = summary(wall);
-    write_text_atomically(dir_ / "summary.json", s.dump(2) + "\n");
+    if (writes_) write_text_atomically(dir_ / "summary.json", s.dump(2) + "\n");
     if (!c_.quiet) {
       std::cout << "\n";
       print_summary(std::cout, s);
       std::cout << "run directory: " << dir_.string() << "\n";
     }
-    if (const int signal = interrupt_requested()) {
-      std::cerr << "cflow run: stopped after " << experiment_->steps_done() << " of " << c_.steps << " steps"
+    if (stop_signal_ != 0) {
+      if (writes_)
+        std::cerr << "cflow run: stopped after " << experiment_->steps_done() << " of " << c_.steps << " steps"
                 << (last_checkpoint_ >= 0 ? "; continue from step " + std::to_string(last_checkpoint_) +
                                                 " with: cflow run --resume " + dir_.string()
                                           : "; it has no checkpoint yet: start it again in another --out")
                 << "\n";
-      return 128 + signal;
+      return 128 + stop_signal_;
     }
-    if (status_ == "diverged") {
+    if (status_ == "diverged" && writes_) {
       std::cerr << "cflow run: every process stopped at step " << experiment_->steps_done()
                 << " (status diverged; the reasons are above and in summary.json)\n";
     }
@@ -332,6 +374,8 @@ class Runner {
     return status_ == "diverged" ? kExitDiverged : kExitDone;
   }
 
+  Communicator& comm_ = Communicator::world();
+  const bool writes_ = comm_.rank() == 0;
   Plan& plan_;
   RunConfig& c_;
   std::filesystem::path dir_;
@@ -341,7 +385,9 @@ class Runner {
   DataSplits data_;
   std::optional<Device> dev_;
   ModelSpec spec_;
-  std::optional<Network<T>> train_, test_;
+  std::optional<Network<T>> train_, test_;  // this rank's shards
+  index_t train_n_ = 0, test_n_ = 0;         // their examples
+  std::optional<ShardedObjective<T>> objective_;
   ExperimentSettings settings_;
   std::optional<Experiment<T>> experiment_;
   json config_json_;
@@ -351,6 +397,7 @@ class Runner {
   double previous_wall_time_ = 0;
   std::int64_t last_checkpoint_ = -1, session_first_ = 0;
   std::string status_ = "completed";
+  int stop_signal_ = 0;  // the signal the ranks agreed to stop on, or 0
   std::map<ProcessKind, std::pair<std::int64_t, double>> first_sharpness_;
   std::map<ProcessKind, std::string> reasons_;
 };
@@ -364,7 +411,7 @@ std::filesystem::path Session::directory(const SessionRequest& request) {
 }
 
 Session::Session(SessionRequest request)
-    : dir_(directory(request)), lock_(RunLock::acquire(dir_, request.config.has_value())) {
+    : dir_(directory(request)), lock_(lock_if_writing(dir_, request.config.has_value())) {
   if (request.config) {
     request.config->out = dir_.string();
     plan_ = plan_new(std::move(*request.config));

@@ -36,13 +36,15 @@ struct SessionRequest {
 class Session {
  public:
   // Locks the run directory, then plans the run; throws ConfigError on bad usage or a locked directory.
+  // In a data-parallel run (docs/design.md §7) every rank plans and runs, and only rank 0 writes:
+  // it alone takes the lock, writes the run directory and prints.
   explicit Session(SessionRequest request);
   int run();
 
  private:
   static std::filesystem::path directory(const SessionRequest& request);
   std::filesystem::path dir_;
-  RunLock lock_;
+  std::optional<RunLock> lock_;  // rank 0's
   Plan plan_;
   std::function<std::string(const ModelSpec&)> describe_model_;
 };

@@ -9,6 +9,7 @@ namespace {
 volatile std::sig_atomic_t g_signal = 0;
 // When the request came (CLOCK_MONOTONIC, clock_gettime is async-signal-safe).
 timespec g_requested_at{};
+bool g_within_steps = true;
 
 double seconds_since(const timespec& then) {
   timespec now{};
@@ -26,8 +27,10 @@ void clear_interrupt() noexcept { g_signal = 0; }
 
 int interrupt_requested() noexcept { return g_signal; }
 
+void allow_interrupt_within_steps(bool allowed) noexcept { g_within_steps = allowed; }
+
 void check_interrupt() {
-  if (g_signal != 0 && seconds_since(g_requested_at) > kInterruptGraceSeconds) throw Interrupted();
+  if (g_within_steps && g_signal != 0 && seconds_since(g_requested_at) > kInterruptGraceSeconds) throw Interrupted();
 }
 
 }  // namespace cflow

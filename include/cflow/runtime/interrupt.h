@@ -20,7 +20,12 @@ void request_interrupt(int signal) noexcept;
 void clear_interrupt() noexcept;
 // The signal of a pending request, or 0.
 int interrupt_requested() noexcept;
-// Throws Interrupted when a request has been pending for more than kInterruptGraceSeconds.
+// Throws Interrupted when a request has been pending for more than kInterruptGraceSeconds (and
+// interrupts within steps are allowed).
 void check_interrupt();
+// Whether check_interrupt() may throw (the default). A data-parallel run disallows it: a rank that
+// left a step alone would leave the others waiting in a collective, so its ranks stop only at step
+// boundaries, where they agree on the signal (docs/design.md §7).
+void allow_interrupt_within_steps(bool allowed) noexcept;
 
 }  // namespace cflow
