@@ -12,6 +12,7 @@
 #include "cflow/flow/experiment.h"
 #include "cflow/run/log.h"
 #include "cflow/runtime/interrupt.h"
+#include "host/run/memory_check.h"
 #include "host/run/output.h"
 #include "host/run/plots.h"
 #include "host/run/progress.h"
@@ -90,6 +91,13 @@ class Runner {
     c_.threads = dev_->cpu_threads();  // recorded, so a resumed run uses the same count (bitwise results)
     spec_ = c_.model_spec(data_.train.shape());
     model_text_ = describe_(spec_);
+    // Before the networks allocate: every process keeps ~10 parameter-sized vectors plus 2·k_max
+    // eigenvectors; the passes go over --chunk examples at a time.
+    const double examples = double(c_.chunk > 0 ? std::min<std::int64_t>(c_.chunk, c_.n) : c_.n);
+    check_memory(
+                 network_bytes(spec_, examples, c_.is_float32() ? 4 : 8,
+                               double(c_.runs.size()) * (10.0 + 2 * c_.eig_max_k)),
+                 "the model and its processes", "--width, --n (or set --chunk), --eig-max-k or --runs");
     NetworkOptions options;
     options.chunk = c_.chunk;
     train_.emplace(*dev_, spec_, converted<T>(data_.train.inputs), converted<T>(make_targets(data_.train, spec_.loss)),
