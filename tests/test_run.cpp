@@ -644,5 +644,30 @@ TEST(RunCommand, SigtermInsideAnEigenSolveEndsTheRun) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
 }
 
+
+// Exit status of a shell command line (sh -c), with stderr into `err`.
+int shell(const std::string& command, const fs::path& err) {
+  const int status = std::system((command + " 2>'" + err.string() + "' >/dev/null").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Under `ulimit -v` (2 GB) so that a regression fails the test instead of taking the machine down.
+TEST(RunCommand, AbsurdSizesAreRefusedBeforeAllocation) {
+  TempDir dir;
+  const std::string limit = "ulimit -v 2000000; exec '" + std::string(CFLOW_CLI_BINARY) + "' ";
+  const fs::path err = dir / "err";
+  EXPECT_EQ(shell(limit + "gradcheck --width 100000000", err), 2);
+  std::string text = read_text(err);
+  EXPECT_NE(text.find("GiB, more than the"), std::string::npos) << text;
+  EXPECT_NE(text.find("lower --width or --n"), std::string::npos) << text;
+  EXPECT_EQ(shell(limit + "gradcheck --n 2000000000", err), 2);
+  EXPECT_EQ(shell(limit + "hessian --width 100000000", err), 2);
+  EXPECT_EQ(shell(limit + "run --data moons --n 1000000 --width 4096 --quiet --out '" + (dir / "r").string() + "'", err),
+            2);
+  text = read_text(err);
+  EXPECT_NE(text.find("--chunk"), std::string::npos) << text;
+  EXPECT_FALSE(fs::exists(dir / "r"));  // nothing left behind
+}
+
 }  // namespace
 }  // namespace cflow::run

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cflow/runtime/error.h"
+#include "host/run/config.h"
 
 namespace cflow::cli {
 
@@ -66,6 +67,9 @@ int run_selected(CLI::App& app) {
   for (const CLI::App* sub : app.get_subcommands()) {
     try {
       return handlers().at(sub)();
+    } catch (const run::ConfigError& e) {
+      std::cerr << "cflow " << sub->get_name() << ": error: " << e.what() << "\n";
+      return 2;
     } catch (const std::bad_alloc&) {
       std::cerr << "cflow " << sub->get_name()
                 << ": error: out of memory (std::bad_alloc); lower the sizes (--n, --width, --chunk, ...)\n";

@@ -9,6 +9,7 @@
 #include "cflow/engine/gradcheck.h"
 #include "cflow/engine/network.h"
 #include "host/cli/cli.h"
+#include "host/run/memory_check.h"
 #include "host/cli/model_flags.h"
 
 namespace cflow::cli {
@@ -27,6 +28,8 @@ struct GradcheckOptions {
 int run_gradcheck(const GradcheckOptions& o) {
   const ModelSpec spec = o.model.spec(gradcheck_input_shape(o.model));
   warn_if_not_smooth(spec);
+  run::check_memory(run::network_bytes(spec, double(o.n), 8, 16), "the model and data",
+               "--width or --n");
   const Device dev = Device::open(o.device);
   const RandomData data = random_data(spec, o.n, o.seed);
   Network<double> net(dev, spec, data.inputs, data.targets);

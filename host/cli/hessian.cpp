@@ -14,6 +14,7 @@
 #include "cflow/engine/gradcheck.h"
 #include "cflow/engine/network.h"
 #include "host/cli/cli.h"
+#include "host/run/memory_check.h"
 #include "host/cli/model_flags.h"
 
 namespace cflow::cli {
@@ -51,6 +52,8 @@ Problem make_problem(const HessianOptions& o) {
   Problem p;
   if (o.data == "random") {
     p.spec = o.model.spec(gradcheck_input_shape(o.model));
+    run::check_memory(run::network_bytes(p.spec, double(o.n), o.is_float32() ? 4 : 8, 8.0 + 4 * o.top),
+                 "the model, data and eigenvectors", "--width, --n or --top");
     RandomData random = random_data(p.spec, o.n, o.seed);
     p.inputs = std::move(random.inputs);
     p.targets = std::move(random.targets);
@@ -63,7 +66,7 @@ Problem make_problem(const HessianOptions& o) {
   data.n_train = std::size_t(o.n);
   data.classes = parse_class_choice(o.model.classes);
   data.seed = o.seed;
-  DataSplits splits = load_dataset(data);
+  DataSplits splits = load_dataset(data);  // the data sets' sizes are capped by their files
   p.spec = o.model.spec(splits.train.shape());
   p.targets = make_targets(splits.train, p.spec.loss);
   p.inputs = std::move(splits.train.inputs);

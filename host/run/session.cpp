@@ -1,5 +1,6 @@
 #include "host/run/session.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -15,6 +16,7 @@
 #include "cflow/run/log.h"
 #include "cflow/runtime/comm.h"
 #include "cflow/runtime/interrupt.h"
+#include "host/run/memory_check.h"
 #include "host/run/output.h"
 #include "host/run/plots.h"
 #include "host/run/progress.h"
@@ -106,6 +108,7 @@ class Runner {
     spec_ = c_.model_spec(data_.train.shape());
     model_text_ = describe_(spec_);
     const Dataset train_shard = shard(data_.train, comm_.rank(), comm_.size());
+    check_memory_on_every_rank(train_shard.n);
     train_n_ = index_t(train_shard.n);
     train_.emplace(network_of(train_shard));
     if (c_.n_test != 0) {
@@ -124,6 +127,25 @@ class Runner {
       };
     settings_ = c_.experiment_settings();
     experiment_.emplace(*objective_, evaluate_train, evaluate_test, train_->initial_parameters(c_.seed), settings_);
+  }
+
+  // Before the networks allocate: every process keeps ~10 parameter-sized vectors plus 2·k_max
+  // eigenvectors; the passes go over --chunk of this rank's `examples` at a time. The machines of a
+  // data-parallel run may differ, so the ranks agree: when one lacks the memory, all stop (exit 2).
+  void check_memory_on_every_rank(std::size_t examples) {
+    const double passed = double(c_.chunk > 0 ? std::min<std::int64_t>(c_.chunk, std::int64_t(examples))
+                                              : std::int64_t(examples));
+    std::string error;
+    try {
+      check_memory(network_bytes(spec_, passed, c_.is_float32() ? 4 : 8,
+                                 double(c_.runs.size()) * (10.0 + 2 * c_.eig_max_k)),
+                   "the model and its processes", "--width, --n (or set --chunk), --eig-max-k or --runs");
+    } catch (const ConfigError& e) {
+      error = e.what();
+    }
+    if (comm_.all_reduce_max(!error.empty()) != 0)
+      throw ConfigError(error.empty() ? "another rank of this run lacks the memory for it (its message says how much)"
+                                      : error);
   }
 
   Network<T> network_of(const Dataset& examples) const {
