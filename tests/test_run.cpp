@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -570,6 +571,43 @@ TEST(RunCommand, ConfigNamingADirectoryAndUnknownCommandsExit2) {
   r = run_cflow({"runn"}, dir.path());
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("unknown command 'runn' (did you mean 'run'?)"), std::string::npos) << r.err;
+  r = run_cflow({"hessian", "--top", "0"}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--top: expected a number > 0, got '0'"), std::string::npos) << r.err;
+  for (const char* bad : {"nan", "-1"}) {
+    r = run_cflow({"gradcheck", "--tolerance", bad}, dir.path());
+    EXPECT_EQ(r.code, 2) << bad;
+  }
+}
+
+// Random flag/value combinations from the key table (fixed seed, tiny sizes): every exit is 0, 1,
+// 2 or 3, never a signal, and nothing is written outside --out.
+TEST(RunCommand, FuzzedFlagsExitCleanly) {
+  TempDir dir;
+  std::mt19937 random(17);
+  const std::vector<std::string> values{"0", "1", "-1", "2", "nan", "inf", "1e400", "abc", "", "auto", "all",
+                                        "moons", "gaussian", "discrete", "binary", "f64", "cpu", "0.5", "1e-9"};
+  auto pick = [&](std::size_t n) { return std::size_t(random() % n); };
+  for (int i = 0; i < 60; ++i) {
+    const fs::path out = dir / ("out" + std::to_string(i));
+    std::vector<std::string> args{"run", "--data", "moons", "--n", "8", "--n-test", "0", "--width", "2", "--steps",
+                                  "2", "--eig-max-k", "2", "--eig-initial-k", "1", "--no-plots", "--quiet",
+                                  "--out", out.string()};
+    for (int f = 0; f < 2; ++f) {
+      const Key& key = keys()[pick(keys().size())];
+      if (key.name == "out" || key.name == "data-dir" || key.name == "n" || key.name == "width" ||
+          key.name == "steps" || key.name == "data" || key.name == "eig-max-k")
+        continue;  // the sizes stay tiny and the run stays in its --out
+      args.push_back("--" + key.name);
+      if (!key.is_switch()) args.push_back(values[pick(values.size())]);
+    }
+    const Result r = run_cflow(args, dir.path(), "fuzz");
+    EXPECT_TRUE(r.code >= 0 && r.code <= 3) << r.code << " from " << ::testing::PrintToString(args) << ": " << r.err;
+  }
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_TRUE(name.rfind("out", 0) == 0 || name.rfind("fuzz.", 0) == 0) << "written outside --out: " << name;
+  }
 }
 
 // lr 1e4 on the tiny problem: every process stops within a few steps; the run ends there.

@@ -2,6 +2,8 @@
 
 #include <iostream>
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <string>
@@ -11,6 +13,23 @@
 #include "host/run/config.h"
 
 namespace cflow::cli {
+
+namespace {
+CLI::Validator lower_bound(const std::string& name, bool strict) {
+  return CLI::Validator(
+      [strict](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        const bool number = !text.empty() && end == text.c_str() + text.size() && std::isfinite(value);
+        if (number && (strict ? value > 0 : value >= 0)) return "";
+        return std::string("expected a number ") + (strict ? "> 0" : ">= 0") + ", got '" + text + "'";
+      },
+      name);
+}
+}  // namespace
+
+const CLI::Validator kPositive = lower_bound("> 0", true);
+const CLI::Validator kNonNegative = lower_bound(">= 0", false);
 
 namespace {
 std::map<const CLI::App*, Handler>& handlers() {

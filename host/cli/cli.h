@@ -22,6 +22,11 @@ void register_commands(CLI::App& app);
 // Runs the handler of the parsed subcommand, turning exceptions into a one-line error.
 int run_selected(CLI::App& app);
 
+// Range checks with readable messages ("expected a number > 0, got '0'"), in place of CLI11's
+// PositiveNumber and NonNegativeNumber, which print DBL_MAX as the upper end; NaN is refused.
+extern const CLI::Validator kPositive;
+extern const CLI::Validator kNonNegative;
+
 // "unknown command 'runn' (did you mean 'run'?)" when `word` (argv[1]) is not a command; nullopt
 // when it is one or an option.
 std::optional<std::string> unknown_command_message(const CLI::App& app, const std::string& word);

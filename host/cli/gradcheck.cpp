@@ -64,15 +64,17 @@ Handler add_gradcheck_command(CLI::App& app) {
   auto o = std::make_shared<GradcheckOptions>();
   o->model.width = 8;
   o->model.register_options(*cmd);
-  cmd->add_option("--n", o->n, "number of random examples")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--n", o->n, "number of random examples")->capture_default_str()->check(kPositive);
   cmd->add_option("--seed", o->seed, "seed of data, weights and directions")->capture_default_str();
   cmd->add_option("--step", o->step, "finite-difference step along unit directions")
       ->capture_default_str()
       ->check(CLI::Range(1e-10, 1e-1));
   cmd->add_option("--tolerance", o->tolerances.finite_difference, "largest accepted finite-difference error")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kPositive);
   cmd->add_option("--symmetry-tolerance", o->tolerances.symmetry, "largest accepted symmetry residual")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kPositive);
   cmd->add_option("--device", o->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   cmd->add_flag("--json", o->json, "machine-readable output");
   return [o] { return run_gradcheck(*o); };

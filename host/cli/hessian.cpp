@@ -182,8 +182,8 @@ Handler add_hessian_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("hessian", "Top eigenvalues of the Hessian of a model at its initialization");
   auto o = std::make_shared<HessianOptions>();
   o->model.register_options(*cmd);
-  cmd->add_option("--top", o->top, "number k of largest eigenvalues")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--n", o->n, "number of training examples")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--top", o->top, "number k of largest eigenvalues")->capture_default_str()->check(kPositive);
+  cmd->add_option("--n", o->n, "number of training examples")->capture_default_str()->check(kPositive);
   cmd->add_option("--seed", o->seed, "seed of data, weights and LOBPCG start")->capture_default_str();
   cmd->add_option("--data", o->data, "random | fashion-mnist | cifar10 | moons | gaussian")
       ->capture_default_str()
@@ -192,20 +192,20 @@ Handler add_hessian_command(CLI::App& app) {
                                                   std::string(default_fashion_mnist_dir) + ")");
   cmd->add_option("--dtype", o->dtype, "f32 | f64")->capture_default_str()->check(CLI::IsMember({"f32", "f64"}));
   cmd->add_option("--tol", o->tolerance, "LOBPCG relative residual tolerance (default 1e-8 f64, 1e-4 f32)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--max-iterations", o->max_iterations, "LOBPCG iteration limit")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--device", o->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   cmd->add_flag("--dense", o->dense,
                 "also form the Hessian explicitly (d ≤ " + std::to_string(kMaxDenseHessianDimension) +
                     "), diagonalize it and compare");
   cmd->add_option("--dense-tolerance", o->dense_tolerance,
                   "largest accepted relative difference to the dense eigenvalues (default 1e-6 f64, 1e-3 f32)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   cmd->add_option("--dense-block", o->dense_block, "identity columns per HVP call when forming the Hessian")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_flag("--json", o->json, "machine-readable output");
   return [o] {
     const Problem problem = make_problem(*o);
