@@ -2,11 +2,15 @@
 """Plots a cflow run: reads RUNDIR/data.h5 (and config.json, summary.json when present) and writes
 PNG figures into RUNDIR/plots/ and an overview page RUNDIR/report.html.
 
-    /usr/bin/python3 python/cflow_plot.py RUNDIR [--sigma STEPS]
+    /usr/bin/python3 python/cflow_plot.py RUNDIR
 
 Works on a run that is still going (the file is opened in SWMR read mode) or that stopped early:
 rows that were never written are NaN, and every figure shows only the processes and series that
 exist. Needs numpy, h5py and matplotlib.
+
+Smoothed curves are not computed here: `cflow run` writes them into data.h5's smoothed/ group when
+it ends (host/run/metrics.h defines the smoothing and its edge rule, summary.json the numbers), so
+the plots show exactly what the summary compared. A run still going has none yet.
 """
 
 import argparse
@@ -30,6 +34,11 @@ LABELS = {"discrete": "discrete", "midpoint": "midpoints", "central": "central f
 EOS_THRESHOLD = 2.0  # effective sharpness at the edge of stability
 MAX_VARIANCE_PANELS = 4
 MAX_COLUMNS_PER_SERIES = 5  # of a 2-D opt.* series such as nu at selected coordinates
+
+
+def smoothing_label(run):
+    sigma = run.attributes.get("smoothing_sigma_steps")
+    return f"Gaussian-smoothed (σ = {float(sigma):g} steps)" if sigma else "Gaussian-smoothed"
 
 
 class Run:
@@ -106,23 +115,6 @@ def _rows_written(series):
     return last + 1
 
 
-def gaussian_smooth(values, sigma):
-    """NaN-aware Gaussian smoothing along time; rows that are NaN stay NaN."""
-    if sigma <= 0:
-        return values.copy()
-    radius = int(math.ceil(4 * sigma))
-    offsets = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    finite = np.isfinite(values)
-    # zero padding keeps the output as long as the input, whatever the kernel length
-    weighted = np.convolve(np.pad(np.where(finite, values, 0.0), radius), kernel, mode="valid")
-    weight = np.convolve(np.pad(finite.astype(float), radius), kernel, mode="valid")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        smoothed = weighted / weight
-    smoothed[~finite] = np.nan
-    return smoothed
-
-
 def _new_figure(title, ncols=1, nrows=1):
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 4.2 * nrows), squeeze=False)
     fig.suptitle(title)
@@ -144,7 +136,7 @@ def _use_log_scale_if_nonnegative(ax, *arrays):
         ax.set_yscale("log")
 
 
-def plot_train_loss(run, plots_dir, sigma):
+def plot_train_loss(run, plots_dir):
     discrete = run.get("discrete/train_loss")
     predicted = run.get("central/predicted_loss")
     stable = run.get("stable/train_loss")
@@ -154,8 +146,9 @@ def plot_train_loss(run, plots_dir, sigma):
     fig, (ax,) = _new_figure("train loss")
     if discrete is not None:
         ax.plot(run.steps, discrete, color=COLORS["discrete"], alpha=0.3, lw=0.8, label="discrete")
-        ax.plot(run.steps, gaussian_smooth(discrete, sigma), color=COLORS["discrete"],
-                label=f"discrete, Gaussian-smoothed (σ = {sigma:g} steps)")
+        smoothed = run.get("smoothed/discrete/train_loss")
+        if smoothed is not None:
+            ax.plot(run.steps, smoothed, color=COLORS["discrete"], label=f"discrete, {smoothing_label(run)}")
     if midpoint is not None:
         ax.plot(run.steps, midpoint, color=COLORS["midpoint"], lw=1, label="midpoints")
     if predicted is not None:
@@ -230,9 +223,9 @@ def _has_column(values, column):
     return values is not None and column < values.shape[1] and np.isfinite(values[:, column]).any()
 
 
-def plot_variances(run, plots_dir, sigma):
+def plot_variances(run, plots_dir):
     predicted = run.get("central/predicted_variances")
-    empirical = {"discrete": run.get("deltas"), "midpoint": run.get("midpoint_deltas")}
+    empirical = {"discrete": run.get("smoothed/deltas_sq"), "midpoint": run.get("smoothed/midpoint_deltas_sq")}
     empirical = {p: v for p, v in empirical.items() if v is not None}
     if predicted is None and not empirical:
         return None
@@ -249,8 +242,8 @@ def plot_variances(run, plots_dir, sigma):
     for ax, c in zip(axes, columns):
         for process, deltas in empirical.items():
             if _has_column(deltas, c):
-                ax.plot(run.steps, gaussian_smooth(deltas[:, c] ** 2, sigma),
-                        color=COLORS[process], label=f"{LABELS[process]} δ² (σ = {sigma:g})")
+                ax.plot(run.steps, deltas[:, c], color=COLORS[process],
+                        label=f"{LABELS[process]} δ², {smoothing_label(run)}")
         if _has_column(predicted, c):
             ax.plot(run.steps, predicted[:, c], color=COLORS["central"], ls="--",
                     label="central flow: predicted")
@@ -261,19 +254,18 @@ def plot_variances(run, plots_dir, sigma):
     return _save(fig, plots_dir, "variances.png")
 
 
-def plot_grad_norm(run, plots_dir, sigma):
+def plot_grad_norm(run, plots_dir):
     discrete = run.get("discrete/grad_norm_sq")
     predicted = run.get("central/predicted_grad_norm_sq")
     stable = run.get("stable/grad_norm_sq")
     if discrete is None and predicted is None and stable is None:
         return None
     fig, (ax,) = _new_figure("squared gradient norm")
-    smoothed = None
+    smoothed = run.get("smoothed/discrete/grad_norm_sq")
     if discrete is not None:
-        smoothed = gaussian_smooth(discrete, sigma)
         ax.plot(run.steps, discrete, color=COLORS["discrete"], alpha=0.3, lw=0.8, label="discrete")
-        ax.plot(run.steps, smoothed, color=COLORS["discrete"],
-                label=f"discrete, Gaussian-smoothed (σ = {sigma:g} steps)")
+    if smoothed is not None:
+        ax.plot(run.steps, smoothed, color=COLORS["discrete"], label=f"discrete, {smoothing_label(run)}")
     if predicted is not None:
         ax.plot(run.steps, predicted, color=COLORS["central"], ls="--",
                 label="central flow: predicted")
@@ -341,7 +333,7 @@ def _read_json(path):
         return None
 
 
-def write_report(run_dir, run, plots, sigma):
+def write_report(run_dir, run, plots):
     summary = _read_json(run_dir / "summary.json")
     config = _read_json(run_dir / "config.json")
     if config is None and "config" in run.attributes:
@@ -362,7 +354,8 @@ def write_report(run_dir, run, plots, sigma):
         stopped = " (stopped early or still running)" if run.rows < run.total_rows else ""
         parts.append(f"<p>{run.rows} of {run.total_rows} steps written, steps "
                      f"{run.steps[0]:g} to {run.steps[-1]:g}{stopped}; processes: "
-                     f"{e(', '.join(run.processes()) or 'none')}; smoothing σ = {sigma:g} steps.</p>")
+                     f"{e(', '.join(run.processes()) or 'none')}; {e(smoothing_label(run))} curves from "
+                     "data.h5's smoothed/ group.</p>")
     else:
         parts.append(f"<p>No step has been written yet (of {run.total_rows}).</p>")
     if isinstance(summary, dict):
@@ -399,9 +392,6 @@ def find_data_file(run_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="run directory holding data.h5")
-    parser.add_argument("--sigma", type=float, default=10.0,
-                        help="Gaussian smoothing width in steps for the discrete loss, gradient "
-                             "norm and squared deltas (default 10; 0 turns smoothing off)")
     args = parser.parse_args(argv)
 
     data_file = find_data_file(args.run_dir)
@@ -412,16 +402,16 @@ def main(argv=None):
     plots_dir = args.run_dir / "plots"
     plots_dir.mkdir(exist_ok=True)
     figures = [
-        plot_train_loss(run, plots_dir, args.sigma),
+        plot_train_loss(run, plots_dir),
         plot_central_flow_loss(run, plots_dir),
         plot_effective_sharpness(run, plots_dir),
-        plot_grad_norm(run, plots_dir, args.sigma),
+        plot_grad_norm(run, plots_dir),
         plot_distances(run, plots_dir),
-        plot_variances(run, plots_dir, args.sigma),
+        plot_variances(run, plots_dir),
         plot_optimizer_state(run, plots_dir),
     ] if run.rows else []
     plots = [p for p in figures if p is not None]
-    report = write_report(args.run_dir, run, plots, args.sigma)
+    report = write_report(args.run_dir, run, plots)
     for path in [*plots, report]:
         print(path)
     return 0

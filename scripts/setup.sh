@@ -11,6 +11,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libopenblas-openmp-dev liblapacke-dev libhdf5-dev zlib1g-dev
   libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
+  libopenmpi-dev openmpi-bin
   dataset-fashion-mnist python3-matplotlib python3-h5py python3-numpy
 )
 missing=()

@@ -71,6 +71,11 @@ if kind == "full":
     variances = np.where(t[:n, None] > 50, [0.02, 0.01, np.nan], np.nan)
     series("central/predicted_variances", k_max)[:n] = variances
     series("deltas", k_max)[:n] = np.sqrt(variances) * rng.standard_normal((n, k_max))
+    # what `cflow run` writes when it ends (the plot script does not smooth)
+    series("smoothed/deltas_sq", k_max)[:n] = variances
+    series("smoothed/discrete/train_loss")[:n] = loss + 0.03 * (t[:n] > 50)
+    series("smoothed/discrete/grad_norm_sq")[:n] = 0.1 * loss + 0.03
+    f.attrs["smoothing_sigma_steps"] = "10"
     series("stable/train_loss")[:n] = loss * 1.2
     series("stable/effective_hessian_eigs", k_max)[:n] = eigs * np.linspace(1, 60, n)[:, None]
     for a, b in [("central", "discrete"), ("central", "stable"), ("discrete", "stable"),

@@ -17,17 +17,17 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cli_support.h"
 #include "host/run/checkpoint.h"
 #include "host/run/config.h"
 #include "host/run/output.h"
 #include "host/run/summary.h"
-
-extern char** environ;
 
 namespace cflow::run {
 namespace {
@@ -36,80 +36,8 @@ namespace fs = std::filesystem;
 
 // ---- helpers ---------------------------------------------------------------------------------------
 
-// A fresh folder per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("cflow_test_run_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-struct Spawned {
-  pid_t pid = -1;
-  fs::path out, err;
-};
-
-// Starts the built cflow with `args`, stdout and stderr into files in `dir`.
-Spawned spawn_cflow(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag) {
-  Spawned s;
-  s.out = dir / (tag + ".stdout");
-  s.err = dir / (tag + ".stderr");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, s.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, s.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> all{CFLOW_CLI_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int rc = posix_spawn(&s.pid, CFLOW_CLI_BINARY, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) ADD_FAILURE() << "cannot start " << CFLOW_CLI_BINARY;
-  return s;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + WTERMSIG(status);
-}
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-Result run_cflow(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag = "cflow") {
-  const Spawned s = spawn_cflow(args, dir, tag);
-  Result r;
-  r.code = wait_exit(s.pid);
-  r.out = read_text(s.out);
-  r.err = read_text(s.err);
-  return r;
-}
+using namespace cflow::cli_test;
+using cli_test::Dataset;  // not cflow::Dataset
 
 // A tiny run: moons, MLP of width 8, float64, one thread (bitwise reproducible).
 std::vector<std::string> tiny(std::vector<std::string> extra) {
@@ -119,57 +47,6 @@ std::vector<std::string> tiny(std::vector<std::string> extra) {
                                 "discrete,central,stable,midpoint"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
-}
-
-// Every dataset of an HDF5 file: its dimensions and raw bytes (native types).
-struct Dataset {
-  std::vector<hsize_t> dims;
-  std::vector<char> bytes;
-  bool is_float = false;
-};
-std::map<std::string, Dataset> read_all(const fs::path& file) {
-  std::map<std::string, Dataset> out;
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-  hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-  H5Pclose(fapl);
-  if (f < 0) {
-    ADD_FAILURE() << file << " cannot be opened";
-    return out;
-  }
-  std::vector<std::string> names;
-  H5Ovisit(
-      f, H5_INDEX_NAME, H5_ITER_INC,
-      [](hid_t, const char* name, const H5O_info_t* info, void* data) -> herr_t {
-        if (info->type == H5O_TYPE_DATASET) static_cast<std::vector<std::string>*>(data)->push_back(name);
-        return 0;
-      },
-      &names);
-  for (const std::string& name : names) {
-    hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
-    hid_t space = H5Dget_space(d);
-    Dataset ds;
-    ds.dims.resize(std::size_t(H5Sget_simple_extent_ndims(space)));
-    H5Sget_simple_extent_dims(space, ds.dims.data(), nullptr);
-    hid_t type = H5Dget_type(d);
-    hid_t native = H5Tget_native_type(type, H5T_DIR_ASCEND);
-    ds.is_float = H5Tget_class(type) == H5T_FLOAT;
-    ds.bytes.resize(std::size_t(H5Sget_simple_extent_npoints(space)) * H5Tget_size(native));
-    if (!ds.bytes.empty()) H5Dread(d, native, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds.bytes.data());
-    H5Tclose(native);
-    H5Tclose(type);
-    H5Sclose(space);
-    H5Dclose(d);
-    out[name] = std::move(ds);
-  }
-  H5Fclose(f);
-  return out;
-}
-
-std::vector<double> as_doubles(const Dataset& ds) {
-  std::vector<double> v(ds.bytes.size() / sizeof(double));
-  std::memcpy(v.data(), ds.bytes.data(), ds.bytes.size());
-  return v;
 }
 
 // Rows of a [rows x cols] float dataset that hold at least one finite value.
@@ -484,16 +361,6 @@ TEST(RunOutput, LayoutIsDeclaredNaNFilledAndWrittenRowByRow) {
   EXPECT_TRUE(read_series(file, "no/such/series").empty());
 }
 
-TEST(RunSummary, GaussianSmoothingIgnoresNaNAndKeepsConstants) {
-  const double nan = std::nan("");
-  const std::vector<double> s = gaussian_smooth({2, 2, nan, 2, 2, 2}, 1.5);
-  EXPECT_DOUBLE_EQ(s[0], 2);
-  EXPECT_TRUE(std::isnan(s[2]));
-  EXPECT_DOUBLE_EQ(s[5], 2);
-  const std::vector<double> t = gaussian_smooth({0, 1, 0, 1, 0, 1, 0, 1}, 10);
-  for (double x : t) EXPECT_NEAR(x, 0.5, 0.1);
-}
-
 // ---- the binary ----------------------------------------------------------------------------------------
 
 TEST(RunCommand, BadFlagsExitWith2AndNameTheFlag) {
@@ -679,6 +546,189 @@ TEST(RunCommand, SigintFlushesCheckpointsAndExits130) {
   const Result resumed = run_cflow({"run", "--resume", out.string(), "--steps", std::to_string(steps + 2), "--quiet"},
                                    dir.path(), "resume");
   EXPECT_EQ(resumed.code, 0) << resumed.err;
+}
+
+
+// ---- run directories that cannot be silently corrupted (#17) ----------------------------------------
+
+TEST(RunCommand, ALockedRunDirectoryRefusesASecondRunAndAResume) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const Spawned first = spawn_cflow(tiny({"--steps", "100000", "--out", out.string(), "--no-plots", "--quiet"}),
+                                    dir.path(), "first");
+  wait_for(out / "config.json");
+  const Result second = run_cflow(tiny({"--seed", "7", "--out", out.string(), "--no-plots"}), dir.path(), "second");
+  EXPECT_EQ(second.code, 2) << second.err;
+  EXPECT_NE(second.err.find("in use by another cflow run (process " + std::to_string(first.pid)), std::string::npos)
+      << second.err;
+  const Result resume = run_cflow({"run", "--resume", out.string(), "--quiet"}, dir.path(), "resume");
+  EXPECT_EQ(resume.code, 2) << resume.err;
+  EXPECT_NE(resume.err.find("in use"), std::string::npos) << resume.err;
+  ASSERT_EQ(kill(first.pid, SIGKILL), 0);
+  wait_exit(first.pid);
+  // The kernel released the lock with the process: the run continues (and repairs data.h5).
+  const Result after = run_cflow({"run", "--resume", out.string(), "--steps", "3", "--quiet"}, dir.path(), "after");
+  EXPECT_TRUE(after.code == 0 || after.err.find("no usable checkpoint") != std::string::npos) << after.err;
+  EXPECT_EQ(after.err.find("in use"), std::string::npos) << after.err;
+}
+
+TEST(RunCommand, ResumeRefusesAConfigJsonEditedAfterTheCheckpoint) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  ASSERT_EQ(run_cflow(tiny({"--steps", "2", "--out", out.string(), "--no-plots", "--quiet"}), dir.path()).code, 0);
+  auto config = nlohmann::ordered_json::parse(read_text(out / "config.json"));
+  config["settings"]["lr"] = 1.6;
+  config["settings"]["width"] = 9;
+  std::ofstream(out / "config.json") << config.dump(2);
+  const Result r = run_cflow({"run", "--resume", out.string(), "--steps", "4", "--quiet"}, dir.path());
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("lr is 1.6 in config.json but 1.5 in the checkpoint"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("width is 9 in config.json but 8 in the checkpoint"), std::string::npos) << r.err;
+}
+
+TEST(RunCommand, ConfigNamingADirectoryAndUnknownCommandsExit2) {
+  TempDir dir;
+  Result r = run_cflow({"run", "--config", dir.path().string(), "--out", (dir / "x").string()}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("is a directory"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "x"));
+  r = run_cflow({"runn"}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown command 'runn' (did you mean 'run'?)"), std::string::npos) << r.err;
+  r = run_cflow({"hessian", "--top", "0"}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--top: expected a number > 0, got '0'"), std::string::npos) << r.err;
+  for (const char* bad : {"nan", "-1"}) {
+    r = run_cflow({"gradcheck", "--tolerance", bad}, dir.path());
+    EXPECT_EQ(r.code, 2) << bad;
+  }
+}
+
+// Random flag/value combinations from the key table (fixed seed, tiny sizes): every exit is 0, 1,
+// 2 or 3, never a signal, and nothing is written outside --out.
+TEST(RunCommand, FuzzedFlagsExitCleanly) {
+  TempDir dir;
+  std::mt19937 random(17);
+  const std::vector<std::string> values{"0", "1", "-1", "2", "nan", "inf", "1e400", "abc", "", "auto", "all",
+                                        "moons", "gaussian", "discrete", "binary", "f64", "cpu", "0.5", "1e-9"};
+  auto pick = [&](std::size_t n) { return std::size_t(random() % n); };
+  for (int i = 0; i < 60; ++i) {
+    const fs::path out = dir / ("out" + std::to_string(i));
+    std::vector<std::string> args{"run", "--data", "moons", "--n", "8", "--n-test", "0", "--width", "2", "--steps",
+                                  "2", "--eig-max-k", "2", "--eig-initial-k", "1", "--no-plots", "--quiet",
+                                  "--out", out.string()};
+    for (int f = 0; f < 2; ++f) {
+      const Key& key = keys()[pick(keys().size())];
+      if (key.name == "out" || key.name == "data-dir" || key.name == "n" || key.name == "width" ||
+          key.name == "steps" || key.name == "data" || key.name == "eig-max-k")
+        continue;  // the sizes stay tiny and the run stays in its --out
+      args.push_back("--" + key.name);
+      if (!key.is_switch()) args.push_back(values[pick(values.size())]);
+    }
+    const Result r = run_cflow(args, dir.path(), "fuzz");
+    EXPECT_TRUE(r.code >= 0 && r.code <= 3) << r.code << " from " << ::testing::PrintToString(args) << ": " << r.err;
+  }
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_TRUE(name.rfind("out", 0) == 0 || name.rfind("fuzz.", 0) == 0) << "written outside --out: " << name;
+  }
+}
+
+// lr 1e4 on the tiny problem: every process stops within a few steps; the run ends there.
+TEST(RunCommand, ADivergingRunEndsAtOnceWithExit3AndSaysWhy) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const Result r = run_cflow({"run", "--data", "moons", "--n", "32", "--n-test", "32", "--width", "8", "--dtype", "f64",
+                              "--threads", "1", "--device", "cpu", "--runs", "discrete,central", "--eig-max-k", "2",
+                              "--lr", "1e4", "--steps", "100000", "--out", out.string(), "--no-plots", "--quiet"},
+                             dir.path());
+  EXPECT_EQ(r.code, 3) << r.err;
+  const auto summary = nlohmann::ordered_json::parse(read_text(out / "summary.json"));
+  EXPECT_EQ(summary["status"], "diverged");
+  EXPECT_LT(summary["steps_done"].get<std::int64_t>(), 20);
+  const std::string reason = summary["processes"]["discrete"]["reason"];
+  EXPECT_NE(reason.find("is not finite at step"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("stability limit 2/λ"), std::string::npos) << reason;
+  EXPECT_TRUE(summary["predicted_loss_mean_relative_error"].is_null());  // too few compared steps
+}
+
+bool opens_without_swmr(const fs::path& file) {
+  H5E_BEGIN_TRY {
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f >= 0) {
+      H5Fclose(f);
+      return true;
+    }
+  }
+  H5E_END_TRY;
+  return false;
+}
+
+TEST(RunCommand, RepairMakesAKilledRunReadableByAPlainReader) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  run_cflow(tiny({"--steps", "10", "--out", out.string(), "--test-crash-after", "3", "--quiet"}), dir.path());
+  ASSERT_TRUE(fs::exists(out / "data.h5"));
+  EXPECT_FALSE(opens_without_swmr(out / "data.h5"));  // still marked open for writing
+  const Result r = run_cflow({"repair", out.string()}, dir.path());
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(opens_without_swmr(out / "data.h5"));
+}
+
+
+// lr 100 on moons: step 0's eigen-solves run on overflowing iterates for minutes (#17 case 5); a
+// SIGTERM there must end the run promptly (the solvers check the interrupt between iterations).
+// The 60 s bound only catches a run that ignores the signal; it is not a timing measurement.
+TEST(RunCommand, SigtermInsideAnEigenSolveEndsTheRun) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const Spawned s = spawn_cflow({"run", "--data", "moons", "--n", "100", "--width", "16", "--steps", "20", "--lr",
+                                 "100", "--out", out.string(), "--no-plots", "--quiet"},
+                                dir.path(), "long");
+  wait_for(out / "config.json");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(kill(s.pid, SIGTERM), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int status = 0;
+  while (waitpid(s.pid, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (kill(s.pid, 0) == 0) {
+    kill(s.pid, SIGKILL);
+    wait_exit(s.pid);
+    FAIL() << "the run ignored SIGTERM for a minute";
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 143) << read_text(s.err);
+  const auto summary = nlohmann::ordered_json::parse(read_text(out / "summary.json"));
+  EXPECT_EQ(summary["status"], "interrupted");
+  EXPECT_EQ(summary["interrupted_by"], "SIGTERM");
+  for (const auto& entry : fs::directory_iterator(out))  // no temporary file left behind
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+}
+
+
+// Exit status of a shell command line (sh -c), with stderr into `err`.
+int shell(const std::string& command, const fs::path& err) {
+  const int status = std::system((command + " 2>'" + err.string() + "' >/dev/null").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Under `ulimit -v` (2 GB) so that a regression fails the test instead of taking the machine down.
+TEST(RunCommand, AbsurdSizesAreRefusedBeforeAllocation) {
+  TempDir dir;
+  const std::string limit = "ulimit -v 2000000; exec '" + std::string(CFLOW_CLI_BINARY) + "' ";
+  const fs::path err = dir / "err";
+  EXPECT_EQ(shell(limit + "gradcheck --width 100000000", err), 2);
+  std::string text = read_text(err);
+  EXPECT_NE(text.find("GiB, more than the"), std::string::npos) << text;
+  EXPECT_NE(text.find("lower --width or --n"), std::string::npos) << text;
+  EXPECT_EQ(shell(limit + "gradcheck --n 2000000000", err), 2);
+  EXPECT_EQ(shell(limit + "hessian --width 100000000", err), 2);
+  EXPECT_EQ(shell(limit + "run --data moons --n 1000000 --width 4096 --quiet --out '" + (dir / "r").string() + "'", err),
+            2);
+  text = read_text(err);
+  EXPECT_NE(text.find("--chunk"), std::string::npos) << text;
+  EXPECT_FALSE(fs::exists(dir / "r"));  // nothing left behind
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "cflow/engine/gradcheck.h"
 #include "cflow/engine/network.h"
 #include "host/cli/cli.h"
+#include "host/run/memory_check.h"
 #include "host/cli/model_flags.h"
 
 namespace cflow::cli {
@@ -27,6 +28,8 @@ struct GradcheckOptions {
 int run_gradcheck(const GradcheckOptions& o) {
   const ModelSpec spec = o.model.spec(gradcheck_input_shape(o.model));
   warn_if_not_smooth(spec);
+  run::check_memory(run::network_bytes(spec, double(o.n), 8, 16), "the model and data",
+               "--width or --n");
   const Device dev = Device::open(o.device);
   const RandomData data = random_data(spec, o.n, o.seed);
   Network<double> net(dev, spec, data.inputs, data.targets);
@@ -61,15 +64,17 @@ Handler add_gradcheck_command(CLI::App& app) {
   auto o = std::make_shared<GradcheckOptions>();
   o->model.width = 8;
   o->model.register_options(*cmd);
-  cmd->add_option("--n", o->n, "number of random examples")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--n", o->n, "number of random examples")->capture_default_str()->check(kPositive);
   cmd->add_option("--seed", o->seed, "seed of data, weights and directions")->capture_default_str();
   cmd->add_option("--step", o->step, "finite-difference step along unit directions")
       ->capture_default_str()
       ->check(CLI::Range(1e-10, 1e-1));
   cmd->add_option("--tolerance", o->tolerances.finite_difference, "largest accepted finite-difference error")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kPositive);
   cmd->add_option("--symmetry-tolerance", o->tolerances.symmetry, "largest accepted symmetry residual")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kPositive);
   cmd->add_option("--device", o->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   cmd->add_flag("--json", o->json, "machine-readable output");
   return [o] { return run_gradcheck(*o); };

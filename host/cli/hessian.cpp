@@ -14,6 +14,7 @@
 #include "cflow/engine/gradcheck.h"
 #include "cflow/engine/network.h"
 #include "host/cli/cli.h"
+#include "host/run/memory_check.h"
 #include "host/cli/model_flags.h"
 
 namespace cflow::cli {
@@ -51,6 +52,8 @@ Problem make_problem(const HessianOptions& o) {
   Problem p;
   if (o.data == "random") {
     p.spec = o.model.spec(gradcheck_input_shape(o.model));
+    run::check_memory(run::network_bytes(p.spec, double(o.n), o.is_float32() ? 4 : 8, 8.0 + 4 * o.top),
+                 "the model, data and eigenvectors", "--width, --n or --top");
     RandomData random = random_data(p.spec, o.n, o.seed);
     p.inputs = std::move(random.inputs);
     p.targets = std::move(random.targets);
@@ -63,7 +66,7 @@ Problem make_problem(const HessianOptions& o) {
   data.n_train = std::size_t(o.n);
   data.classes = parse_class_choice(o.model.classes);
   data.seed = o.seed;
-  DataSplits splits = load_dataset(data);
+  DataSplits splits = load_dataset(data);  // the data sets' sizes are capped by their files
   p.spec = o.model.spec(splits.train.shape());
   p.targets = make_targets(splits.train, p.spec.loss);
   p.inputs = std::move(splits.train.inputs);
@@ -179,8 +182,8 @@ Handler add_hessian_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("hessian", "Top eigenvalues of the Hessian of a model at its initialization");
   auto o = std::make_shared<HessianOptions>();
   o->model.register_options(*cmd);
-  cmd->add_option("--top", o->top, "number k of largest eigenvalues")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--n", o->n, "number of training examples")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--top", o->top, "number k of largest eigenvalues")->capture_default_str()->check(kPositive);
+  cmd->add_option("--n", o->n, "number of training examples")->capture_default_str()->check(kPositive);
   cmd->add_option("--seed", o->seed, "seed of data, weights and LOBPCG start")->capture_default_str();
   cmd->add_option("--data", o->data, "random | fashion-mnist | cifar10 | moons | gaussian")
       ->capture_default_str()
@@ -189,20 +192,20 @@ Handler add_hessian_command(CLI::App& app) {
                                                   std::string(default_fashion_mnist_dir) + ")");
   cmd->add_option("--dtype", o->dtype, "f32 | f64")->capture_default_str()->check(CLI::IsMember({"f32", "f64"}));
   cmd->add_option("--tol", o->tolerance, "LOBPCG relative residual tolerance (default 1e-8 f64, 1e-4 f32)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--max-iterations", o->max_iterations, "LOBPCG iteration limit")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--device", o->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   cmd->add_flag("--dense", o->dense,
                 "also form the Hessian explicitly (d ≤ " + std::to_string(kMaxDenseHessianDimension) +
                     "), diagonalize it and compare");
   cmd->add_option("--dense-tolerance", o->dense_tolerance,
                   "largest accepted relative difference to the dense eigenvalues (default 1e-6 f64, 1e-3 f32)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   cmd->add_option("--dense-block", o->dense_block, "identity columns per HVP call when forming the Hessian")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_flag("--json", o->json, "machine-readable output");
   return [o] {
     const Problem problem = make_problem(*o);

@@ -10,6 +10,13 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("cflow ") + CFLOW_VERSION);
   app.require_subcommand(1);
   cflow::cli::register_commands(app);
+  app.footer(cflow::cli::kExitCodesHelp);
+  if (argc > 1) {
+    if (const auto message = cflow::cli::unknown_command_message(app, argv[1])) {
+      std::cerr << "cflow: error: " << *message << "\n";
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

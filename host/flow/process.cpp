@@ -3,6 +3,7 @@
 #include "host/flow/process.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "cflow/runtime/blas.h"
 #include "cflow/runtime/nvtx.h"
@@ -53,6 +54,15 @@ Process<T>::Process(Context& c, ProcessKind k, std::span<const T> w0, const Opti
       tracker(c.dev, c.d, c.tracker_options(k != ProcessKind::stable)) {
   if (c.settings.eig.raw_eigenvalues && s.spec().kind == OptimizerKind::rmsprop)
     raw_tracker.emplace(c.dev, c.d, c.tracker_options(false));
+}
+
+template <class T>
+bool Process<T>::diverged(Context& c, double loss, const T* grad, const std::string& where) {
+  const double g2 = std::isfinite(loss) ? double(blas::dot<T>(c.dev, c.d, grad, grad)) : 0.0;
+  if (std::isfinite(loss) && std::isfinite(g2)) return false;
+  stop((std::isfinite(loss) ? "gradient" : "loss") + std::string(" is not finite at step ") + std::to_string(c.step) +
+       where);
+  return true;
 }
 
 template <class T>

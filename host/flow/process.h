@@ -61,6 +61,9 @@ class Process {
   virtual const T* position() const { return w.data(); }
   virtual SigmaDirections<T> sigma_directions() const { return {}; }
   void stop(std::string why);
+  // A non-finite loss or gradient stops the process before any eigen-solve sees it (an eigen-solve
+  // on an overflowing iterate runs to its bounds and fails obscurely); `where` ends the reason.
+  bool diverged(Context& c, double loss, const T* grad, const std::string& where);
 
   // Checkpoint arrays beyond w, t, ν, stopped and the trackers (the midpoint's previous iterate).
   virtual bool has_previous() const { return false; }

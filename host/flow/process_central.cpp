@@ -33,8 +33,7 @@ class CentralProcess final : public Process<T> {
       T* grad = sub == 0 ? this->g.data() : substep_gradient.data();
       T* precond = sub == 0 ? this->p.data() : p_sub.data();
       const double loss = this->gradient(c, this->w_next.data(), grad);
-      if (!std::isfinite(loss)) {
-        this->stop("loss is not finite at step " + std::to_string(c.step) + ", substep " + std::to_string(sub));
+      if (this->diverged(c, loss, grad, ", substep " + std::to_string(sub))) {
         r.stopped = true;
         return r;
       }

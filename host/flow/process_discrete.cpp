@@ -9,8 +9,7 @@ namespace cflow {
 template <class T>
 ProcessRecord DiscreteProcess<T>::prepare_step(Context& c) {
   const double loss = this->gradient(c, this->w.data(), this->g.data());
-  if (!std::isfinite(loss)) {
-    this->stop("loss is not finite at step " + std::to_string(c.step));
+  if (this->diverged(c, loss, this->g.data(), "")) {
     ProcessRecord r;
     r.train_loss = loss;
     r.stopped = true;

@@ -87,6 +87,12 @@ std::optional<std::int64_t> step_of(const std::filesystem::path& file) {
 
 }  // namespace
 
+std::uint64_t fnv1a(std::string_view bytes) {
+  Fnv1a hash;
+  hash.add(bytes.data(), bytes.size());
+  return hash.value();
+}
+
 std::filesystem::path checkpoint_path(const std::filesystem::path& folder, std::int64_t step) {
   char name[64];
   std::snprintf(name, sizeof name, "step-%09lld.ckpt", static_cast<long long>(step));

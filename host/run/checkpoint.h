@@ -57,6 +57,9 @@ std::optional<CheckpointFile> latest_checkpoint(const std::filesystem::path& fol
 // summary.json. Throws cflow::Error naming the file.
 void write_text_atomically(const std::filesystem::path& file, std::string_view text);
 
+// FNV-1a (64-bit) of `bytes`, the checksum of the file format above.
+std::uint64_t fnv1a(std::string_view bytes);
+
 // The checkpoint files in `folder`, oldest first.
 std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& folder);
 

@@ -496,6 +496,9 @@ void apply_toml_text(RunConfig& config, std::string_view text, const std::string
 }
 
 void apply_toml(RunConfig& config, const std::filesystem::path& file) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))
+    throw ConfigError("--config " + file.string() + ": is a directory; expected a TOML file");
   std::ifstream in(file);
   if (!in) throw ConfigError("--config " + file.string() + ": cannot be read (check the path)");
   std::stringstream text;

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <string>
 
+#include "host/run/metrics.h"
 #include "host/run/output.h"
 
 namespace cflow::run {
@@ -49,28 +51,23 @@ std::string duration(double seconds) {
 
 }  // namespace
 
-std::vector<double> gaussian_smooth(const std::vector<double>& values, double sigma) {
-  if (sigma <= 0) return values;
-  const std::int64_t n = std::int64_t(values.size());
-  const std::int64_t radius = std::int64_t(std::ceil(4 * sigma));
-  std::vector<double> kernel(std::size_t(2 * radius + 1));
-  for (std::int64_t o = -radius; o <= radius; ++o)
-    kernel[std::size_t(o + radius)] = std::exp(-0.5 * (o / sigma) * (o / sigma));
-  std::vector<double> smoothed(values.size(), kNaN);
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(values[std::size_t(i)])) continue;
-    double weighted = 0, weight = 0;
-    for (std::int64_t j = std::max<std::int64_t>(0, i - radius); j <= std::min(n - 1, i + radius); ++j) {
-      const double x = values[std::size_t(j)];
-      if (!std::isfinite(x)) continue;
-      const double w = kernel[std::size_t(j - i + radius)];
-      weighted += w * x;
-      weight += w;
-    }
-    smoothed[std::size_t(i)] = weighted / weight;
-  }
-  return smoothed;
+namespace {
+
+// Per row: whether `process` was alive (its train loss finite).
+std::vector<bool> alive_rows(const std::vector<double>& train_loss) {
+  std::vector<bool> alive(train_loss.size());
+  for (std::size_t r = 0; r < train_loss.size(); ++r) alive[r] = std::isfinite(train_loss[r]);
+  return alive;
 }
+
+// `values` with the rows where `alive` is false set to NaN.
+std::vector<double> only_alive(std::vector<double> values, const std::vector<bool>& alive) {
+  for (std::size_t r = 0; r < values.size(); ++r)
+    if (r >= alive.size() || !alive[r]) values[r] = kNaN;
+  return values;
+}
+
+}  // namespace
 
 nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const std::vector<ProcessKind>& processes,
                                  std::int64_t rows) {
@@ -78,6 +75,7 @@ nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const s
   auto column = [&](const std::string& path, int col = 0) {
     return first_rows(read_series(data_file, path, col), rows);
   };
+  auto alive = [&](const char* process) { return alive_rows(column(std::string(process) + "/train_loss")); };
   const std::vector<std::int64_t> steps = read_steps(data_file);
   auto step_of = [&](std::int64_t row) { return row < std::int64_t(steps.size()) ? steps[std::size_t(row)] : row; };
 
@@ -86,40 +84,45 @@ nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const s
   s["smoothing_sigma_steps"] = kSmoothingSigma;
   s["eos_onset_step"] = nullptr;
   s["predicted_loss_mean_relative_error"] = nullptr;
+  s["predicted_loss_compared_steps"] = 0;
   s["final_distance_central_discrete"] = nullptr;
   s["final_distance_stable_discrete"] = nullptr;
+  s["final_distance_ratio_central_stable"] = nullptr;
   s["final_step"] = rows > 0 ? nlohmann::ordered_json(step_of(rows - 1)) : nlohmann::ordered_json(nullptr);
 
-  std::int64_t onset_row = -1;
-  if (has(ProcessKind::discrete)) {
-    const std::vector<double> sharpness = column("discrete/effective_hessian_eigs");
-    for (std::int64_t r = 0; r < std::int64_t(sharpness.size()); ++r) {
-      if (sharpness[std::size_t(r)] >= kEosThreshold) {
-        onset_row = r;
-        s["eos_onset_step"] = step_of(r);
-        break;
-      }
-    }
-  }
-  if (onset_row >= 0 && has(ProcessKind::central)) {
+  std::optional<std::int64_t> onset;
+  if (has(ProcessKind::discrete)) onset = eos_onset(column("discrete/effective_hessian_eigs"));
+  if (onset) s["eos_onset_step"] = step_of(*onset);
+  if (onset && has(ProcessKind::central)) {
+    // Only rows where both the discrete process and the central flow were alive are compared.
     const std::vector<double> smoothed = gaussian_smooth(column("discrete/train_loss"), kSmoothingSigma);
-    const std::vector<double> predicted = column("central/predicted_loss");
-    double sum = 0;
-    std::int64_t count = 0;
-    for (std::int64_t r = onset_row; r < rows; ++r) {
-      const double p = at(predicted, r), m = at(smoothed, r);
-      if (std::isfinite(p) && std::isfinite(m) && m != 0) {
-        sum += std::abs(p - m) / std::abs(m);
-        ++count;
-      }
+    const auto error =
+        mean_relative_error(only_alive(column("central/predicted_loss"), alive("central")), smoothed, *onset);
+    if (error) {
+      s["predicted_loss_mean_relative_error"] = error->mean;
+      s["predicted_loss_compared_steps"] = error->rows;
     }
-    if (count > 0) s["predicted_loss_mean_relative_error"] = sum / double(count);
-    s["predicted_loss_compared_steps"] = count;
   }
+  // Distances at the last row where every process compared was alive.
+  auto final_distance = [&](const char* series, const std::vector<bool>& a, const std::vector<bool>& b) {
+    std::vector<double> values = only_alive(only_alive(column(series), a), b);
+    const auto row = last_finite_row(values);
+    return row ? nlohmann::ordered_json(values[std::size_t(*row)]) : nlohmann::ordered_json(nullptr);
+  };
   if (has(ProcessKind::central) && has(ProcessKind::discrete))
-    s["final_distance_central_discrete"] = number(at(column("distances/central-discrete"), rows - 1));
+    s["final_distance_central_discrete"] = final_distance("distances/central-discrete", alive("central"), alive("discrete"));
   if (has(ProcessKind::stable) && has(ProcessKind::discrete))
-    s["final_distance_stable_discrete"] = number(at(column("distances/discrete-stable"), rows - 1));
+    s["final_distance_stable_discrete"] = final_distance("distances/discrete-stable", alive("stable"), alive("discrete"));
+  if (has(ProcessKind::central) && has(ProcessKind::stable) && has(ProcessKind::discrete)) {
+    const std::vector<bool> central = alive("central"), stable = alive("stable");
+    const std::vector<double> r = ratio(only_alive(column("distances/central-discrete"), central),
+                                        only_alive(column("distances/discrete-stable"), stable));
+    const auto row = last_finite_row(only_alive(r, alive("discrete")));
+    if (row) {
+      s["final_distance_ratio_central_stable"] = r[std::size_t(*row)];
+      s["final_distance_ratio_step"] = step_of(*row);
+    }
+  }
 
   nlohmann::ordered_json final_values = nlohmann::ordered_json::object();
   for (const ProcessKind kind : processes) {
@@ -156,6 +159,43 @@ nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const s
   s["mean_step_seconds"] = seconds;
   s["mean_step_work"] = work;
   return s;
+}
+
+void write_smoothed_series(const std::filesystem::path& data_file, std::int64_t rows, std::int64_t deltas_columns) {
+  // Read everything first: the log below opens the file for writing.
+  struct Series {
+    std::string path;
+    std::vector<std::vector<double>> columns;  // each smoothed
+    bool matrix = false;                        // [steps x columns] rather than [steps]
+  };
+  std::vector<Series> out;
+  auto smoothed_column = [&](const std::string& path, int col, bool squared) {
+    std::vector<double> values = first_rows(read_series(data_file, path, col), rows);
+    if (squared)
+      for (double& x : values) x *= x;
+    return gaussian_smooth(values, kSmoothingSigma);
+  };
+  for (const char* path : {"discrete/train_loss", "discrete/grad_norm_sq", "midpoint/train_loss"})
+    if (!read_series(data_file, path).empty()) out.push_back({path, {smoothed_column(path, 0, false)}});
+  for (const char* path : {"deltas", "midpoint_deltas"}) {
+    if (read_series(data_file, path).empty()) continue;
+    Series series{std::string(path) + "_sq", {}, true};
+    for (int c = 0; c < deltas_columns; ++c) series.columns.push_back(smoothed_column(path, c, true));
+    out.push_back(std::move(series));
+  }
+  const std::vector<std::int64_t> steps = read_steps(data_file);
+  RunLog log = RunLog::open_existing(data_file);
+  log.set_attribute("smoothing_sigma_steps", std::to_string(kSmoothingSigma));
+  for (const Series& series : out)
+    log.declare(std::string(kSmoothedGroup) + "/" + series.path, series.matrix ? std::int64_t(series.columns.size()) : 0);
+  for (const Series& series : out) {
+    for (std::int64_t r = 0; r < rows && r < std::int64_t(steps.size()); ++r) {
+      std::vector<double> row;
+      for (const auto& column : series.columns) row.push_back(column[std::size_t(r)]);
+      log.write(std::string(kSmoothedGroup) + "/" + series.path, steps[std::size_t(r)], row);
+    }
+  }
+  log.close();
 }
 
 void print_summary(std::ostream& out, const nlohmann::ordered_json& s) {

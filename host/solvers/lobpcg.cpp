@@ -21,6 +21,7 @@
 //   same transform, so rounding never accumulates into non-orthonormal Ritz vectors.
 // * converged columns contribute no residual direction (soft locking): they stay in X, are still
 //   improved by the other columns' directions, and cost no operator applications.
+#include "cflow/runtime/interrupt.h"
 #include "cflow/solvers/lobpcg.h"
 
 #include <lapacke.h>
@@ -194,6 +195,7 @@ class LobpcgSolver {
         break;
       }
       if (result.iterations == options_.max_iterations) break;
+      check_interrupt();  // SIGINT/SIGTERM: end within a second (cflow/runtime/interrupt.h)
       std::vector<double> lengths;
       for (std::size_t a = 0; a < active.size(); ++a) {
         const index_t j = active[a];

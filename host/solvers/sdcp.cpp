@@ -16,6 +16,7 @@
 #include "cflow/runtime/error.h"
 #include "cflow/runtime/nvtx.h"
 #include "host/solvers/small_dense.h"
+#include "cflow/runtime/interrupt.h"
 
 namespace cflow {
 namespace {
@@ -395,6 +396,7 @@ BestIterate solve_normalized(const Problem& problem, const SdcpOptions& options,
     newton_polish(problem, start, options.tolerance, steps, iterations, best);
   };
   while (iterations < options.max_iterations && best.residual > options.tolerance) {
+    check_interrupt();  // SIGINT/SIGTERM: end within a second (cflow/runtime/interrupt.h)
     const double step = interior_point_step(problem, X, M);
     ++iterations;
     if (step < kStalledStep || frobenius_norm(X) > kDivergedNorm) break;

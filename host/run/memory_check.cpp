@@ -1,0 +1,56 @@
+#include "host/run/memory_check.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+
+#include "host/engine/layer.h"
+#include "host/run/config.h"
+
+namespace cflow::run {
+
+namespace {
+// Values, three tangents and their adjoints per activation, with room for the loss's buffers.
+constexpr double kActivationCopies = 12;
+}  // namespace
+
+double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes, double copies) {
+  const LayerStack<double> layers = build_layers<double>(spec);  // shapes only: no buffers
+  double parameters = 0, activations = double(spec.input.size());
+  for (const auto& layer : layers) {
+    parameters += double(layer->parameter_count());
+    activations += double(layer->output_shape().size());
+  }
+  return scalar_bytes * (parameters * copies + examples * activations * kActivationCopies) +
+         8.0 * examples * double(spec.input.size() + spec.classes);  // the data, read as doubles
+}
+
+double memory_limit_bytes() {
+  double limit = std::numeric_limits<double>::infinity();
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") limit = kib * 1024;
+    meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  for (const int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+    rlimit r{};
+    if (::getrlimit(resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY) limit = std::min(limit, double(r.rlim_cur));
+  }
+  return limit;
+}
+
+void check_memory(double bytes, const std::string& what, const std::string& flags) {
+  const double limit = memory_limit_bytes();
+  if (bytes <= limit) return;
+  char text[160];
+  std::snprintf(text, sizeof text, "needs about %.3g GiB, more than the %.3g GiB this process may use", bytes / 1073741824.0,
+                limit / 1073741824.0);
+  throw ConfigError(what + " " + text + "; lower " + flags);
+}
+
+}  // namespace cflow::run
