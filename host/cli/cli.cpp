@@ -25,6 +25,7 @@ void register_commands(CLI::App& app) {
   add(app, add_hessian_command);
   add(app, add_run_command);
   add(app, add_plot_command);
+  add(app, add_sweep_command);
 }
 
 int run_selected(CLI::App& app) {
