@@ -35,7 +35,7 @@ struct SweepFlags {
   int jobs = 1;
   std::string devices;
   std::optional<std::size_t> task;
-  bool slurm = false, no_submit = false, status = false, collect = false;
+  bool slurm = false, no_submit = false, status = false, collect = false, no_plots = false;
   SlurmOptions slurm_options;
 };
 
@@ -72,9 +72,9 @@ std::pair<Spec, SweepDir> open_sweep(const SweepFlags& f) {
   return {read_spec(f.target), SweepDir(f.out)};
 }
 
-int collect(const Spec& spec, const SweepDir& dir) {
+int collect(const Spec& spec, const SweepDir& dir, bool with_plots) {
   const fs::path csv = write_csv(spec, dir);
-  const bool plots = make_sweep_plots(dir);
+  const bool plots = with_plots && make_sweep_plots(dir);
   std::cout << "sweep table: " << csv.string();
   if (plots) std::cout << ", plots: " << (dir.root() / "plots").string() << ", report: " << (dir.root() / "report.html").string();
   std::cout << "\n";
@@ -87,7 +87,7 @@ int sweep_command(SweepFlags& f) {
   try {
     opened.emplace(open_sweep(f));
     if (f.status || f.collect) {
-      return f.status ? print_status(opened->first, opened->second) : collect(opened->first, opened->second);
+      return f.status ? print_status(opened->first, opened->second) : collect(opened->first, opened->second, !f.no_plots);
     }
     opened->second.prepare(opened->first);
     if (f.task && *f.task >= opened->first.points.size())
@@ -124,7 +124,7 @@ int sweep_command(SweepFlags& f) {
             << (gpus.empty() ? std::to_string(f.jobs) + " CPU job(s)" : std::to_string(gpus.size()) + " GPU(s)")
             << "\n" << std::flush;
   const int code = execute(spec, dir, all, options);
-  if (code < 128) collect(spec, dir);
+  if (code < 128) collect(spec, dir, !f.no_plots);
   return code;
 }
 
@@ -148,6 +148,7 @@ Handler add_sweep_command(CLI::App& app) {
   cmd->add_option("--task", f->task, "run point I only (a Slurm array task)")->type_name("I");
   cmd->add_flag("--status", f->status, "show each point's state (and squeue's, when present)");
   cmd->add_flag("--collect", f->collect, "write sweep.csv, plots and report.html from the points' summaries");
+  cmd->add_flag("--no-plots", f->no_plots, "collect only sweep.csv (no python/cflow_sweep.py)");
   auto* slurm = cmd->add_flag("--slurm", f->slurm, "write DIR/sweep.sbatch, a job array, and submit it with sbatch")
                     ->group("Slurm");
   cmd->add_flag("--no-submit", f->no_submit, "with --slurm: only write the script")->needs(slurm)->group("Slurm");
