@@ -78,6 +78,7 @@ data = "moons"
 n = 64
 n-test = 0
 steps = 20
+threads = 1
 runs = ["discrete", "central"]
 [grid]
 width = [8, 12, 16]

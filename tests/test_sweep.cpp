@@ -89,7 +89,8 @@ std::vector<std::map<std::string, std::string>> read_csv(const fs::path& file) {
   return rows;
 }
 
-// Tiny runs: moons, width 8, well under a second each.
+// Tiny runs: moons, width 8, well under a second each; one thread each (a loaded machine makes
+// OpenMP teams wait on each other).
 const std::string kTinyBase = R"(
 [base]
 data = "moons"
@@ -97,6 +98,7 @@ n = 64
 n-test = 0
 runs = ["discrete", "central"]
 checkpoint-every = 10
+threads = 1
 )";
 
 const std::string kGrid2x2 = kTinyBase + "steps = 30\n[grid]\nwidth = [8, 12]\nlr = [0.05, 0.2]\n";
@@ -234,7 +236,7 @@ TEST(SweepCli, InterruptedSweepContinuesToTheNumbersOfAnUninterruptedOne) {
 TEST(SweepCli, FailingPointIsReportedWhileTheOthersFinish) {
   const fs::path dir = fresh_dir();
   // A tiny run, and one whose data folder does not exist.
-  write_text(dir / "spec.toml", "[base]\nn = 64\nn-test = 0\nsteps = 5\nruns = [\"discrete\"]\n[zip]\n"
+  write_text(dir / "spec.toml", "[base]\nn = 64\nn-test = 0\nsteps = 5\nthreads = 1\nruns = [\"discrete\"]\n[zip]\n"
                                 "data = [\"moons\", \"fashion-mnist\"]\ndata-dir = [\"\", \"/nonexistent/fashion-mnist\"]\n");
   EXPECT_EQ(cflow({"sweep", (dir / "spec.toml").string(), "--out", (dir / "s").string(), "--no-plots"}, dir, "sweep"),
             1);

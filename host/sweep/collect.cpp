@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <map>
+#include <set>
 
 #include "host/run/checkpoint.h"
 #include "host/sweep/process.h"
@@ -47,12 +47,12 @@ nlohmann::ordered_json read_summary(const fs::path& file) {
 fs::path write_csv(const Spec& spec, const SweepDir& dir) {
   std::vector<nlohmann::ordered_json> numbers;
   std::vector<std::string> columns;  // the union, in the order first seen
-  std::map<std::string, bool> known;
+  std::set<std::string> known;
   for (const Point& p : spec.points) {
     nlohmann::ordered_json flat = nlohmann::ordered_json::object();
     flatten(read_summary(dir.run_dir(p) / "summary.json"), "", flat);
     for (const auto& [key, value] : flat.items())
-      if (!known[key]) known[key] = true, columns.push_back(key);
+      if (known.insert(key).second) columns.push_back(key);
     numbers.push_back(std::move(flat));
   }
   std::string text = "index,id";

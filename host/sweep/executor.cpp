@@ -10,12 +10,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <deque>
 #include <iostream>
 #include <memory>
-#include <optional>
 #include <thread>
 
 #include "host/run/checkpoint.h"

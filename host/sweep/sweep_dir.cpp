@@ -8,7 +8,6 @@
 
 #include <deque>
 #include <fstream>
-#include <sstream>
 
 #include "host/run/checkpoint.h"
 
@@ -64,7 +63,7 @@ void SweepDir::prepare(const Spec& spec) const {
     }
   }
   for (const Point& p : spec.points) fs::create_directories(point_dir(p));
-  if (fs::absolute(spec_file()) != fs::absolute(spec.source)) run::write_text_atomically(spec_file(), spec.text);
+  if (!fs::equivalent(spec_file(), spec.source, ec)) run::write_text_atomically(spec_file(), spec.text);
   run::write_text_atomically(root_ / "sweep.json", describe(spec).dump(2) + "\n");
 }
 

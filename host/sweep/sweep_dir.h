@@ -9,6 +9,7 @@
 //   sweep.sbatch, slurm/   the Slurm job array and its output (--slurm)
 //   sweep.csv, plots/, report.html   from --collect
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
