@@ -74,7 +74,7 @@ std::string flag(const Setting& s) { return "--" + s.key + "=" + s.text; }
 Command plan_launch(const Point& point, const SweepDir& dir, const ExecutorOptions& options, const std::string& gpu) {
   Command launch;
   launch.output = dir.log_file(point);
-  launch.own_group = true;  // a terminal's Ctrl-C reaches only the sweep, which passes it on once
+  launch.own_group = !options.inherit_device;  // a terminal's Ctrl-C reaches only the sweep, which passes it on
   const fs::path run = dir.run_dir(point);
   std::error_code ec;
   const bool resumable = fs::exists(run / "config.json", ec) && run::latest_checkpoint(run / run::kCheckpointFolder);
@@ -192,8 +192,10 @@ class Executor {
         queue_.pop_front();
       }
       progress_.show(counts_, running_.size(), slots_);
-      for (Running& r : running_)
+      for (Running& r : running_) {
+        if (options_.inherit_device) continue;  // the child got the signal too
         for (; r.signals_passed < g_signals; ++r.signals_passed) ::kill(r.pid, g_last_signal);
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       reap();
     }

@@ -3,8 +3,9 @@
 // On GPUs one point per GPU at a time (CUDA_VISIBLE_DEVICES); on the CPU `jobs` points at once with
 // the cores split between them (OMP_NUM_THREADS and --threads). Finished points are skipped and
 // interrupted ones resumed from their checkpoints (`cflow run --resume`), so re-running is safe.
-// SIGINT/SIGTERM are passed once to every running child, which checkpoints and exits; a second
-// signal is passed again (the child then stops at once).
+// SIGINT/SIGTERM are passed once to every running child (each in its own process group, so a
+// terminal's Ctrl-C reaches only the sweep), which checkpoints and exits; a second signal is passed
+// again (the child then stops at once).
 #include <cstddef>
 #include <filesystem>
 #include <string>
@@ -20,7 +21,8 @@ struct ExecutorOptions {
   int jobs = 1;                   // CPU: points at once
   std::vector<std::string> gpus;  // GPU indices, one point on each at a time; empty: the CPU
   int cores = 1;                  // CPU cores split between the jobs
-  bool inherit_device = false;    // a Slurm task: the scheduler chose the device and the cores
+  bool inherit_device = false;    // a Slurm task: the scheduler chose the device and the cores, and
+                                  // signals the whole task (the child too), so none is passed on
   bool progress = true;           // the progress line on stderr
 };
 
