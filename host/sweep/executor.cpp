@@ -141,21 +141,21 @@ std::string duration_text(double seconds) {
 }
 
 // "sweep: 3/8 done, 2 running, 1 failed, ETA 0:04:10" on stderr: redrawn in place on a terminal,
-// a new line at each change otherwise (logs).
+// a new line when the counts change otherwise (logs).
 class ProgressLine {
  public:
   explicit ProgressLine(bool enabled) : enabled_(enabled), tty_(::isatty(STDERR_FILENO) == 1) {}
-  void show(const Counts& c, std::size_t running, std::size_t slots) {
+  // eta: seconds, NaN while unknown.
+  void show(const Counts& c, std::size_t running, double eta) {
     if (!enabled_) return;
-    const std::size_t left = c.total - c.done - c.failed - c.busy;
-    const double mean = c.finished_here ? c.finished_seconds / double(c.finished_here) : NAN;
     const std::string busy = c.busy ? ", " + std::to_string(c.busy) + " held by another process" : "";
-    char text[240];
-    std::snprintf(text, sizeof text, "sweep: %zu/%zu done, %zu running, %zu failed%s, ETA %s", c.done, c.total,
-                  running, c.failed, busy.c_str(),
-                  left == 0 ? "0:00:00" : duration_text(mean * std::ceil(double(left) / double(slots))).c_str());
-    if (text == last_) return;
+    char counts[200];
+    std::snprintf(counts, sizeof counts, "sweep: %zu/%zu done, %zu running, %zu failed%s", c.done, c.total, running,
+                  c.failed, busy.c_str());
+    const std::string text = std::string(counts) + ", ETA " + duration_text(eta);
+    if (tty_ ? text == last_ : counts == last_counts_) return;
     last_ = text;
+    last_counts_ = counts;
     std::cerr << (tty_ ? "\r" : "") << text << (tty_ ? "\x1b[K" : "\n") << std::flush;
   }
   void end() {
@@ -164,7 +164,7 @@ class ProgressLine {
 
  private:
   bool enabled_, tty_;
-  std::string last_;
+  std::string last_, last_counts_;
 };
 
 class Executor {
@@ -191,7 +191,7 @@ class Executor {
         start(queue_.front());
         queue_.pop_front();
       }
-      progress_.show(counts_, running_.size(), slots_);
+      progress_.show(counts_, running_.size(), eta());
       for (Running& r : running_) {
         if (options_.inherit_device) continue;  // the child got the signal too
         for (; r.signals_passed < g_signals; ++r.signals_passed) ::kill(r.pid, g_last_signal);
@@ -199,7 +199,7 @@ class Executor {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       reap();
     }
-    progress_.show(counts_, 0, slots_);
+    progress_.show(counts_, 0, 0);
     progress_.end();
     report_failures();
     if (g_signals > 0) {
@@ -210,6 +210,17 @@ class Executor {
   }
 
  private:
+  // The points still to run take the mean time of those finished here; running ones, what is left of it.
+  double eta() const {
+    if (queue_.empty() && running_.empty()) return 0;
+    if (counts_.finished_here == 0) return NAN;
+    const double mean = counts_.finished_seconds / double(counts_.finished_here);
+    double work = mean * double(queue_.size());
+    for (const Running& r : running_)
+      work += std::max(0.0, mean - std::chrono::duration<double>(Clock::now() - r.start).count());
+    return work / double(slots_);
+  }
+
   void start(const Point* point) {
     auto lock = std::make_unique<PointLock>(dir_.lock_file(*point));
     if (!lock->held()) {  // another sweep process (or Slurm task) runs it
