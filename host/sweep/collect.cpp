@@ -85,7 +85,7 @@ bool make_sweep_plots(const SweepDir& dir) {
   const fs::path log = dir.root() / "plots.log";
   std::error_code ec;
   fs::remove(log, ec);
-  const std::optional<int> code = run_to_end({{python, script.string(), dir.root().string()}, {}, log, false});
+  const std::optional<int> code = run_to_end({{python, script.string(), dir.root().string()}, {}, log, false, {}});
   if (code && *code == 0) {
     fs::remove(log, ec);
     return true;

@@ -233,7 +233,8 @@ class Executor {
       r.gpu = free_gpus_.back();
       free_gpus_.pop_back();
     }
-    const Command command = plan_launch(*point, dir_, options_, r.gpu);
+    Command command = plan_launch(*point, dir_, options_, r.gpu);
+    command.inherit_fds.push_back(lock->fd());
     r.command = command_text(command.argv);
     r.started = now_text();
     r.start = Clock::now();

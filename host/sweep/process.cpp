@@ -52,6 +52,7 @@ pid_t spawn(const Command& command) {
                                      0644);
     posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   }
+  for (const int fd : command.inherit_fds) posix_spawn_file_actions_adddup2(&actions, fd, fd);  // clears FD_CLOEXEC
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   sigset_t defaults;  // the child starts with the default SIGINT and SIGTERM, whatever we installed

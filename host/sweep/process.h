@@ -14,6 +14,7 @@ struct Command {
   std::vector<std::string> env;   // NAME=value set for the child on top of ours
   std::filesystem::path output;   // stdout and stderr appended here (empty: inherited)
   bool own_group = false;         // its own process group: a terminal's Ctrl-C does not reach it
+  std::vector<int> inherit_fds;   // kept open in the child (e.g. a lock it must hold while it lives)
 };
 
 // Starts the command; throws cflow::Error when it cannot start.

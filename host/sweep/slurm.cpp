@@ -42,7 +42,7 @@ std::map<std::size_t, std::string> queued_tasks(const SweepDir& dir) {
   const fs::path output = dir.root() / "slurm" / ".squeue.out";
   fs::remove(output, ec);
   const std::string job = trimmed(read_text(id_file));
-  const auto code = run_to_end({{"squeue", "-h", "-r", "-j", job, "-o", "%K %T"}, {}, output, false});
+  const auto code = run_to_end({{"squeue", "-h", "-r", "-j", job, "-o", "%K %T"}, {}, output, false, {}});
   if (!code || *code != 0) return tasks;
   std::istringstream lines(read_text(output));
   std::size_t task = 0;
@@ -92,7 +92,7 @@ int submit(const SweepDir& dir, const fs::path& script) {
   const fs::path output = dir.root() / "slurm" / "sbatch.out";
   std::error_code ec;
   fs::remove(output, ec);
-  const auto code = run_to_end({{"sbatch", "--parsable", script.string()}, {}, output, false});
+  const auto code = run_to_end({{"sbatch", "--parsable", script.string()}, {}, output, false, {}});
   const std::string said = trimmed(read_text(output));
   if (!code || *code != 0) {
     std::cerr << "cflow sweep: error: sbatch " << script.string() << " failed: " << said << "\n";

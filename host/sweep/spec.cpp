@@ -168,6 +168,7 @@ Spec parse_spec(std::string_view text, const std::string& source_name) {
   Spec spec;
   spec.source = source_name;
   spec.text = std::string(text);
+  spec.named = root.contains("name");
   spec.name = root["name"].value_or(std::filesystem::path(source_name).stem().string());
   Reader reader(source_name);
   if (const toml::table* base = section(root, "base", source_name)) spec.base = reader.base(*base);

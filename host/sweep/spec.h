@@ -46,6 +46,7 @@ struct Point {
 
 struct Spec {
   std::string name;
+  bool named = false;  // the text has a `name` (else the name is the file's stem)
   std::string source;  // where the text came from, for messages
   std::string text;    // the TOML text as read
   std::vector<Setting> base;

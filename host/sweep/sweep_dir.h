@@ -55,7 +55,8 @@ class SweepDir {
 // The last `count` non-empty lines of a text file.
 std::string last_lines(const std::filesystem::path& file, std::size_t count);
 
-// Holds a point's lock while alive; `held()` is false when another process holds it.
+// Holds a point's lock (flock) while alive; `held()` is false when another process holds it. A child
+// given fd() keeps the lock held while it lives, even if the sweep that started it is killed.
 class PointLock {
  public:
   explicit PointLock(const std::filesystem::path& file);
@@ -63,6 +64,7 @@ class PointLock {
   PointLock(const PointLock&) = delete;
   PointLock& operator=(const PointLock&) = delete;
   bool held() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
 
  private:
   int fd_ = -1;
