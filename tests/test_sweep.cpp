@@ -68,7 +68,7 @@ int cflow(const std::vector<std::string>& args, const fs::path& dir, const std::
           const std::vector<std::string>& env = {}) {
   std::vector<std::string> argv{CFLOW_CLI_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  return wait_for(spawn({argv, env, dir / (tag + ".log"), false}));
+  return wait_for(spawn({argv, env, dir / (tag + ".log"), false, {}}));
 }
 
 // sweep.csv as rows of column -> text.
@@ -171,13 +171,14 @@ TEST(SweepIds, StableAcrossSpellingOrderAndResumableBaseKeys) {
 
 TEST(SweepCli, TwoByTwoGridWithTwoJobsFinishesAndCollectsFourRows) {
   const fs::path dir = fresh_dir();
-  write_text(dir / "spec.toml", kGrid2x2);
-  ASSERT_EQ(cflow({"sweep", (dir / "spec.toml").string(), "--out", (dir / "s").string(), "--jobs", "2"}, dir, "sweep"),
+  write_text(dir / "grid.toml", kGrid2x2);
+  ASSERT_EQ(cflow({"sweep", (dir / "grid.toml").string(), "--out", (dir / "s").string(), "--jobs", "2"}, dir, "sweep"),
             0)
       << read_text(dir / "sweep.log");
   const auto rows = read_csv(dir / "s" / "sweep.csv");
   ASSERT_EQ(rows.size(), 4u);
   const Spec spec = SweepDir(dir / "s").load();
+  EXPECT_EQ(spec.name, "grid");  // the stem of the spec file, kept in the copy
   for (std::size_t i = 0; i < 4; ++i) {
     EXPECT_EQ(rows[i].at("status"), "completed");
     EXPECT_EQ(rows[i].at("width"), spec.points[i].swept[0].text);
@@ -209,7 +210,7 @@ TEST(SweepCli, InterruptedSweepContinuesToTheNumbersOfAnUninterruptedOne) {
 
   std::vector<std::string> argv{CFLOW_CLI_BINARY};
   for (const std::string& a : with_out("parts")) argv.push_back(a);
-  const pid_t pid = spawn({argv, {}, dir / "first.log", false});
+  const pid_t pid = spawn({argv, {}, dir / "first.log", false, {}});
   const fs::path first_checkpoints = dir / "parts/points" / spec.points[0].id / "run/checkpoints";
   for (int i = 0; i < 3000 && (!fs::exists(first_checkpoints) || fs::is_empty(first_checkpoints)); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -63,7 +63,12 @@ void SweepDir::prepare(const Spec& spec) const {
     }
   }
   for (const Point& p : spec.points) fs::create_directories(point_dir(p));
-  if (!fs::equivalent(spec_file(), spec.source, ec)) run::write_text_atomically(spec_file(), spec.text);
+  if (!fs::equivalent(spec_file(), spec.source, ec)) {
+    // The copy keeps the name, which came from the file's stem when the spec gave none (a JSON
+    // string is a TOML basic string).
+    const std::string name_line = spec.named ? "" : "name = " + nlohmann::json(spec.name).dump() + "\n";
+    run::write_text_atomically(spec_file(), name_line + spec.text);
+  }
   run::write_text_atomically(root_ / "sweep.json", describe(spec).dump(2) + "\n");
 }
 
