@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what cflow needs (Debian packages; the CUDA toolkit is expected under /usr/local/cuda),
 # then configures and builds both backends into build/. Idempotent: re-running only rebuilds.
+#   --test             also the packages only the test suite needs (slurm-wlm and munge: a one-node
+#                      Slurm for tests/test_slurm.sh; `cflow run` and `cflow sweep` need neither)
 #   CFLOW_BUILD_DIR    build directory (default: build)
 #   CFLOW_CUDA_ARCHS   GPU architectures (default: 80;90; CI builds 90)
 #   CI=true            warnings are errors
@@ -14,6 +16,13 @@ packages=(
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist python3-matplotlib python3-h5py python3-numpy
 )
+test_packages=(slurm-wlm munge)
+for arg in "$@"; do
+  case $arg in
+    --test) packages+=("${test_packages[@]}") ;;
+    *) echo "setup: unknown option $arg (expected --test)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

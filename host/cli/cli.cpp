@@ -50,6 +50,7 @@ void register_commands(CLI::App& app) {
   add(app, add_run_command);
   add(app, add_plot_command);
   add(app, add_repair_command);
+  add(app, add_sweep_command);
 }
 
 namespace {

@@ -38,5 +38,6 @@ Handler add_hessian_command(CLI::App& app);
 Handler add_run_command(CLI::App& app);
 Handler add_plot_command(CLI::App& app);
 Handler add_repair_command(CLI::App& app);
+Handler add_sweep_command(CLI::App& app);
 
 }  // namespace cflow::cli

@@ -1,4 +1,5 @@
 #include "host/run/config.h"
+#include "host/run/config_toml.h"
 
 #include <toml++/toml.h>
 
@@ -351,6 +352,8 @@ std::string normalized(std::string_view name) {
   return s;
 }
 
+}  // namespace
+
 // A TOML value as the text a flag would carry.
 std::optional<std::string> toml_text(const toml::node& node) {
   if (const auto* s = node.as_string()) return s->get();
@@ -369,6 +372,8 @@ std::optional<std::string> toml_text(const toml::node& node) {
   }
   return std::nullopt;
 }
+
+namespace {
 
 std::string at_line(const toml::node& node) {
   const auto& where = node.source();
