@@ -12,6 +12,7 @@ packages=(
   libopenblas-openmp-dev liblapacke-dev libhdf5-dev zlib1g-dev
   libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
   dataset-fashion-mnist python3-matplotlib python3-h5py python3-numpy
+  python3-dev pybind11-dev python3-pybind11 python3-pytest   # the Python package (python/) and its tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -102,3 +102,20 @@ def test_bad_input_is_a_clear_error():
         cflow.Model(activation="softmax")
     with pytest.raises(ValueError, match="dtype"):
         model.init(0, dtype=np.int32)
+
+
+def test_queries_from_threads_equal_serial_ones():
+    """Queries release the GIL; one oracle serves concurrent threads one query at a time, each
+    answer the same bits as when asked alone (the cached primal pass must not be shared wrongly)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(2)
+    model = cflow.Model(width=6, depth=2, classes=2, input_shape=3)
+    oracle = cflow.Oracle(model, rng.standard_normal((20, 3)), rng.integers(0, 2, size=20), device="cpu")
+    points = [model.init(seed) for seed in range(4)]
+    U = rng.standard_normal((model.dim, 2))
+    serial = [(oracle.value_grad(w)[1], oracle.hvp(w, U)) for w in points]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda w: (oracle.value_grad(w)[1], oracle.hvp(w, U)), points * 3))
+    for i, (grad, HU) in enumerate(parallel):
+        assert np.array_equal(grad, serial[i % 4][0]) and np.array_equal(HU, serial[i % 4][1])
