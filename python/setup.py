@@ -1,7 +1,11 @@
 """pip install ./python: builds the cflow package with the repository's CMake build (nothing is
 downloaded; build with the Debian packages of scripts/setup.sh):
 
-    pip install --no-build-isolation ./python            (as root on Debian 12: add --break-system-packages)
+    pip install --no-build-isolation --no-deps ./python   (as root on Debian 12: add --break-system-packages)
+
+--no-deps: the run-time dependencies are Debian packages (python3-numpy, python3-h5py; python3-pandas
+for Run.to_pandas) that pip does not recognize (Debian's h5py registers as h5py._debian_h5py_serial),
+so without it pip would download h5py from PyPI.
 
 CMake configures the repository one level up with the Python module on (CFLOW_PYTHON=ON, tests and
 benchmarks off) for the Python running pip, builds cflow._core and the `cflow` binary, and puts both
@@ -42,8 +46,6 @@ setup(
     description="Central flows of deep-learning optimizers: the cflow engine from Python",
     packages=["cflow"],
     python_requires=">=3.9",
-    install_requires=["numpy", "h5py"],
-    extras_require={"pandas": ["pandas"]},
     ext_modules=[Extension("cflow._core", sources=[])],
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,

@@ -1,4 +1,4 @@
-// The model description and what needs only it: the parameter count, the initialization of
+// The model description (the model flags of the command line, host/cli/model_flags.h) and what needs only it: the parameter count, the initialization of
 // Network::initial_parameters (docs/design.md §2), and training targets from integer labels (the
 // encoding of make_targets, which `cflow run` uses).
 #include <pybind11/numpy.h>
@@ -11,6 +11,7 @@
 
 #include "cflow/data/dataset.h"
 #include "cflow/engine/network.h"
+#include "host/cli/model_flags.h"
 #include "python/src/bindings.h"
 
 namespace py = pybind11;
@@ -26,16 +27,9 @@ ModelSpec make_spec(const std::string& arch, index_t width, int depth, const std
   if (depth < 0) throw py::value_error("depth must be non-negative, got " + std::to_string(depth));
   for (index_t extent : input_shape)
     if (extent < 1) throw py::value_error("input_shape entries must be positive");
-  ModelSpec s;
-  s.arch = parse_architecture(arch);
-  s.width = width;
-  s.depth = depth;
-  s.activation = parse_activation(activation);
-  s.loss = parse_loss(loss);
-  s.classes = parse_class_choice(classes).outputs();
-  s.bias = bias;
-  s.input = {input_shape[0], input_shape[1], input_shape[2]};
-  return s;
+  const cli::ModelOptions options{.arch = arch, .width = width, .depth = depth, .activation = activation,
+                                  .loss = loss, .classes = classes, .no_bias = !bias};
+  return options.spec({input_shape[0], input_shape[1], input_shape[2]});
 }
 
 // A network on one all-zero example: what the initialization and the parameter count need.

@@ -69,15 +69,7 @@ class Oracle {
 
   ColumnMajor<T> hvp(const RowMajor<T>& w, const ColumnMajor<T>& U) {
     const index_t m = directions(U);
-    ColumnMajor<T> HU(shape_like(U, dim()));
-    T* out = HU.mutable_data();
-    run(w, [&] {
-      const Buffer<T> V(dev_, std::span<const T>(U.data(), std::size_t(U.size())));
-      Buffer<T> HV(dev_, dim() * m);
-      net_.hvp(w_.data(), V.data(), m, HV.data());
-      HV.download({out, std::size_t(HV.size())});
-    });
-    return HU;
+    return block(w, U, shape_like(U, dim()), [&](const T* V, T* HV) { net_.hvp(w_.data(), V, m, HV); });
   }
 
   py::array_t<T> quad(const RowMajor<T>& w, const ColumnMajor<T>& U) {
@@ -92,16 +84,8 @@ class Oracle {
 
   ColumnMajor<T> d3(const RowMajor<T>& w, const ColumnMajor<T>& U) {
     const index_t k = directions(U);
-    const index_t pairs = k * (k + 1) / 2;
-    ColumnMajor<T> D({py::ssize_t(dim()), py::ssize_t(pairs)});
-    T* out = D.mutable_data();
-    run(w, [&] {
-      const Buffer<T> V(dev_, std::span<const T>(U.data(), std::size_t(U.size())));
-      Buffer<T> DV(dev_, dim() * pairs);
-      net_.d3(w_.data(), V.data(), k, DV.data());
-      DV.download({out, std::size_t(DV.size())});
-    });
-    return D;
+    return block(w, U, {py::ssize_t(dim()), py::ssize_t(pair_count(k))},
+                 [&](const T* V, T* D) { net_.d3(w_.data(), V, k, D); });
   }
 
   // What `cflow hessian` computes (hessian_spectrum, P = I): eigenvalues descending, eigenvectors
@@ -130,6 +114,22 @@ class Oracle {
   static std::vector<py::ssize_t> shape_like(const ColumnMajor<T>& U, index_t d) {
     if (U.ndim() == 1) return {py::ssize_t(d)};
     return {py::ssize_t(d), U.shape(1)};
+  }
+
+  // A query taking the block U and writing a d × columns block: uploads U, runs it, downloads the
+  // result into a new array of `shape`.
+  template <class Query>
+  ColumnMajor<T> block(const RowMajor<T>& w, const ColumnMajor<T>& U, const std::vector<py::ssize_t>& shape,
+                       Query&& query) {
+    ColumnMajor<T> result(shape);
+    T* out = result.mutable_data();
+    run(w, [&] {
+      const Buffer<T> V(dev_, std::span<const T>(U.data(), std::size_t(U.size())));
+      Buffer<T> R(dev_, index_t(result.size()));
+      query(V.data(), R.data());
+      R.download({out, std::size_t(R.size())});
+    });
+    return result;
   }
 
   // Uploads w and runs `query` with the GIL released and this oracle locked.
