@@ -66,3 +66,33 @@ def test_run_from_python_writes_the_same_run(tiny_run, tmp_path):
             assert np.array_equal(run[name], reference[name], equal_nan=True), name
     with pytest.raises(cflow.RunError, match="--width"):
         cflow.run(out=tmp_path / "bad", echo=False, width=-1, **{k: v for k, v in TINY.items() if k != "width"})
+
+
+def test_load_run_while_cflow_run_writes(cflow_binary, tmp_path):
+    """SWMR: a run is readable while its writer holds data.h5 open (stopped mid-run by SIGSTOP)."""
+    import signal
+    import time
+
+    out = tmp_path / "live"
+    settings = dict(TINY, steps=2000)
+    writer = subprocess.Popen([cflow_binary, "run", "--out", str(out), "--quiet"] + cflow.experiment.flags(settings))
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and writer.poll() is None:
+            if (out / "data.h5").exists() and (out / "config.json").exists():
+                writer.send_signal(signal.SIGSTOP)
+                rows = np.isfinite(cflow.load_run(out)["discrete/train_loss"]).sum()
+                if rows >= 2:
+                    break
+                writer.send_signal(signal.SIGCONT)
+            time.sleep(0.2)
+        assert writer.poll() is None, "the run ended before it could be read mid-way"
+        run = cflow.load_run(out)
+        assert run.summary is None and len(run.steps) == 2000
+        loss = run["discrete/train_loss"]
+        assert 2 <= np.isfinite(loss).sum() < 2000 and np.isfinite(loss[:2]).all()
+    finally:
+        writer.send_signal(signal.SIGCONT)
+        writer.send_signal(signal.SIGINT)  # cflow run flushes, checkpoints and exits 130
+        assert writer.wait(timeout=120) == 130
+    assert cflow.load_run(out).summary["interrupted_by"] == "SIGINT"
