@@ -38,9 +38,10 @@ ok = np.isfinite(predicted[after]) & np.isfinite(smoothed[after]) & (smoothed[af
 relative_error = np.abs(predicted[after][ok] - smoothed[after][ok]) / np.abs(smoothed[after][ok])
 mean_relative_error = float(relative_error.mean())
 
-# %% Distances between the processes at the last step.
-central_gd = float(run["distances/central-discrete"][-1])
-stable_gd = float(run["distances/discrete-stable"][-1])
+# %% Distances between the processes at the last step done (an interrupted run has NaN rows after it).
+last = (run.summary or {}).get("steps_done", len(run.steps)) - 1
+central_gd = float(run["distances/central-discrete"][last])
+stable_gd = float(run["distances/discrete-stable"][last])
 
 # %%
 summary = run.summary or {}
