@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist python3-matplotlib python3-h5py python3-numpy
+  python3-dev pybind11-dev python3-pybind11 python3-pytest   # the Python package (python/) and its tests
 )
 test_packages=(slurm-wlm munge)
 for arg in "$@"; do
