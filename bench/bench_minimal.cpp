@@ -5,6 +5,7 @@
 
 #include "bench/bench_support.h"
 #include "cflow/engine/gradcheck.h"
+#include "cflow/engine/network.h"
 #include "cflow/flow/experiment.h"
 
 namespace cflow::bench {
