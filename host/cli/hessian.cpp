@@ -81,20 +81,105 @@ nlohmann::json to_json(const std::vector<T>& values) {
   return out;
 }
 
+// What one `cflow hessian` computed, for the two printers.
+template <class T>
+struct HessianReport {
+  const HessianOptions& o;
+  const Problem& p;
+  const Device& dev;
+  index_t d;
+  const HessianSpectrum<T>& r;
+  std::vector<T> dense_top;  // the dense top-k, when formed
+  bool agrees;
+};
+
+template <class T>
+void print_json(const HessianReport<T>& h) {
+  const HessianOptions& o = h.o;
+  const HessianSpectrum<T>& r = h.r;
+  const LobpcgResult<T>& s = r.solution;
+  nlohmann::json out{{"model", describe(h.p.spec)},
+                     {"parameters", h.d},
+                     {"examples", o.n},
+                     {"data", o.data},
+                     {"dtype", o.dtype},
+                     {"device", h.dev.description()},
+                     {"seed", o.seed},
+                     {"loss", double(r.loss)},
+                     {"k", o.top},
+                     {"tolerance", o.lobpcg_tolerance()},
+                     {"eigenvalues", to_json(s.eigenvalues)},
+                     {"residuals", s.residuals},
+                     {"converged", s.converged},
+                     {"iterations", s.iterations},
+                     {"hvp_calls", s.operator_calls},
+                     {"hvps", s.operator_applications},
+                     {"seconds", r.solve_seconds}};
+  if (r.has_dense)
+    out["dense"] = {{"eigenvalues", to_json(h.dense_top)},
+                    {"smallest_eigenvalue", double(r.dense_eigenvalues.back())},
+                    {"max_relative_difference", r.max_relative_difference},
+                    {"tolerance", o.dense_agreement()},
+                    {"agrees", h.agrees},
+                    {"asymmetry", r.asymmetry},
+                    {"hvp_calls", r.dense_operator_calls},
+                    {"hvps", h.d},
+                    {"seconds", r.dense_seconds}};
+  std::cout << out.dump(2) << "\n";
+}
+
+template <class T>
+void print_text(const HessianReport<T>& h) {
+  const HessianOptions& o = h.o;
+  const HessianSpectrum<T>& r = h.r;
+  const LobpcgResult<T>& s = r.solution;
+  const int digits = o.is_float32() ? 6 : 12;
+  std::cout << "hessian: " << describe(h.p.spec) << ", " << h.d << " parameters, " << h.p.data << ", "
+            << (o.is_float32() ? "float32" : "float64") << ", " << h.dev.description() << "\n";
+  std::printf("loss at initialization (seed %llu): %.*e\n", static_cast<unsigned long long>(o.seed), digits,
+              double(r.loss));
+  std::printf("LOBPCG, top %d, tolerance %.3g: %s after %d iterations, %d HVP calls, %d HVPs, %.3g s\n", o.top,
+              o.lobpcg_tolerance(), s.converged ? "converged" : "NOT converged", s.iterations, s.operator_calls,
+              s.operator_applications, r.solve_seconds);
+  if (r.has_dense)
+    std::printf("%4s %*s %10s %*s %10s\n", "#", digits + 8, "eigenvalue", "residual", digits + 8, "dense", "rel. diff");
+  else
+    std::printf("%4s %*s %10s\n", "#", digits + 8, "eigenvalue", "residual");
+  const std::vector<double> differences =
+      r.has_dense ? relative_differences<T>(s.eigenvalues, h.dense_top) : std::vector<double>{};
+  for (std::size_t j = 0; j < s.eigenvalues.size(); ++j) {
+    std::printf("%4zu %*.*e %10.2e", j + 1, digits + 8, digits, double(s.eigenvalues[j]), s.residuals[j]);
+    if (r.has_dense) std::printf(" %*.*e %10.2e", digits + 8, digits, double(h.dense_top[j]), differences[j]);
+    std::printf("\n");
+  }
+  if (!r.has_dense) return;
+  std::printf("dense: %lld×%lld Hessian from %d HVP calls (%lld HVPs), asymmetry %.1e, smallest eigenvalue "
+              "%.*e, %.3g s\n",
+              static_cast<long long>(h.d), static_cast<long long>(h.d), r.dense_operator_calls,
+              static_cast<long long>(h.d), r.asymmetry, digits, double(r.dense_eigenvalues.back()), r.dense_seconds);
+  std::printf("max relative difference LOBPCG vs dense: %.2e (tolerance %.3g): %s\n", r.max_relative_difference,
+              o.dense_agreement(), h.agrees ? "agree" : "DISAGREE");
+}
+
+// A usage error in the sizes (exit 2), or nothing.
+std::optional<std::string> size_error(const HessianOptions& o, index_t d) {
+  if (o.dense && d > kMaxDenseHessianDimension)
+    return "--dense forms the d×d Hessian and is meant for small models; this one has d = " + std::to_string(d) +
+           " parameters, above the limit of " + std::to_string(kMaxDenseHessianDimension) +
+           " (make it smaller, e.g. --width 8)";
+  if (o.top > d)
+    return "--top " + std::to_string(o.top) + " exceeds the number of parameters (" + std::to_string(d) + ")";
+  return std::nullopt;
+}
+
 template <class T>
 int run_hessian(const HessianOptions& o, const Problem& p) {
   const Device dev = Device::open(o.device);
   const std::vector<T> inputs(p.inputs.begin(), p.inputs.end()), targets(p.targets.begin(), p.targets.end());
   Network<T> net(dev, p.spec, inputs, targets);
   const index_t d = net.dim();
-  if (o.dense && d > kMaxDenseHessianDimension) {
-    std::cerr << "cflow hessian: error: --dense forms the d×d Hessian and is meant for small models; this one has d = "
-              << d << " parameters, above the limit of " << kMaxDenseHessianDimension
-              << " (make it smaller, e.g. --width 8)\n";
-    return 2;
-  }
-  if (o.top > d) {
-    std::cerr << "cflow hessian: error: --top " << o.top << " exceeds the number of parameters (" << d << ")\n";
+  if (const auto error = size_error(o, d)) {
+    std::cerr << "cflow hessian: error: " << *error << "\n";
     return 2;
   }
   Buffer<T> w(dev, std::span<const T>(net.initial_parameters(o.seed)));
@@ -105,76 +190,22 @@ int run_hessian(const HessianOptions& o, const Problem& p) {
   options.dense_block = o.dense_block;
   const HessianSpectrum<T> r = hessian_spectrum<T>(net, w.data(), options);
   const LobpcgResult<T>& s = r.solution;
-  const bool agrees = !r.has_dense || r.max_relative_difference <= o.dense_agreement();
-  const std::vector<T> dense_top(r.dense_eigenvalues.begin(),
-                                 r.dense_eigenvalues.begin() + std::ptrdiff_t(r.has_dense ? s.eigenvalues.size() : 0));
-
-  if (o.json) {
-    nlohmann::json out{{"model", describe(p.spec)},
-                       {"parameters", d},
-                       {"examples", o.n},
-                       {"data", o.data},
-                       {"dtype", o.dtype},
-                       {"device", dev.description()},
-                       {"seed", o.seed},
-                       {"loss", double(r.loss)},
-                       {"k", o.top},
-                       {"tolerance", o.lobpcg_tolerance()},
-                       {"eigenvalues", to_json(s.eigenvalues)},
-                       {"residuals", s.residuals},
-                       {"converged", s.converged},
-                       {"iterations", s.iterations},
-                       {"hvp_calls", s.operator_calls},
-                       {"hvps", s.operator_applications},
-                       {"seconds", r.solve_seconds}};
-    if (r.has_dense)
-      out["dense"] = {{"eigenvalues", to_json(dense_top)},
-                      {"smallest_eigenvalue", double(r.dense_eigenvalues.back())},
-                      {"max_relative_difference", r.max_relative_difference},
-                      {"tolerance", o.dense_agreement()},
-                      {"agrees", agrees},
-                      {"asymmetry", r.asymmetry},
-                      {"hvp_calls", r.dense_operator_calls},
-                      {"hvps", d},
-                      {"seconds", r.dense_seconds}};
-    std::cout << out.dump(2) << "\n";
-  } else {
-    const int digits = o.is_float32() ? 6 : 12;
-    std::cout << "hessian: " << describe(p.spec) << ", " << d << " parameters, " << p.data << ", "
-              << (o.is_float32() ? "float32" : "float64") << ", " << dev.description() << "\n";
-    std::printf("loss at initialization (seed %llu): %.*e\n", static_cast<unsigned long long>(o.seed), digits,
-                double(r.loss));
-    std::printf("LOBPCG, top %d, tolerance %.3g: %s after %d iterations, %d HVP calls, %d HVPs, %.3g s\n", o.top,
-                o.lobpcg_tolerance(), s.converged ? "converged" : "NOT converged", s.iterations, s.operator_calls,
-                s.operator_applications, r.solve_seconds);
-    if (r.has_dense)
-      std::printf("%4s %*s %10s %*s %10s\n", "#", digits + 8, "eigenvalue", "residual", digits + 8, "dense",
-                  "rel. diff");
-    else
-      std::printf("%4s %*s %10s\n", "#", digits + 8, "eigenvalue", "residual");
-    const std::vector<double> differences =
-        r.has_dense ? relative_differences<T>(s.eigenvalues, dense_top) : std::vector<double>{};
-    for (std::size_t j = 0; j < s.eigenvalues.size(); ++j) {
-      std::printf("%4zu %*.*e %10.2e", j + 1, digits + 8, digits, double(s.eigenvalues[j]), s.residuals[j]);
-      if (r.has_dense) std::printf(" %*.*e %10.2e", digits + 8, digits, double(dense_top[j]), differences[j]);
-      std::printf("\n");
-    }
-    if (r.has_dense) {
-      std::printf("dense: %lld×%lld Hessian from %d HVP calls (%lld HVPs), asymmetry %.1e, smallest eigenvalue "
-                  "%.*e, %.3g s\n",
-                  static_cast<long long>(d), static_cast<long long>(d), r.dense_operator_calls,
-                  static_cast<long long>(d), r.asymmetry, digits, double(r.dense_eigenvalues.back()), r.dense_seconds);
-      std::printf("max relative difference LOBPCG vs dense: %.2e (tolerance %.3g): %s\n", r.max_relative_difference,
-                  o.dense_agreement(), agrees ? "agree" : "DISAGREE");
-    }
-  }
+  const HessianReport<T> report{
+      o, p, dev, d, r,
+      std::vector<T>(r.dense_eigenvalues.begin(),
+                     r.dense_eigenvalues.begin() + std::ptrdiff_t(r.has_dense ? s.eigenvalues.size() : 0)),
+      !r.has_dense || r.max_relative_difference <= o.dense_agreement()};
+  if (o.json)
+    print_json(report);
+  else
+    print_text(report);
   if (!s.converged) {
     double worst = 0;
     for (double x : s.residuals) worst = std::max(worst, x);
     std::cerr << "cflow hessian: LOBPCG did not converge in " << o.max_iterations
               << " iterations (largest relative residual " << worst << "); raise --max-iterations or --tol\n";
   }
-  return agrees && s.converged ? 0 : 1;
+  return report.agrees && s.converged ? 0 : 1;
 }
 }  // namespace
 

@@ -45,6 +45,14 @@ struct SigmaDirections {
   index_t count = 0;
 };
 
+// The record of a process that stopped at this step, with the loss that stopped it.
+inline ProcessRecord stopped_record(double loss) {
+  ProcessRecord r;
+  r.train_loss = loss;
+  r.stopped = true;
+  return r;
+}
+
 // A process: its point, optimizer state and eigen trackers.
 template <class T>
 class Process {

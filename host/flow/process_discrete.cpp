@@ -9,12 +9,7 @@ namespace cflow {
 template <class T>
 ProcessRecord DiscreteProcess<T>::prepare_step(Context& c) {
   const double loss = this->gradient(c, this->w.data(), this->g.data());
-  if (this->diverged(c, loss, this->g.data(), "")) {
-    ProcessRecord r;
-    r.train_loss = loss;
-    r.stopped = true;
-    return r;
-  }
+  if (this->diverged(c, loss, this->g.data(), "")) return stopped_record(loss);
   OptimizerState<T>&now = this->state, &next = this->state_next;
   next = now;
   next.update(this->g.data());

@@ -20,12 +20,7 @@ class StableProcess final : public Process<T> {
  protected:
   ProcessRecord prepare_step(Context& c) override {
     const double loss = this->gradient(c, this->w.data(), this->g.data());
-    if (this->diverged(c, loss, this->g.data(), "")) {
-      ProcessRecord r;
-      r.train_loss = loss;
-      r.stopped = true;
-      return r;
-    }
+    if (this->diverged(c, loss, this->g.data(), "")) return stopped_record(loss);
     this->state.preconditioner(this->p.data());
     ProcessRecord r = this->basic_record(c, this->w.data(), loss);
     this->eigen(c, this->tracker, this->w.data(), this->p.data(), c.full_solve());

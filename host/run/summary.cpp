@@ -67,56 +67,42 @@ std::vector<double> only_alive(std::vector<double> values, const std::vector<boo
   return values;
 }
 
-}  // namespace
+// Reads the series summarize() needs; one method per group of summary keys.
+class Summarizer {
+ public:
+  Summarizer(const std::filesystem::path& data_file, const std::vector<ProcessKind>& processes, std::int64_t rows)
+      : file_(data_file), processes_(processes), rows_(rows), steps_(read_steps(data_file)) {}
 
-nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const std::vector<ProcessKind>& processes,
-                                 std::int64_t rows) {
-  auto has = [&](ProcessKind kind) { return std::find(processes.begin(), processes.end(), kind) != processes.end(); };
-  auto column = [&](const std::string& path, int col = 0) {
-    return first_rows(read_series(data_file, path, col), rows);
-  };
-  auto alive = [&](const char* process) { return alive_rows(column(std::string(process) + "/train_loss")); };
-  const std::vector<std::int64_t> steps = read_steps(data_file);
-  auto step_of = [&](std::int64_t row) { return row < std::int64_t(steps.size()) ? steps[std::size_t(row)] : row; };
-
-  nlohmann::ordered_json s;
-  s["eos_threshold"] = kEosThreshold;
-  s["smoothing_sigma_steps"] = kSmoothingSigma;
-  s["eos_onset_step"] = nullptr;
-  s["predicted_loss_mean_relative_error"] = nullptr;
-  s["predicted_loss_compared_steps"] = 0;
-  s["final_distance_central_discrete"] = nullptr;
-  s["final_distance_stable_discrete"] = nullptr;
-  s["final_distance_ratio_central_stable"] = nullptr;
-  s["final_step"] = rows > 0 ? nlohmann::ordered_json(step_of(rows - 1)) : nlohmann::ordered_json(nullptr);
-
-  std::optional<std::int64_t> onset;
-  if (has(ProcessKind::discrete)) onset = eos_onset(column("discrete/effective_hessian_eigs"));
-  if (onset) s["eos_onset_step"] = step_of(*onset);
-  if (onset && has(ProcessKind::central)) {
+  void headline(nlohmann::ordered_json& s) const {
+    s["eos_onset_step"] = nullptr;
+    s["predicted_loss_mean_relative_error"] = nullptr;
+    s["predicted_loss_compared_steps"] = 0;
+    std::optional<std::int64_t> onset;
+    if (has(ProcessKind::discrete)) onset = eos_onset(column("discrete/effective_hessian_eigs"));
+    if (onset) s["eos_onset_step"] = step_of(*onset);
+    if (!onset || !has(ProcessKind::central)) return;
     // Only rows where both the discrete process and the central flow were alive are compared.
     const std::vector<double> smoothed = gaussian_smooth(column("discrete/train_loss"), kSmoothingSigma);
-    const auto error =
-        mean_relative_error(only_alive(column("central/predicted_loss"), alive("central")), smoothed, *onset);
+    const auto error = mean_relative_error(only_alive(column("central/predicted_loss"), alive("central")), smoothed, *onset);
     if (error) {
       s["predicted_loss_mean_relative_error"] = error->mean;
       s["predicted_loss_compared_steps"] = error->rows;
     }
   }
+
   // Distances at the last row where every process compared was alive.
-  auto final_distance = [&](const char* series, const std::vector<bool>& a, const std::vector<bool>& b) {
-    std::vector<double> values = only_alive(only_alive(column(series), a), b);
-    const auto row = last_finite_row(values);
-    return row ? nlohmann::ordered_json(values[std::size_t(*row)]) : nlohmann::ordered_json(nullptr);
-  };
-  if (has(ProcessKind::central) && has(ProcessKind::discrete))
-    s["final_distance_central_discrete"] = final_distance("distances/central-discrete", alive("central"), alive("discrete"));
-  if (has(ProcessKind::stable) && has(ProcessKind::discrete))
-    s["final_distance_stable_discrete"] = final_distance("distances/discrete-stable", alive("stable"), alive("discrete"));
-  if (has(ProcessKind::central) && has(ProcessKind::stable) && has(ProcessKind::discrete)) {
-    const std::vector<bool> central = alive("central"), stable = alive("stable");
-    const std::vector<double> r = ratio(only_alive(column("distances/central-discrete"), central),
-                                        only_alive(column("distances/discrete-stable"), stable));
+  void distances(nlohmann::ordered_json& s) const {
+    s["final_distance_central_discrete"] = nullptr;
+    s["final_distance_stable_discrete"] = nullptr;
+    s["final_distance_ratio_central_stable"] = nullptr;
+    if (!has(ProcessKind::discrete)) return;
+    if (has(ProcessKind::central))
+      s["final_distance_central_discrete"] = final_distance("distances/central-discrete", alive("central"), alive("discrete"));
+    if (has(ProcessKind::stable))
+      s["final_distance_stable_discrete"] = final_distance("distances/discrete-stable", alive("stable"), alive("discrete"));
+    if (!has(ProcessKind::central) || !has(ProcessKind::stable)) return;
+    const std::vector<double> r = ratio(only_alive(column("distances/central-discrete"), alive("central")),
+                                        only_alive(column("distances/discrete-stable"), alive("stable")));
     const auto row = last_finite_row(only_alive(r, alive("discrete")));
     if (row) {
       s["final_distance_ratio_central_stable"] = r[std::size_t(*row)];
@@ -124,21 +110,49 @@ nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const s
     }
   }
 
-  nlohmann::ordered_json final_values = nlohmann::ordered_json::object();
-  for (const ProcessKind kind : processes) {
-    const std::string p = to_string(kind);
-    final_values[p] = {{"train_loss", number(at(column(p + "/train_loss"), rows - 1))},
-                       {"train_acc", number(at(column(p + "/train_acc"), rows - 1))},
-                       {"test_loss", number(at(column(p + "/test_loss"), rows - 1))},
-                       {"test_acc", number(at(column(p + "/test_acc"), rows - 1))},
-                       {"effective_sharpness", number(at(column(p + "/effective_hessian_eigs"), rows - 1))}};
-    if (kind == ProcessKind::central)
-      final_values[p]["predicted_loss"] = number(at(column(p + "/predicted_loss"), rows - 1));
+  nlohmann::ordered_json final_step() const {
+    return rows_ > 0 ? nlohmann::ordered_json(step_of(rows_ - 1)) : nlohmann::ordered_json(nullptr);
   }
-  s["final"] = final_values;
 
+  nlohmann::ordered_json final_values() const {
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    for (const ProcessKind kind : processes_) {
+      const std::string p = to_string(kind);
+      auto last = [&](const std::string& name) { return number(at(column(p + "/" + name), rows_ - 1)); };
+      out[p] = {{"train_loss", last("train_loss")},   {"train_acc", last("train_acc")},
+                {"test_loss", last("test_loss")},     {"test_acc", last("test_acc")},
+                {"effective_sharpness", last("effective_hessian_eigs")}};
+      if (kind == ProcessKind::central) out[p]["predicted_loss"] = last("predicted_loss");
+    }
+    return out;
+  }
+
+  // Per process, the mean time and oracle work per step.
+  void means(nlohmann::ordered_json& s) const {
+    nlohmann::ordered_json seconds = nlohmann::ordered_json::object(), work = nlohmann::ordered_json::object();
+    for (const ProcessKind kind : processes_) {
+      const std::string p = to_string(kind);
+      if (const auto total = mean(p + "/times/total"); !total.is_null()) seconds[p] = total;
+      for (const char* name : kWorkNames) work[p][name] = mean(p + "/work/" + name);
+    }
+    s["mean_step_seconds"] = seconds;
+    s["mean_step_work"] = work;
+  }
+
+ private:
+  bool has(ProcessKind kind) const { return std::find(processes_.begin(), processes_.end(), kind) != processes_.end(); }
+  std::vector<double> column(const std::string& path, int col = 0) const {
+    return first_rows(read_series(file_, path, col), rows_);
+  }
+  std::vector<bool> alive(const char* process) const { return alive_rows(column(std::string(process) + "/train_loss")); }
+  std::int64_t step_of(std::int64_t row) const { return row < std::int64_t(steps_.size()) ? steps_[std::size_t(row)] : row; }
+  nlohmann::ordered_json final_distance(const char* series, const std::vector<bool>& a, const std::vector<bool>& b) const {
+    std::vector<double> values = only_alive(only_alive(column(series), a), b);
+    const auto row = last_finite_row(values);
+    return row ? nlohmann::ordered_json(values[std::size_t(*row)]) : nlohmann::ordered_json(nullptr);
+  }
   // The mean over the steps a process ran (stopped steps are NaN); null when it ran none.
-  auto mean = [&](const std::string& path) {
+  nlohmann::ordered_json mean(const std::string& path) const {
     double sum = 0;
     std::int64_t count = 0;
     for (double x : column(path)) {
@@ -148,16 +162,27 @@ nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const s
       }
     }
     return count > 0 ? nlohmann::ordered_json(sum / double(count)) : nlohmann::ordered_json(nullptr);
-  };
-  nlohmann::ordered_json seconds = nlohmann::ordered_json::object(), work = nlohmann::ordered_json::object();
-  for (const ProcessKind kind : processes) {
-    const std::string p = to_string(kind);
-    if (const auto total = mean(p + "/times/total"); !total.is_null()) seconds[p] = total;
-    for (const char* name : kWorkNames)
-      work[p][name] = mean(p + "/work/" + name);
   }
-  s["mean_step_seconds"] = seconds;
-  s["mean_step_work"] = work;
+
+  std::filesystem::path file_;
+  std::vector<ProcessKind> processes_;
+  std::int64_t rows_;
+  std::vector<std::int64_t> steps_;
+};
+
+}  // namespace
+
+nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const std::vector<ProcessKind>& processes,
+                                 std::int64_t rows) {
+  const Summarizer summarizer(data_file, processes, rows);
+  nlohmann::ordered_json s;
+  s["eos_threshold"] = kEosThreshold;
+  s["smoothing_sigma_steps"] = kSmoothingSigma;
+  summarizer.headline(s);
+  summarizer.distances(s);
+  s["final_step"] = summarizer.final_step();
+  s["final"] = summarizer.final_values();
+  summarizer.means(s);
   return s;
 }
 
