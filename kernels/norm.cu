@@ -5,7 +5,7 @@
 
 namespace cflow::CFLOW_BACKEND {
 
-// The jet of one group's statistics along t (docs/design_norm.md): means μk of xk, s = v + ε,
+// The jet of one group's statistics along t (docs/design.md §3.7): means μk of xk, s = v + ε,
 // v1 = dv/dt, v2 = d²v/dt², and r = s^{-1/2} with its derivatives r1, r2 along t.
 template <class T>
 struct GroupJet {
@@ -85,7 +85,7 @@ CFLOW_KERNEL void norm_tangents_kernel(NormGeometry g, int order, index_t nb, in
   }
 }
 
-// Reverse of one group's jet (docs/design_norm.md): ȳ → h̄ (the adjoints of x̂k) → the adjoints of r's
+// Reverse of one group's jet (docs/design.md §3.7): ȳ → h̄ (the adjoints of x̂k) → the adjoints of r's
 // jet R0..R2 → of (s, v1, v2) → c̄k → x̄k = c̄k − mean c̄k.
 template <class T>
 CFLOW_KERNEL void norm_reverse_kernel(NormGeometry g, int order, index_t nb, index_t m, const T* params,

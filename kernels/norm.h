@@ -1,7 +1,7 @@
 #pragma once
 // Group and layer normalization with a trainable per-feature scale γ and shift β, with their Taylor
-// jets along parameter directions and the reverse of those jets (docs/design.md §3; the algebra and
-// the derivatives of r(s) = s^{-1/2} to third order are in docs/design_norm.md).
+// jets along parameter directions and the reverse of those jets (the algebra and the derivatives of
+// r(s) = s^{-1/2} to third order: docs/design.md §3.7).
 // Every example holds `groups` contiguous groups of `group_size` features, normalized separately:
 //   y = γ ⊙ (x − μ)·r + β,  μ = mean over the group,  v = mean (x − μ)²,  r = (v + ε)^{-1/2}.
 // Feature i of group g uses parameter g·param_stride + i / inner:

@@ -1,7 +1,7 @@
 // GroupNorm and LayerNorm: y = γ ⊙ (x − μ)/√(v + ε) + β per group of features, parameters (γ, β)
 // (PyTorch order: weight then bias). The jets and their reverse are in kernels/norm.cu, derived in
-// docs/design_norm.md (docs/design.md §3): normalization is a rational function of x, and the jets of
-// order 2 and their reverse need the derivatives of s^{-1/2} to third order.
+// docs/design.md §3.7: normalization is a rational function of x, and the jets of order 2 and their
+// reverse need the derivatives of s^{-1/2} to third order.
 #include <numeric>
 
 #include "cflow/runtime/error.h"

@@ -1,7 +1,8 @@
 #pragma once
 // The numbers that compare a run's processes (docs/design.md §8), defined once: the summary
-// (host/run/summary.cpp) computes them from data.h5 and writes them to summary.json and to
-// data.h5's metrics/ group, the tests call them, and python/cflow_plot.py plots what was written.
+// (host/run/summary.cpp) computes them from data.h5 and writes them to summary.json and the smoothed
+// series to data.h5's smoothed/ group, the tests call them, and python/cflow_plot.py plots what was
+// written.
 //
 //   EoS onset            first row whose top effective eigenvalue is >= kEosThreshold
 //   Gaussian smoothing   σ in steps, NaN-aware; the edge rule below

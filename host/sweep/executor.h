@@ -1,5 +1,5 @@
 #pragma once
-// The local executor: a queue of points, each a `cflow run` child process (docs/design.md §6).
+// The local executor: a queue of points, each a `cflow run` child process (docs/design.md §7.8).
 // On GPUs one point per GPU at a time (CUDA_VISIBLE_DEVICES); on the CPU `jobs` points at once with
 // the cores split between them (OMP_NUM_THREADS and --threads). Finished points are skipped and
 // interrupted ones resumed from their checkpoints (`cflow run --resume`), so re-running is safe.

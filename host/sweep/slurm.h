@@ -1,5 +1,5 @@
 #pragma once
-// Slurm (docs/design.md §6): a sweep as one job array. DIR/sweep.sbatch's task i runs
+// Slurm (docs/design.md §7.8): a sweep as one job array. DIR/sweep.sbatch's task i runs
 // `cflow sweep DIR/spec.toml --out DIR --task i`: exactly point i, resumable, safe to requeue.
 #include <filesystem>
 #include <string>
