@@ -105,7 +105,9 @@ TEST_P(MpiRanks, ShardedOracleEqualsTheSingleProcessOne) {
 
 // Every number of two data.h5 files agrees to 1e-9 relative to its row (a step): |x − y| ≤ 1e-9 max|x_row|,
 // NaN where the other is NaN; non-float datasets bit for bit. Excepted: wall times, and the SDCP
-// residual, which is rounding noise (~1e-17) whose digits are not the run's numbers. The deltas are
+// residual, which is rounding noise (~1e-17) whose digits are not the run's numbers, and the oracle work
+// counts (work/*): a shard sum rounds differently from the single sum, so a LOBPCG residual that sits at
+// the tolerance may take one iteration more or less (the eigenvalues still agree to 1e-9). The deltas are
 // compared in magnitude: they are coordinates along eigenvectors, whose sign is arbitrary.
 void expect_same_numbers(const fs::path& a, const fs::path& b) {
   const auto first = read_all(a), second = read_all(b);
@@ -113,7 +115,9 @@ void expect_same_numbers(const fs::path& a, const fs::path& b) {
   for (const auto& [path, ds] : first) {
     ASSERT_TRUE(second.count(path)) << path;
     ASSERT_EQ(second.at(path).dims, ds.dims) << path;
-    if (path.find("/times/") != std::string::npos || path.find("sdcp_residual") != std::string::npos) continue;
+    if (path.find("/times/") != std::string::npos || path.find("/work/") != std::string::npos ||
+        path.find("sdcp_residual") != std::string::npos)
+      continue;
     if (!ds.is_float) {
       EXPECT_TRUE(second.at(path).bytes == ds.bytes) << path;
       continue;
@@ -229,7 +233,8 @@ TEST_F(Mpi, AHungRankTimesOutWithAMessage) {
 TEST_F(Mpi, ResumeAfterSigintIsBitwiseAndNeedsTheSameRanks) {
   TempDir dir;
   const int ranks = 2;
-  const std::vector<std::string> common{"--steps", "40", "--checkpoint-every", "0"};
+  // Long enough (a few seconds) that the signal, sent once data.h5 exists, lands before the end.
+  const std::vector<std::string> common{"--steps", "400", "--checkpoint-every", "0"};
   auto with = [&](const std::string& out) {
     auto args = tiny({"--out", (dir / out).string()});
     args.insert(args.end(), common.begin(), common.end());
