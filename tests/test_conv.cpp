@@ -175,10 +175,7 @@ TEST_P(CnnLayers, ConvTangentsMatchFiniteDifferences) {
     const index_t in = c.channels * c.height * c.width, out = layer->output_shape().size();
     const index_t d = offset + layer->parameter_count() + 2, ld = d + 3;
     const Harness h(device(), *layer, in, d, ld);
-    const Vec w = random_vector<double>(std::size_t(d), 31), V = random_vector<double>(std::size_t(ld * m), 32);
-    const Vec x0 = random_vector<double>(std::size_t(in * c.nb), 33);
-    const Vec x1 = random_vector<double>(std::size_t(in * c.nb * m), 34);
-    const Vec x2 = random_vector<double>(std::size_t(in * c.nb * m), 35);
+    const auto [w, V, x0, x1, x2] = random_inputs(d, ld, m, in, c.nb, 31);
     for (int order : {1, 2}) {
       worst =
           std::max(worst, check_tangents_by_differences(h, order, in, out, c.nb, m, d, ld, w, V, x0, x1, x2, false));
@@ -202,10 +199,7 @@ TEST_P(CnnLayers, ConvReverseIsTheTransposeOfTheJetMap) {
     const index_t in = c.channels * c.height * c.width, out = layer->output_shape().size();
     const index_t count = layer->parameter_count(), d = offset + count + 2, ld = d + 3;
     const Harness h(device(), *layer, in, d, ld);
-    const Vec w = random_vector<double>(std::size_t(d), 41), V = random_vector<double>(std::size_t(ld * m), 42);
-    const Vec x0 = random_vector<double>(std::size_t(in * c.nb), 43);
-    const Vec x1 = random_vector<double>(std::size_t(in * c.nb * m), 44);
-    const Vec x2 = random_vector<double>(std::size_t(in * c.nb * m), 45);
+    const auto [w, V, x0, x1, x2] = random_inputs(d, ld, m, in, c.nb, 41);
     for (int order : {0, 1, 2}) {
       // Inside a network: input tangents and adjoints.
       worst = std::max(worst, check_reverse_is_transpose(h, order, in, out, c.nb, m, d, ld, offset, count, w, V, x0,
@@ -232,10 +226,7 @@ TEST_P(CnnLayers, ConvChunksAgreeWithOneBatch) {
   auto layer = make_conv2d<double>({c.channels, c.height, c.width}, c.outputs, c.bias, offset);
   auto fresh = make_conv2d<double>({c.channels, c.height, c.width}, c.outputs, c.bias, offset);
   const index_t out = layer->output_shape().size(), d = layer->parameter_count(), ld = d;
-  const Vec w = random_vector<double>(std::size_t(d), 51), V = random_vector<double>(std::size_t(ld * m), 52);
-  const Vec x0 = random_vector<double>(std::size_t(in * c.nb), 53);
-  const Vec x1 = random_vector<double>(std::size_t(in * c.nb * m), 54);
-  const Vec x2 = random_vector<double>(std::size_t(in * c.nb * m), 55);
+  const auto [w, V, x0, x1, x2] = random_inputs(d, ld, m, in, c.nb, 51);
   Vec yb[3];
   for (int k = 0; k < 3; ++k) yb[k] = random_vector<double>(std::size_t(out * c.nb * m), 56 + k);
   const Vec zero(std::size_t(ld * m), 0.0);
@@ -277,10 +268,7 @@ TEST_P(CnnLayers, NullAdjointsMeanZero) {
   for (const auto& layer : layers) {
     const index_t in = s.size(), out = layer->output_shape().size(), d = layer->parameter_count() + 2, ld = d;
     const Harness h(device(), *layer, in, d, ld);
-    const Vec w = random_vector<double>(std::size_t(d), 71), V = random_vector<double>(std::size_t(ld * m), 72);
-    const Vec x0 = random_vector<double>(std::size_t(in * nb), 73);
-    const Vec x1 = random_vector<double>(std::size_t(in * nb * m), 74);
-    const Vec x2 = random_vector<double>(std::size_t(in * nb * m), 75);
+    const auto [w, V, x0, x1, x2] = random_inputs(d, ld, m, in, nb, 71);
     const Vec G0 = random_vector<double>(std::size_t(ld * m), 76), zero(std::size_t(out * nb * m), 0.0);
     const Vec yb = random_vector<double>(std::size_t(out * nb * m), 77);
     for (int missing = 0; missing < 3; ++missing) {
@@ -310,10 +298,7 @@ TEST_P(CnnLayers, PoolJetsAndReverse) {
     EXPECT_EQ(os.width, s.width / 2);
     const index_t in = s.size(), out = os.size(), d = 3, ld = d;
     const Harness h(device(), *layer, in, d, ld);
-    const Vec w = random_vector<double>(std::size_t(d), 61), V = random_vector<double>(std::size_t(ld * m), 62);
-    const Vec x0 = random_vector<double>(std::size_t(in * nb), 63);
-    const Vec x1 = random_vector<double>(std::size_t(in * nb * m), 64);
-    const Vec x2 = random_vector<double>(std::size_t(in * nb * m), 65);
+    const auto [w, V, x0, x1, x2] = random_inputs(d, ld, m, in, nb, 61);
     for (int order : {1, 2}) {
       worst = std::max(worst, check_tangents_by_differences(h, order, in, out, nb, m, d, ld, w, V, x0, x1, x2, false));
       worst = std::max(worst, check_tangents_by_differences(h, order, in, out, nb, m, d, ld, w, V, x0, x1, {}, true));
