@@ -225,7 +225,7 @@ def _has_column(values, column):
 
 def plot_variances(run, plots_dir):
     predicted = run.get("central/predicted_variances")
-    empirical = {"discrete": run.get("smoothed/deltas_sq"), "midpoint": run.get("smoothed/midpoint_deltas_sq")}
+    empirical = {"discrete": run.get("smoothed/deltas_sq")}
     empirical = {p: v for p, v in empirical.items() if v is not None}
     if predicted is None and not empirical:
         return None

@@ -27,6 +27,7 @@
 #include "host/run/checkpoint.h"
 #include "host/run/config.h"
 #include "host/run/output.h"
+#include "host/run/session.h"
 #include "host/run/summary.h"
 
 namespace cflow::run {
@@ -487,7 +488,7 @@ TEST(RunCommand, ResumeEqualsAnUninterruptedRunBitForBit) {
   EXPECT_EQ(run_cflow(with({"--steps", "12", "--out", (dir / "crashed").string(), "--test-crash-after", "7"}),
                       dir.path())
                 .code,
-            3);
+            cflow::run::kTestCrashExit);
   const Result resumed = run_cflow({"run", "--resume", (dir / "crashed").string(), "--quiet"}, dir.path());
   ASSERT_EQ(resumed.code, 0) << resumed.err;
   // A short run extended to 12 steps.

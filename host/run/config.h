@@ -149,7 +149,7 @@ struct RunFlags {
   std::map<std::string, CLI::Option*> options;
   std::string config_file;
   std::string resume_dir;
-  std::int64_t crash_after = 0;  // hidden, for tests: _Exit(3) after this many steps, no cleanup
+  std::int64_t crash_after = 0;  // hidden, for tests: _Exit(70) after this many steps, no cleanup
 };
 
 // Registers every key as a flag of `cmd`, plus --config and --resume.

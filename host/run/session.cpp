@@ -254,14 +254,14 @@ class Runner {
   bool note_stops(const StepRecord& record, Progress& progress) {
     for (const auto& [kind, p] : record.processes)
       if (!p.stopped && !p.effective_eigs.empty() && std::isfinite(p.effective_eigs.front()))
-        first_sharpness_.emplace(kind, std::pair(record.step, p.effective_eigs.front()));
+        last_sharpness_.insert_or_assign(kind, std::pair(record.step, p.effective_eigs.front()));
     bool all_stopped = true;
     for (const ProcessStatus& s : experiment_->status()) {
       all_stopped = all_stopped && s.stopped;
       if (!s.stopped || reasons_.count(s.kind)) continue;
-      const auto first = first_sharpness_.find(s.kind);
+      const auto last = last_sharpness_.find(s.kind);
       reasons_[s.kind] = explained(s.reason, c_.lr,
-                                   first == first_sharpness_.end() ? std::nullopt : std::optional(first->second));
+                                   last == last_sharpness_.end() ? std::nullopt : std::optional(last->second));
       if (writes_) progress.message("warning: " + to_string(s.kind) + " stopped: " + reasons_[s.kind]);
     }
     return all_stopped;
@@ -303,7 +303,7 @@ class Runner {
     try {
       while (experiment_->steps_done() < c_.steps && !stop_requested() && status_ != "diverged") {
         one_step(progress, writer, last_flush);
-        if (plan_.crash_after > 0 && ++session_steps >= plan_.crash_after) std::_Exit(3);
+        if (plan_.crash_after > 0 && ++session_steps >= plan_.crash_after) std::_Exit(kTestCrashExit);
       }
       progress.end_line();
       if (experiment_->steps_done() < c_.steps && status_ != "diverged") status_ = "interrupted";
@@ -424,7 +424,7 @@ class Runner {
   std::int64_t last_checkpoint_ = -1, session_first_ = 0;
   std::string status_ = "completed";
   int stop_signal_ = 0;  // the signal the ranks agreed to stop on, or 0
-  std::map<ProcessKind, std::pair<std::int64_t, double>> first_sharpness_;
+  std::map<ProcessKind, std::pair<std::int64_t, double>> last_sharpness_;  // the newest finite one, for explained()
   std::map<ProcessKind, std::string> reasons_;
   TrafficMeter traffic_;  // steady-state device traffic per process (summary.json, --verbose)
 };

@@ -21,13 +21,15 @@ inline constexpr int kExitDone = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitDiverged = 3;
+// --test-crash-after's abrupt exit: none of the documented codes, so a test cannot mistake it.
+inline constexpr int kTestCrashExit = 70;
 
 struct SessionRequest {
   std::optional<RunConfig> config;   // a new run (resolved settings), or
   std::filesystem::path resume_dir;  // the run directory to resume, with
   GivenSettings given;               // the flags given on top of its config.json
   std::string command;               // the command line, for config.json
-  std::int64_t crash_after = 0;      // for tests: _Exit(3) after this many steps
+  std::int64_t crash_after = 0;      // for tests: _Exit(kTestCrashExit) after this many steps
   // The model in words for config.json and the header; also warns about a model the flows need
   // smoother (the CLI's, host/cli/model_flags.h).
   std::function<std::string(const ModelSpec&)> describe_model;

@@ -202,10 +202,9 @@ void write_smoothed_series(const std::filesystem::path& data_file, std::int64_t 
   };
   for (const char* path : {"discrete/train_loss", "discrete/grad_norm_sq", "midpoint/train_loss"})
     if (!read_series(data_file, path).empty()) out.push_back({path, {smoothed_column(path, 0, false)}});
-  for (const char* path : {"deltas", "midpoint_deltas"}) {
-    if (read_series(data_file, path).empty()) continue;
-    Series series{std::string(path) + "_sq", {}, true};
-    for (int c = 0; c < deltas_columns; ++c) series.columns.push_back(smoothed_column(path, c, true));
+  if (!read_series(data_file, "deltas").empty()) {
+    Series series{"deltas_sq", {}, true};
+    for (int c = 0; c < deltas_columns; ++c) series.columns.push_back(smoothed_column("deltas", c, true));
     out.push_back(std::move(series));
   }
   const std::vector<std::int64_t> steps = read_steps(data_file);

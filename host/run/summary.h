@@ -38,8 +38,8 @@ nlohmann::ordered_json summarize(const std::filesystem::path& data_file, const s
 
 // Writes smoothed/<series> into data.h5 (kSmoothingSigma, host/run/metrics.h's edge rule), for
 // python/cflow_plot.py: smoothed/discrete/train_loss, smoothed/discrete/grad_norm_sq,
-// smoothed/midpoint/train_loss, and the squared deltas smoothed/deltas_sq [steps x deltas_columns]
-// (and smoothed/midpoint_deltas_sq), for those series data.h5 has. Not while a writer holds it.
+// smoothed/midpoint/train_loss, and the squared deltas smoothed/deltas_sq [steps x deltas_columns],
+// for those series data.h5 has. Not while a writer holds it.
 void write_smoothed_series(const std::filesystem::path& data_file, std::int64_t rows, std::int64_t deltas_columns);
 
 // The summary as a table (the JSON of summary.json: metrics, status, processes, timings).
