@@ -173,24 +173,26 @@ CFLOW_KERNEL void norm_parameter_gradient_kernel(NormGeometry g, index_t nb, ind
 
 template <class T>
 void norm_forward(const Device& dev, NormGeometry g, index_t nb, const T* params, const T* x0, T* y0) {
-  launch(dev, g.groups * nb, norm_forward_kernel<T>, g, nb, params, x0, y0);
+  launch_weighted(dev, g.groups * nb, g.group_size, norm_forward_kernel<T>, g, nb, params, x0, y0);
 }
 template <class T>
 void norm_tangents(const Device& dev, NormGeometry g, int order, index_t nb, index_t m, const T* params, const T* dir,
                    index_t ld, const T* x0, const T* x1, const T* x2, T* y1, T* y2) {
-  launch(dev, g.groups * nb * m, norm_tangents_kernel<T>, g, order, nb, m, params, dir, ld, x0, x1, x2, y1, y2);
+  launch_weighted(dev, g.groups * nb * m, g.group_size, norm_tangents_kernel<T>, g, order, nb, m, params, dir, ld,
+                  x0, x1, x2, y1, y2);
 }
 template <class T>
 void norm_reverse(const Device& dev, NormGeometry g, int order, index_t nb, index_t m, const T* params, const T* dir,
                   index_t ld, const T* x0, const T* x1, const T* x2, const T* yb0, const T* yb1, const T* yb2, T* xb0,
                   T* xb1, T* xb2, T* hprod) {
-  launch(dev, g.groups * nb * m, norm_reverse_kernel<T>, g, order, nb, m, params, dir, ld, x0, x1, x2, yb0, yb1, yb2,
-         xb0, xb1, xb2, hprod);
+  launch_weighted(dev, g.groups * nb * m, g.group_size, norm_reverse_kernel<T>, g, order, nb, m, params, dir, ld,
+                  x0, x1, x2, yb0, yb1, yb2, xb0, xb1, xb2, hprod);
 }
 template <class T>
 void norm_parameter_gradient(const Device& dev, NormGeometry g, index_t nb, index_t m, const T* hprod, const T* yb0,
                              T* G, index_t ld) {
-  launch(dev, g.parameters() * m, norm_parameter_gradient_kernel<T>, g, nb, m, hprod, yb0, G, ld);
+  launch_weighted(dev, g.parameters() * m, nb * g.groups * g.inner, norm_parameter_gradient_kernel<T>, g, nb, m,
+                  hprod, yb0, G, ld);
 }
 
 #define CFLOW_INSTANTIATE(T)                                                                                     \

@@ -69,19 +69,29 @@ CFLOW_DEVICE inline IndexRange grid_stride(index_t n) {
 // Below this many items the CPU runs a kernel on the calling thread: a parallel region costs more.
 inline constexpr index_t kCpuParallelThreshold = 2048;
 
+// Runs `kernel` over n items that each cost about `work_per_item` elementwise operations (a kernel
+// whose item loops over a normalization group or a reduction): the CPU goes parallel once the whole
+// launch, not the item count, is worth a parallel region. The GPU grid is the same either way.
 template <class... Params, class... Args>
-void launch(const Device& dev, index_t n, void (*kernel)(Params...), Args... args) {
+void launch_weighted(const Device& dev, index_t n, index_t work_per_item, void (*kernel)(Params...), Args... args) {
   if (n <= 0) return;
 #if defined(__CUDACC__)
+  (void)work_per_item;
   constexpr int kBlock = 256;
   const index_t blocks = std::min<index_t>((n + kBlock - 1) / kBlock, 65536);
   kernel<<<unsigned(blocks), kBlock, 0, static_cast<cudaStream_t>(dev.native_stream())>>>(args...);
   CFLOW_CHECK_CUDA(cudaGetLastError());
 #else
   (void)dev;
-#pragma omp parallel if (n >= kCpuParallelThreshold)
+#pragma omp parallel if (n > 1 && n * std::max<index_t>(work_per_item, 1) >= kCpuParallelThreshold)
   kernel(args...);
 #endif
+}
+
+// Runs `kernel` over n items of one elementwise operation each.
+template <class... Params, class... Args>
+void launch(const Device& dev, index_t n, void (*kernel)(Params...), Args... args) {
+  launch_weighted(dev, n, 1, kernel, args...);
 }
 
 }  // namespace cflow
