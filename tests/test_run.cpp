@@ -739,5 +739,34 @@ TEST(RunCommand, AbsurdSizesAreRefusedBeforeAllocation) {
   EXPECT_FALSE(fs::exists(dir / "r"));  // nothing left behind
 }
 
+// A file-size limit stands in for a full disk: data.h5 outgrows 600 KiB after a few checkpoints.
+// The run says what it kept and how to continue, leaves no temporary file, data.h5 stays readable
+// up to its last flush, and the run resumes to the end once the limit is lifted.
+TEST(RunCommand, AFullDiskKeepsWhatWasWrittenAndTheRunResumes) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const fs::path err = dir / "err";
+  // bash: its ulimit -f counts KiB (dash's counts 512-byte blocks).
+  const std::string limited = "bash -c \"ulimit -f 600; exec '" + std::string(CFLOW_CLI_BINARY) +
+                              "' run --data moons --n 32 --width 8 --threads 1 --steps 300 --checkpoint-every 5 "
+                              "--no-plots --quiet --out '" + out.string() + "'\"";
+  ASSERT_EQ(shell(limited, err), 1);
+  const std::string text = read_text(err);
+  EXPECT_NE(text.find("no room to write"), std::string::npos) << text;
+  EXPECT_NE(text.find("continue with: cflow run --resume " + out.string()), std::string::npos) << text;
+  for (const auto& entry : fs::recursive_directory_iterator(out))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
+  const auto summary = nlohmann::ordered_json::parse(read_text(out / "summary.json"));
+  EXPECT_EQ(summary["status"], "failed");
+  ASSERT_TRUE(summary["checkpoint"].is_string());
+  const auto kept = read_all(out / "data.h5");
+  ASSERT_TRUE(kept.count("discrete/train_loss"));
+  EXPECT_GE(written_rows(kept.at("discrete/train_loss")), latest_checkpoint(out / "checkpoints")->checkpoint.step);
+  const Result resumed = run_cflow({"run", "--resume", out.string(), "--quiet"}, dir.path());
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_EQ(written_rows(read_all(out / "data.h5").at("discrete/train_loss")), 300);
+  EXPECT_TRUE(opens_without_swmr(out / "data.h5"));
+}
+
 }  // namespace
 }  // namespace cflow::run
