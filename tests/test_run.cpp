@@ -610,6 +610,29 @@ TEST(RunCommand, ConfigNamingADirectoryAndUnknownCommandsExit2) {
     r = run_cflow({"gradcheck", "--tolerance", bad}, dir.path());
     EXPECT_EQ(r.code, 2) << bad;
   }
+  r = run_cflow({"run", "--lr", "--n", "100", "--out", (dir / "x").string()}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--lr needs a value (--lr X), but --n follows it"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "x"));
+  r = run_cflow({"hessian", "--classes", "1"}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--classes: expected an integer >= 2 or 'binary', got '1'"), std::string::npos) << r.err;
+}
+
+TEST(RunCommand, ResumeSaysWhenEveryCheckpointIsDamaged) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  ASSERT_EQ(run_cflow(tiny({"--steps", "4", "--checkpoint-every", "2", "--out", out.string(), "--no-plots", "--quiet"}),
+                      dir.path())
+                .code,
+            0);
+  const auto checkpoints = list_checkpoints(out / "checkpoints");
+  ASSERT_EQ(checkpoints.size(), 2u);
+  for (const fs::path& file : checkpoints) fs::resize_file(file, fs::file_size(file) / 2);
+  const Result r = run_cflow({"run", "--resume", out.string(), "--steps", "6", "--quiet"}, dir.path());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("every checkpoint there is damaged"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("before its first checkpoint"), std::string::npos) << r.err;
 }
 
 // Random flag/value combinations from the key table (fixed seed, tiny sizes): every exit is 0, 1,

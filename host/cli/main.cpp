@@ -23,6 +23,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (const auto message = cflow::cli::missing_value_message(app, {argv + 1, argv + argc})) {
+    std::cerr << "cflow: error: " << *message << "\n";
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
