@@ -636,35 +636,62 @@ TEST(RunCommand, ResumeSaysWhenEveryCheckpointIsDamaged) {
   EXPECT_EQ(r.err.find("before its first checkpoint"), std::string::npos) << r.err;
 }
 
-// Random flag/value combinations from the key table (fixed seed, tiny sizes): every exit is 0, 1,
-// 2 or 3, never a signal, and nothing is written outside --out.
-TEST(RunCommand, FuzzedFlagsExitCleanly) {
+// Random flag/value combinations from the key table (fixed seeds, tiny sizes), in four ctest
+// entries of 100 combinations: every exit is 0, 1, 2 or 3, never a signal, and nothing is written
+// outside --out (the runs start in the test's folder, so a relative path would land there too).
+// Most combinations hold a value the key refuses; the others run two steps on eight examples.
+class FuzzedFlags : public ::testing::TestWithParam<int> {};
+
+// Makes `folder` the working directory while it lives.
+class WorkingDirectory {
+ public:
+  explicit WorkingDirectory(const fs::path& folder) : previous_(fs::current_path()) { fs::current_path(folder); }
+  ~WorkingDirectory() { fs::current_path(previous_); }
+
+ private:
+  fs::path previous_;
+};
+
+TEST_P(FuzzedFlags, ExitCleanlyAndWriteOnlyIntoOut) {
   TempDir dir;
-  std::mt19937 random(17);
-  const std::vector<std::string> values{"0", "1", "-1", "2", "nan", "inf", "1e400", "abc", "", "auto", "all",
-                                        "moons", "gaussian", "discrete", "binary", "f64", "cpu", "0.5", "1e-9"};
+  std::mt19937 random(17 + unsigned(GetParam()));
+  const std::vector<std::string> values{
+      "0",      "1",       "-1",   "2",    "3",        "100",    "nan",   "inf",      "1e400", "abc",  "",
+      "auto",   "all",     "moons", "gaussian", "discrete", "central,stable", "binary", "f64", "f32", "cpu",
+      "cuda",   "cuda:7",  "0.5",  "1e-9", "1e-3",     "-0",     "0x10",  "1,2",      "gd",    "rmsprop", "mlp",
+      "resnet", "tanh",    "true", " ",    "--",       "2.5e0"};
+  // Sizes stay tiny and the run stays in its --out.
+  const std::vector<std::string> fixed{"out", "data-dir", "n", "width", "steps", "data", "eig-max-k", "threads"};
   auto pick = [&](std::size_t n) { return std::size_t(random() % n); };
-  for (int i = 0; i < 60; ++i) {
+  const WorkingDirectory in_test_folder(dir.path());
+  constexpr int kCombinations = 100;
+  std::map<int, int> exits;
+  for (int i = 0; i < kCombinations; ++i) {
     const fs::path out = dir / ("out" + std::to_string(i));
     std::vector<std::string> args{"run", "--data", "moons", "--n", "8", "--n-test", "0", "--width", "2", "--steps",
-                                  "2", "--eig-max-k", "2", "--eig-initial-k", "1", "--no-plots", "--quiet",
-                                  "--out", out.string()};
-    for (int f = 0; f < 2; ++f) {
+                                  "2", "--eig-max-k", "2", "--eig-initial-k", "1", "--threads", "1", "--no-plots",
+                                  "--quiet", "--out", out.string()};
+    const std::size_t flags = 1 + pick(3);
+    for (std::size_t f = 0; f < flags; ++f) {
       const Key& key = keys()[pick(keys().size())];
-      if (key.name == "out" || key.name == "data-dir" || key.name == "n" || key.name == "width" ||
-          key.name == "steps" || key.name == "data" || key.name == "eig-max-k")
-        continue;  // the sizes stay tiny and the run stays in its --out
+      if (std::find(fixed.begin(), fixed.end(), key.name) != fixed.end()) continue;
       args.push_back("--" + key.name);
       if (!key.is_switch()) args.push_back(values[pick(values.size())]);
     }
     const Result r = run_cflow(args, dir.path(), "fuzz");
     EXPECT_TRUE(r.code >= 0 && r.code <= 3) << r.code << " from " << ::testing::PrintToString(args) << ": " << r.err;
+    ++exits[r.code];
   }
+  EXPECT_GT(exits[0], 0) << "no combination ran: the base command is broken";
+  EXPECT_GT(exits[2], 0) << "no combination was refused";
+  for (const auto& [code, count] : exits) RecordProperty("exit_" + std::to_string(code), count);
   for (const auto& entry : fs::directory_iterator(dir.path())) {
     const std::string name = entry.path().filename().string();
     EXPECT_TRUE(name.rfind("out", 0) == 0 || name.rfind("fuzz.", 0) == 0) << "written outside --out: " << name;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Seeds, FuzzedFlags, ::testing::Range(0, 4));
 
 // lr 1e4 on the tiny problem: every process stops within a few steps; the run ends there.
 TEST(RunCommand, ADivergingRunEndsAtOnceWithExit3AndSaysWhy) {
