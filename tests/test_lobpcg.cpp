@@ -344,6 +344,25 @@ TEST_P(Lobpcg, RejectsBadArgumentsAndNonFiniteOperators) {
   EXPECT_THROW(lobpcg<double>(device(), d, nan_operator, nullptr, {.k = 1}, nullptr, 3), Error);
 }
 
+// A time bound that is over stops the iterations: not converged, and timed_out says why; the
+// vectors are still the orthonormal best found so far.
+TEST_P(Lobpcg, ATimeBoundStopsTheIterationsAndSaysSo) {
+  const Problem problem{500, spectrum({10, 8, 7}, 197, -3, 3)};
+  SyntheticOperator<double> H(device(), problem.d, problem.basis(device()), problem.spectrum);
+  const auto bounded =
+      lobpcg<double>(device(), problem.d, H.op(), nullptr, {.k = 3, .max_seconds = 1e-300, .seed = 3});
+  EXPECT_FALSE(bounded.converged);
+  EXPECT_TRUE(bounded.timed_out);
+  EXPECT_EQ(bounded.iterations, 0);
+  const auto unbounded = lobpcg<double>(device(), problem.d, H.op(), nullptr, {.k = 3, .seed = 3});
+  EXPECT_TRUE(unbounded.converged);
+  EXPECT_FALSE(unbounded.timed_out);
+  EigenTracker<double> tracker(device(), problem.d, {.initial_k = 1, .track_threshold = 1, .max_seconds = 1e-300, .seed = 3});
+  const EigenSolveReport& report = tracker.solve(H.op(), nullptr);
+  EXPECT_TRUE(report.timed_out);
+  EXPECT_EQ(report.lobpcg_calls, 1);  // no growth after a timed-out call
+}
+
 CFLOW_TEST_ON_ALL_BACKENDS(Lobpcg);
 
 class EigenTracking : public BackendTest {};
@@ -355,7 +374,7 @@ TEST_P(EigenTracking, GrowsUntilEveryEigenvalueAboveTheThresholdIsTracked) {
   EigenTracker<double> tracker(device(), problem.d, {.initial_k = 1, .track_threshold = 1.5, .k_max = 20});
   const EigenSolveReport& first = tracker.solve(H.op(), nullptr);
   ASSERT_EQ(tracker.k(), 8);
-  EXPECT_EQ(first.lobpcg_calls, 8);  // k = 1, then one growth step per eigenvalue above the threshold
+  EXPECT_EQ(first.lobpcg_calls, 4);  // k = 1, 2, 4, 8: each growth step twice the one before
   expect_tracked(device(), tracker, H, H.top(8));
   record_counts("growth", first.iterations, first.operator_calls, first.operator_applications);
 
@@ -365,6 +384,17 @@ TEST_P(EigenTracking, GrowsUntilEveryEigenvalueAboveTheThresholdIsTracked) {
   EXPECT_EQ(second.lobpcg_calls, 1);
   EXPECT_LE(second.iterations, 2);
   EXPECT_TRUE(second.converged);
+
+  // Five above 2.2: k = 1, 2, 4, 8, and the overshoot trimmed to the five plus one below.
+  EigenTracker<double> trimmed(device(), problem.d, {.initial_k = 1, .track_threshold = 2.2, .k_max = 20});
+  EXPECT_EQ(trimmed.solve(H.op(), nullptr).lobpcg_calls, 4);
+  ASSERT_EQ(trimmed.k(), 6);
+  expect_tracked(device(), trimmed, H, H.top(6));
+  // Eight above 1.3: k = 1, 2, 4, 8 (all above), 16, trimmed to nine.
+  EigenTracker<double> far(device(), problem.d, {.initial_k = 1, .track_threshold = 1.3, .k_max = 20});
+  EXPECT_EQ(far.solve(H.op(), nullptr).lobpcg_calls, 5);
+  ASSERT_EQ(far.k(), 9);
+  expect_tracked(device(), far, H, H.top(9));
 
   // The cap stops the growth.
   EigenTracker<double> capped(device(), problem.d, {.initial_k = 2, .track_threshold = 1.5, .k_max = 4});

@@ -212,6 +212,18 @@ TEST(Sdcp, RecoversPlantedSolutionsAtTheLargestSize) {
   }
 }
 
+// A time bound that is already over stops the solve before its first iteration: not converged, and
+// timed_out says why (the central flow turns it into a stop reason).
+TEST(Sdcp, ATimeBoundStopsTheSolveAndSaysSo) {
+  std::mt19937_64 rng(5);
+  const Planted planted = random_planted(6, 3, rng);
+  const SdcpResult result = solve_sdcp(planted.k, planted.alpha, planted.B, {.max_seconds = 1e-300});
+  EXPECT_FALSE(result.converged);
+  EXPECT_TRUE(result.timed_out);
+  EXPECT_EQ(result.iterations, 0);
+  EXPECT_FALSE(expect_solves(planted).timed_out);  // unbounded: the same problem solves
+}
+
 TEST(Sdcp, DegenerateComplementarityIsSolved) {
   // Directions where x_i = m_i = 0: strict complementarity fails, the solution is still unique.
   std::mt19937_64 rng(3);

@@ -83,6 +83,25 @@ std::optional<std::string> unknown_command_message(const CLI::App& app, const st
          "; the commands are listed by cflow --help";
 }
 
+std::optional<std::string> missing_value_message(const CLI::App& app, const std::vector<std::string>& args) {
+  if (args.empty()) return std::nullopt;
+  const CLI::App* command = nullptr;
+  for (const CLI::App* sub : app.get_subcommands({}))
+    if (sub->get_name() == args[0]) command = sub;
+  if (!command) return std::nullopt;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& word = args[i];
+    if (word.rfind("--", 0) != 0 || word.find('=') != std::string::npos) continue;
+    const CLI::Option* option = command->get_option_no_throw(word);
+    if (!option || option->get_expected_min() == 0) continue;
+    const bool next_is_flag = i + 1 < args.size() && args[i + 1].rfind("--", 0) == 0;
+    if (i + 1 == args.size() || next_is_flag)
+      return word + " needs a value (" + word + " " + option->get_type_name() + ")" +
+             (next_is_flag ? ", but " + args[i + 1] + " follows it" : ", but it is the last argument");
+  }
+  return std::nullopt;
+}
+
 int run_selected(CLI::App& app) {
   for (const CLI::App* sub : app.get_subcommands()) {
     try {

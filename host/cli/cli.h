@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace cflow::cli {
 
@@ -30,6 +31,11 @@ extern const CLI::Validator kNonNegative;
 // "unknown command 'runn' (did you mean 'run'?)" when `word` (argv[1]) is not a command; nullopt
 // when it is one or an option.
 std::optional<std::string> unknown_command_message(const CLI::App& app, const std::string& word);
+
+// "--lr needs a value (--lr X), but --n follows it" when an option that takes a value is followed by
+// another option or ends the command line (args: argv[1..]); CLI11 would report the value that
+// follows as an unexpected argument instead.
+std::optional<std::string> missing_value_message(const CLI::App& app, const std::vector<std::string>& args);
 
 // Per-subcommand registration (host/cli_<name>.cpp).
 Handler add_devices_command(CLI::App& app);

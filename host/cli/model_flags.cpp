@@ -22,7 +22,18 @@ void ModelOptions::register_options(CLI::App& cmd) {
   cmd.add_option("--loss", loss, joined_choice_names(kLossChoices, " | "))
       ->capture_default_str()
       ->check(CLI::IsMember(choice_names(kLossChoices)));
-  cmd.add_option("--classes", classes, "number of classes N >= 2, or 'binary' (one output)")->capture_default_str();
+  cmd.add_option("--classes", classes, "number of classes N >= 2, or 'binary' (one output)")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            try {
+              parse_class_choice(text);
+              return "";
+            } catch (const Error&) {
+              return "expected an integer >= 2 or 'binary', got '" + text + "'";
+            }
+          },
+          "N|binary"));
   cmd.add_flag("--no-bias", no_bias, "MLP layers without biases");
 }
 

@@ -2,6 +2,7 @@
 // (and pair × pair) matrices that define the SDCP are assembled on the host in float64.
 #include "cflow/flow/central_flow.h"
 
+#include <iomanip>
 #include <sstream>
 
 #include "cflow/runtime/blas.h"
@@ -71,7 +72,7 @@ void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, cons
 
 template <class T>
 CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
-                                    const CriticalSet<T>& critical, double dt) {
+                                    const CriticalSet<T>& critical, double dt, const SdcpOptions& sdcp) {
   const index_t k = critical.k();
   const index_t d = objective.dim();
   if (k == 0) {
@@ -110,12 +111,15 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
 
   const MarginProblem margin = next_margin(k, lambda, d_g, d_metric, rate, dt);
   const Stopwatch sdcp_time(dev);
-  result.sdcp = solve_sdcp(int(k), margin.alpha, margin.B);
+  result.sdcp = solve_sdcp(int(k), margin.alpha, margin.B, sdcp);
   result.seconds_sdcp = sdcp_time.seconds();
   if (!result.sdcp.converged) {
     std::ostringstream message;
-    message << "central flow: the SDCP did not converge (k = " << k << ", relative KKT residual "
-            << std::scientific << result.sdcp.residual << "); the trajectory is probably diverging";
+    message << "the central flow's SDCP did not converge "
+            << (result.sdcp.timed_out ? "within its time bound of " : "in ")
+            << (result.sdcp.timed_out ? sdcp.max_seconds : result.sdcp.iterations)
+            << (result.sdcp.timed_out ? " s" : " iterations") << " (k = " << k << ", relative KKT residual " << std::scientific << std::setprecision(2)
+            << result.sdcp.residual << "); the trajectory is probably diverging";
     throw Error(message.str());
   }
   result.X = result.sdcp.X;
@@ -142,8 +146,9 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
 template void stable_flow_substep<float>(const Device&, OptimizerState<float>&, float*, const float*, index_t, double);
 template void stable_flow_substep<double>(const Device&, OptimizerState<double>&, double*, const double*, index_t, double);
 template CentralSubstep central_flow_substep<float>(Objective<float>&, OptimizerState<float>&, float*, const float*,
-                                                    const CriticalSet<float>&, double);
+                                                    const CriticalSet<float>&, double, const SdcpOptions&);
 template CentralSubstep central_flow_substep<double>(Objective<double>&, OptimizerState<double>&, double*,
-                                                     const double*, const CriticalSet<double>&, double);
+                                                     const double*, const CriticalSet<double>&, double,
+                                                     const SdcpOptions&);
 
 }  // namespace cflow

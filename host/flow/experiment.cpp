@@ -80,7 +80,7 @@ StepRecord Experiment<T>::step() {
       record.processes.emplace_back(process.kind, process.prepare(c));
       record.processes.back().second.traffic = c.dev.traffic() - before;
     } catch (const Error& e) {  // e.g. an eigen-solve on an overflowing trajectory: stop this process only
-      process.stop("step " + std::to_string(c.step) + ": " + e.what());
+      process.stop("step " + std::to_string(c.step) + ": " + user_message(e));
       ProcessRecord stopped;
       stopped.stopped = true;
       record.processes.emplace_back(process.kind, stopped);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include "cflow/runtime/blas.h"
 #include "cflow/runtime/nvtx.h"
@@ -44,6 +45,7 @@ EigenTrackerOptions ProcessContext<T>::tracker_options(bool grows) const {
   o.k_max = e.k_max;
   o.tolerance = e.tolerance;
   o.max_iterations = e.max_iterations;
+  o.max_seconds = settings.solver_max_seconds;
   o.seed = unsigned(settings.seed);
   return o;
 }
@@ -147,13 +149,22 @@ void Process<T>::eigen(Context& c, EigenTracker<T>& t, const T* at, const T* pre
   const Stopwatch time(c.dev);
   const bool solves = full || !t.has_solution();
   c.solve_or_refresh(t, at, precond, full);
-  if (solves) lobpcg_iterations_ += t.last_solve().iterations;
   eig_seconds_ += time.seconds();
+  if (!solves) return;
+  lobpcg_iterations_ += t.last_solve().iterations;
+  if (t.last_solve().timed_out) {
+    std::ostringstream message;
+    message << "the eigen-solve did not converge within its time bound of " << c.settings.solver_max_seconds
+            << " s (k = " << t.k() << "): the trajectory is probably diverging; lower --lr, or raise "
+            << "--solver-max-seconds";
+    throw Error(message.str());
+  }
 }
 
 template <class T>
 CentralSubstep Process<T>::flow_substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt) {
-  CentralSubstep result = central_flow_substep(c.f, state_next, w_next.data(), grad, critical, dt);
+  const SdcpOptions sdcp{.max_seconds = c.settings.solver_max_seconds};
+  CentralSubstep result = central_flow_substep(c.f, state_next, w_next.data(), grad, critical, dt, sdcp);
   d3_seconds_ += result.seconds_d3;
   sdcp_seconds_ += result.seconds_sdcp;
   return result;

@@ -73,7 +73,7 @@ class CentralProcess final : public Process<T> {
     try {
       return this->flow_substep(c, grad, critical, dt);
     } catch (const Error& e) {
-      this->stop(std::string("central flow failed at step ") + std::to_string(c.step) + ": " + e.what());
+      this->stop("step " + std::to_string(c.step) + ": " + user_message(e));
       return std::nullopt;
     }
   }

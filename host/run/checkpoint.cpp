@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <regex>
 
@@ -77,6 +78,26 @@ void fsync_folder(const std::filesystem::path& folder) {
   if (fd.get() >= 0) ::fsync(fd.get());  // best effort: some file systems refuse it for folders
 }
 
+// Writes `file` through `temporary` in the same folder: `fill` writes the contents to the open
+// descriptor, then fsync and rename make the file appear whole or not at all. On any failure (a full
+// disk, say) the temporary file is removed before the error propagates.
+void write_through_temporary(const std::filesystem::path& file, const std::filesystem::path& temporary,
+                             const std::function<void(int fd)>& fill) {
+  try {
+    Fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (fd.get() < 0) fail_errno(temporary, "open");
+    fill(fd.get());
+    if (::fsync(fd.get()) != 0) fail_errno(temporary, "fsync");
+    if (::close(fd.release()) != 0) fail_errno(temporary, "close");
+    if (::rename(temporary.c_str(), file.c_str()) != 0) fail_errno(file, "rename");
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(temporary, ec);
+    throw;
+  }
+  fsync_folder(file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path());
+}
+
 std::optional<std::int64_t> step_of(const std::filesystem::path& file) {
   static const std::regex name("step-([0-9]+)\\.ckpt");
   std::smatch match;
@@ -129,30 +150,19 @@ std::filesystem::path write_checkpoint(const std::filesystem::path& folder, cons
 
   const std::filesystem::path temporary =
       folder / (".step-" + std::to_string(checkpoint.step) + ".ckpt.tmp-" + std::to_string(::getpid()));
-  {
-    Fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (fd.get() < 0) fail_errno(temporary, "open");
+  write_through_temporary(file, temporary, [&](int fd) {
     Fnv1a checksum;
     auto put = [&](const void* data, std::size_t bytes) {
       checksum.add(data, bytes);
-      write_all(fd.get(), data, bytes, temporary);
+      write_all(fd, data, bytes, temporary);
     };
     put(kMagic, sizeof kMagic);
     put(&header_length, sizeof header_length);
     put(header_text.data(), header_text.size());
     for (const auto& [name, values] : checkpoint.arrays) put(values.data(), values.size() * sizeof(double));
     const std::uint64_t sum = checksum.value();
-    write_all(fd.get(), &sum, sizeof sum, temporary);
-    if (::fsync(fd.get()) != 0) fail_errno(temporary, "fsync");
-    if (::close(fd.release()) != 0) fail_errno(temporary, "close");
-  }
-  if (::rename(temporary.c_str(), file.c_str()) != 0) {
-    const int error = errno;
-    std::filesystem::remove(temporary, ec);
-    errno = error;
-    fail_errno(file, "rename");
-  }
-  fsync_folder(folder);
+    write_all(fd, &sum, sizeof sum, temporary);
+  });
 
   std::vector<std::filesystem::path> files = list_checkpoints(folder);
   for (std::size_t i = 0; i + static_cast<std::size_t>(std::max(keep, 1)) < files.size(); ++i) {
@@ -169,21 +179,7 @@ void write_text_atomically(const std::filesystem::path& file, std::string_view t
   name += ".tmp-";
   name += std::to_string(::getpid());
   const std::filesystem::path temporary = folder / name;
-  {
-    Fd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (fd.get() < 0) fail_errno(temporary, "open");
-    write_all(fd.get(), text.data(), text.size(), temporary);
-    if (::fsync(fd.get()) != 0) fail_errno(temporary, "fsync");
-    if (::close(fd.release()) != 0) fail_errno(temporary, "close");
-  }
-  if (::rename(temporary.c_str(), file.c_str()) != 0) {
-    const int error = errno;
-    std::error_code ec;
-    std::filesystem::remove(temporary, ec);
-    errno = error;
-    fail_errno(file, "rename");
-  }
-  fsync_folder(folder);
+  write_through_temporary(file, temporary, [&](int fd) { write_all(fd, text.data(), text.size(), temporary); });
 }
 
 CheckpointFile read_checkpoint(const std::filesystem::path& file) {

@@ -313,6 +313,10 @@ std::vector<Key> make_keys() {
                           &RunConfig::stable_min_nsubsteps, 1, 1 << 20));
   k.push_back(real_key("stable-max-seff", flows, "stable flow: stops past this effective sharpness",
                        &RunConfig::stable_max_seff, 0, true));
+  k.push_back(resumable(real_key("solver-max-seconds", flows,
+                                 "a full eigen-solve or SDCP solve running longer stops its process (a diverging "
+                                 "trajectory)",
+                                 &RunConfig::solver_max_seconds, 0, true)));
 
   k.push_back(integer_key("seed", run, "seed of data order, synthetic data, weights and eigen-solver starts",
                           &RunConfig::seed, 0));
@@ -437,6 +441,7 @@ ExperimentSettings RunConfig::experiment_settings() const {
   s.flow.stable_min_nsubsteps = stable_min_nsubsteps;
   s.flow.stable_max_seff = stable_max_seff;
   s.seed = seed;
+  s.solver_max_seconds = solver_max_seconds;
   return s;
 }
 
@@ -614,7 +619,7 @@ void register_flags(CLI::App& cmd, RunFlags& flags) {
       ->group("Run");
   cmd.add_option("--resume", flags.resume_dir,
                  "continue RUNDIR from its last checkpoint with its config.json (may change --steps, "
-                 "--checkpoint-every, --no-plots, --quiet, --verbose, --device, --threads)")
+                 "--checkpoint-every, --no-plots, --quiet, --verbose, --device, --threads, --solver-max-seconds)")
       ->type_name("RUNDIR")
       ->group("Run");
   cmd.add_option("--test-crash-after", flags.crash_after, "for tests: exit abruptly after N steps")->group("");

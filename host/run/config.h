@@ -89,6 +89,7 @@ struct RunConfig {
   double sdcp_threshold = FlowSettings{}.sdcp_threshold;
   int stable_min_nsubsteps = FlowSettings{}.stable_min_nsubsteps;
   double stable_max_seff = FlowSettings{}.stable_max_seff;
+  double solver_max_seconds = ExperimentSettings{}.solver_max_seconds;
   // run
   std::uint64_t seed = 0;
   std::string device = "auto";

@@ -1,8 +1,11 @@
 #include "cflow/run/log.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -18,6 +21,9 @@ constexpr const char* kStepDataset = "step";
 // About 8 KiB per chunk: small enough that a flush rewrites little, large enough that reading a
 // long series touches few chunks.
 constexpr std::int64_t kChunkBytes = 8192;
+// Room reserved for the metadata a flush may write beyond the new chunks (chunk indices, object
+// headers, the superblock's copy of the end of file).
+constexpr std::uint64_t kMetadataReserveBytes = 64 * 1024;
 
 // Owns one HDF5 identifier of any kind (file, dataset, dataspace, property list, type, attribute).
 class Hid {
@@ -172,6 +178,7 @@ struct RunLog::State {
     Hid file_space;    // current extent; each write selects its row in it
     Hid row_space;     // memory space of one row
     std::int64_t cols = 0;
+    std::int64_t chunk_rows = 1;
   };
 
   std::filesystem::path file;
@@ -182,6 +189,63 @@ struct RunLog::State {
   bool swmr = false;
   std::map<std::string, Series, std::less<>> series;
   std::vector<double> padded_row;  // scratch for rows shorter than the series
+  // Rows written since the last flush (first > last: none), and bytes of the `step` series not
+  // yet flushed: what the next flush may add to the file.
+  std::int64_t dirty_first = std::numeric_limits<std::int64_t>::max(), dirty_last = -1;
+  std::uint64_t unflushed_step_bytes = 0;
+
+  // The most the next flush can add to the file: every chunk the dirty rows touch, plus metadata.
+  std::uint64_t flush_bound() const {
+    std::uint64_t bytes = kMetadataReserveBytes + unflushed_step_bytes;
+    if (dirty_last < dirty_first) return bytes;
+    for (const auto& [path, s] : series) {
+      const std::int64_t chunks = dirty_last / s.chunk_rows - dirty_first / s.chunk_rows + 1;
+      bytes += std::uint64_t(chunks * s.chunk_rows * std::max<std::int64_t>(s.cols, 1)) * sizeof(double);
+    }
+    return bytes;
+  }
+
+  // The file's descriptor (HDF5's sec2 driver) and its allocated end, HDF5's end of address space.
+  std::pair<int, off_t> descriptor_and_end() const {
+    void* handle = nullptr;
+    check(H5Fget_vfd_handle(file_id.get(), H5P_DEFAULT, &handle), file, "", "H5Fget_vfd_handle");
+    hsize_t end = 0;
+    check(H5Fget_filesize(file_id.get(), &end), file, "", "H5Fget_filesize");
+    return {*static_cast<int*>(handle), off_t(end)};
+  }
+
+  // A full disk must not reach HDF5 in the middle of a flush: the file would claim an end it never
+  // got and no reader could open it. So the blocks the flush may need are allocated first; when
+  // that fails the file is left as the last flush made it (readable, like after a crash; a resume
+  // or `cflow repair` clears its open-for-writing mark) and nothing more is written to it.
+  void reserve_for_flush() {
+    const std::uint64_t bytes = flush_bound();
+    const auto [fd, end] = descriptor_and_end();
+    const int error = ::posix_fallocate(fd, end, off_t(bytes));
+    if (error == 0) return;
+    abandon();
+    fail(file, "",
+         "no room to write the last " + std::to_string(dirty_last - dirty_first + 1) + " rows (" +
+             std::to_string(bytes / 1024) + " KiB): " + std::strerror(error) +
+             "; the file keeps every row up to its previous flush");
+  }
+
+  // Drops every handle without letting HDF5 write again (see reserve_for_flush).
+  void abandon() {
+    for (auto& [path, s] : series) {
+      s.dataset.release();
+      s.file_space.release();
+      s.row_space.release();
+    }
+    step_dataset.release();
+    file_id.release();
+  }
+
+  // Gives back the blocks reserved beyond HDF5's end of file.
+  void trim_reserve() const {
+    const auto [fd, end] = descriptor_and_end();
+    if (::ftruncate(fd, end) != 0) fail(file, "", std::string("ftruncate failed: ") + std::strerror(errno));
+  }
 
   void require_open(std::string_view subject) const {
     if (!file_id.valid()) fail(file, subject, "the log is closed");
@@ -207,6 +271,10 @@ struct RunLog::State {
            "has " + std::to_string(dims[0]) + " rows but `step` has " + std::to_string(steps));
     }
     s.cols = rank == 2 ? static_cast<std::int64_t>(dims[1]) : 0;
+    Hid dcpl(check(H5Dget_create_plist(s.dataset.get()), file, path, "H5Dget_create_plist"));
+    hsize_t chunk[2] = {1, 1};
+    check(H5Pget_chunk(dcpl.get(), 2, chunk), file, path, "H5Pget_chunk");
+    s.chunk_rows = std::max<std::int64_t>(std::int64_t(chunk[0]), 1);
     const hsize_t row_length[1] = {static_cast<hsize_t>(std::max<std::int64_t>(s.cols, 1))};
     s.row_space = Hid(check(H5Screate_simple(1, row_length, nullptr), file, path,
                             "H5Screate_simple"));
@@ -220,6 +288,8 @@ struct RunLog::State {
     return it->second;
   }
 };
+
+void skip_hdf5_cleanup_at_exit() { H5dont_atexit(); }
 
 RunLog::RunLog(std::unique_ptr<State> state) : state_(std::move(state)) {}
 RunLog::RunLog(RunLog&&) noexcept = default;
@@ -248,6 +318,7 @@ RunLog RunLog::create(const std::filesystem::path& file, std::int64_t steps,
   state->step_dataset = create_time_series(state->file_id.get(), file, kStepDataset,
                                            H5T_STD_I64LE, 0, steps, nullptr);
   write_step_numbers(state->step_dataset.get(), file, first_step, 0, steps);
+  state->unflushed_step_bytes = std::uint64_t(steps) * sizeof(std::int64_t);
   return RunLog(std::move(state));
 }
 
@@ -345,6 +416,7 @@ void RunLog::grow(std::int64_t steps) {
   const hsize_t step_dims[1] = {static_cast<hsize_t>(steps)};
   check(H5Dset_extent(s.step_dataset.get(), step_dims), s.file, kStepDataset, "H5Dset_extent");
   write_step_numbers(s.step_dataset.get(), s.file, s.first_step, s.steps, steps);
+  s.unflushed_step_bytes += std::uint64_t(steps - s.steps) * sizeof(std::int64_t);
   for (auto& [path, series] : s.series) {
     const hsize_t dims[2] = {static_cast<hsize_t>(steps), static_cast<hsize_t>(series.cols)};
     check(H5Dset_extent(series.dataset.get(), dims), s.file, path, "H5Dset_extent");
@@ -391,6 +463,8 @@ void RunLog::write(std::string_view path, std::int64_t step, std::span<const dou
              std::to_string(row_length) + " columns");
   }
   const hsize_t start[2] = {row_of(s.file, path, step, s.first_step, s.steps), 0};
+  s.dirty_first = std::min(s.dirty_first, std::int64_t(start[0]));
+  s.dirty_last = std::max(s.dirty_last, std::int64_t(start[0]));
   const hsize_t count[2] = {1, row_length};
   const double* values = row.data();
   if (row.size() < row_length) {
@@ -413,12 +487,18 @@ void RunLog::write(std::string_view path, std::int64_t step, double value) {
 void RunLog::flush() {
   State& s = *state_;
   s.require_open("");
+  s.reserve_for_flush();
   check(H5Fflush(s.file_id.get(), H5F_SCOPE_GLOBAL), s.file, "", "H5Fflush");
+  s.dirty_first = std::numeric_limits<std::int64_t>::max();
+  s.dirty_last = -1;
+  s.unflushed_step_bytes = 0;
 }
 
 void RunLog::close() {
   State& s = *state_;
   if (!s.file_id.valid()) return;
+  flush();
+  s.trim_reserve();
   // The file closes only once no object in it is open, so release the datasets first.
   for (auto& [path, series] : s.series) {
     series.dataset.reset();

@@ -3,7 +3,7 @@
 // (docs/design.md §8). The resume rules are pure functions of config.json's settings, the flags given
 // and the checkpoint, so they are tested without a process:
 //   - only the keys marked on_resume (--steps, --checkpoint-every, --no-plots, --quiet, --device,
-//     --threads) may take another value; --out and --config are refused;
+//     --threads, --solver-max-seconds) may take another value; --out and --config are refused;
 //   - the checkpoint stores the settings that define the run (all but the on_resume keys) and their
 //     digest; a config.json whose settings no longer match (edited by hand) is refused, naming each
 //     key that differs and both values;

@@ -56,10 +56,12 @@ void print_header(const RunConfig& c, const DataSplits& data, const std::string&
             << (c.device == "auto" && !dev.selection_note().empty() ? " (" + dev.selection_note() + ")" : "") << "\n";
 }
 
-// A stop reason a user understands: a non-finite loss gets the stability limit 2/λ it crossed,
-// from the last effective sharpness S = lr·λ measured before (docs/design.md §4).
+// A stop reason a user understands: a non-finite loss, gradient or Hessian-vector product gets the
+// stability limit 2/λ it crossed, from the last effective sharpness S = lr·λ measured before
+// (docs/design.md §4).
 std::string explained(const std::string& reason, double lr, std::optional<std::pair<std::int64_t, double>> last) {
-  if (reason.find("not finite") == std::string::npos) return reason;
+  const bool overflow = reason.find("not finite") != std::string::npos || reason.find("non-finite") != std::string::npos;
+  if (!overflow) return reason;
   char text[256];
   if (last && last->second > 0) {
     std::snprintf(text, sizeof text,

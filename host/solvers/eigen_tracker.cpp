@@ -3,6 +3,7 @@
 #include "cflow/solvers/eigen_tracker.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -36,11 +37,15 @@ template <class T>
 const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const T* p_diag) {
   CFLOW_NVTX_RANGE("eigen_tracker/solve");
   report_ = {};
+  const auto started = std::chrono::steady_clock::now();
+  const index_t k_before = target_k_;
   LobpcgResult<T> result;
-  for (;;) {
+  for (index_t growth = 1;; growth *= 2) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const LobpcgOptions lobpcg_options{.k = int(target_k_),
                                        .tolerance = options_.tolerance,
                                        .max_iterations = options_.max_iterations,
+                                       .max_seconds = std::max(options_.max_seconds - elapsed, 1e-9),
                                        .seed = options_.seed + lobpcg_calls_++};
     // The first call starts from the tracked vectors, a growth step from the block just solved; both
     // get one random column per missing one.
@@ -52,16 +57,36 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
     report_.operator_applications += result.operator_applications;
     report_.converged = result.converged;
     report_.residuals = result.residuals;
+    report_.timed_out = result.timed_out;
     const bool smallest_above_threshold =
         options_.track_threshold && double(result.eigenvalues.back()) > *options_.track_threshold;
-    if (!smallest_above_threshold || target_k_ == k_cap_) break;
-    ++target_k_;
+    if (!smallest_above_threshold || target_k_ == k_cap_ || result.timed_out) break;
+    target_k_ = std::min(target_k_ + growth, k_cap_);
+  }
+  if (options_.track_threshold && target_k_ > k_before) {  // a growth step may have overshot
+    const auto above = std::count_if(result.eigenvalues.begin(), result.eigenvalues.end(),
+                                     [&](T lambda) { return double(lambda) > *options_.track_threshold; });
+    target_k_ = std::min(target_k_, std::max(k_before, index_t(above) + 1));
+    keep_leading(result, target_k_);
   }
   if (has_solution()) align_signs(result);
   eigenvalues_ = result.eigenvalues;
   Y_ = std::move(result.Y);
   U_ = std::move(result.U);
   return report_;
+}
+
+// The first k eigenpairs of a solve with more columns (descending, so the k largest).
+template <class T>
+void EigenTracker<T>::keep_leading(LobpcgResult<T>& result, index_t k) const {
+  if (index_t(result.eigenvalues.size()) == k) return;
+  result.eigenvalues.resize(std::size_t(k));
+  result.residuals.resize(std::size_t(k));
+  for (Buffer<T>* block : {&result.Y, &result.U}) {
+    Buffer<T> kept(dev_, d_ * k);
+    blas::copy(dev_, d_ * k, block->data(), kept.data());
+    *block = std::move(kept);
+  }
 }
 
 template <class T>

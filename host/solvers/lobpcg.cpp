@@ -27,6 +27,7 @@
 #include <lapacke.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -181,6 +182,7 @@ class LobpcgSolver {
 
   LobpcgResult<T> solve(const T* warm_start, index_t warm_columns) {
     CFLOW_NVTX_RANGE("lobpcg");
+    const auto started = std::chrono::steady_clock::now();
     start(warm_start, warm_columns);
     LobpcgResult<T> result;
     for (;;) {
@@ -195,6 +197,10 @@ class LobpcgSolver {
         break;
       }
       if (result.iterations == options_.max_iterations) break;
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() > options_.max_seconds) {
+        result.timed_out = true;
+        break;
+      }
       check_interrupt();  // SIGINT/SIGTERM: end within a second (cflow/runtime/interrupt.h)
       std::vector<double> lengths;
       for (std::size_t a = 0; a < active.size(); ++a) {
@@ -255,9 +261,9 @@ class LobpcgSolver {
     small_.download(host);
     std::vector<HostMatrix> matrices(std::size_t(count), HostMatrix(rows, cols));
     for (std::size_t i = 0; i < host.size(); ++i) {
-      CFLOW_REQUIRE(std::isfinite(host[i]),
-                    "lobpcg: non-finite values in the search space (the operator returned NaN or Inf, or p has "
-                    "entries that are not positive)");
+      if (!std::isfinite(host[i]))  // a stop reason users read (docs/design.md §6): no file:line
+        throw Error("the eigen-solver met non-finite Hessian-vector products (NaN or Inf: the iterate or the "
+                    "preconditioner is overflowing)");
       matrices[i / std::size_t(rows * cols)].values[i % std::size_t(rows * cols)] = double(host[i]);
     }
     return matrices;
@@ -372,6 +378,7 @@ LobpcgResult<T> lobpcg(const Device& dev, index_t d, const BlockOperator<T>& H, 
   CFLOW_REQUIRE(options.k >= 1 && options.k <= d, "lobpcg: k must lie in [1, d]");
   CFLOW_REQUIRE(options.tolerance > 0, "lobpcg: the tolerance must be positive");
   CFLOW_REQUIRE(options.max_iterations >= 0, "lobpcg: max_iterations must be non-negative");
+  CFLOW_REQUIRE(options.max_seconds > 0, "lobpcg: max_seconds must be positive");
   CFLOW_REQUIRE(warm_columns >= 0 && (warm_columns == 0 || warm_start), "lobpcg: bad warm start");
   CFLOW_REQUIRE(bool(H), "lobpcg: no operator");
   return LobpcgSolver<T>(dev, d, H, p_diag, options, std::max<index_t>(options.k, warm_columns))

@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -385,9 +386,14 @@ void newton_polish(const Problem& problem, Matrix X, double tolerance, int steps
 }
 
 // General k, on a problem normalized to ‖α‖ = ‖𝓑‖ = 1. Interior-point iterations, each iterate
-// that is close enough handed to Newton, until the tolerance, a stall, divergence or the budget.
-BestIterate solve_normalized(const Problem& problem, const SdcpOptions& options, int& iterations) {
+// that is close enough handed to Newton, until the tolerance, a stall, divergence, or the iteration
+// or time budget (timed_out).
+BestIterate solve_normalized(const Problem& problem, const SdcpOptions& options, int& iterations, bool& timed_out) {
   const int k = problem.k();
+  const auto started = std::chrono::steady_clock::now();
+  auto out_of_time = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() > options.max_seconds;
+  };
   Matrix X = identity(k), M = identity(k);
   BestIterate best;
   best.offer(problem, X);
@@ -396,6 +402,10 @@ BestIterate solve_normalized(const Problem& problem, const SdcpOptions& options,
     newton_polish(problem, start, options.tolerance, steps, iterations, best);
   };
   while (iterations < options.max_iterations && best.residual > options.tolerance) {
+    if (out_of_time()) {
+      timed_out = true;
+      return best;
+    }
     check_interrupt();  // SIGINT/SIGTERM: end within a second (cflow/runtime/interrupt.h)
     const double step = interior_point_step(problem, X, M);
     ++iterations;
@@ -454,7 +464,7 @@ SdcpResult solve_sdcp(int k, std::span<const double> alpha, std::span<const doub
     const double alpha_norm = frobenius_norm(problem.alpha);
     const Problem normalized{coordinates, scaled(1 / alpha_norm, problem.alpha),
                              scaled(1 / operator_norm, problem.operator_)};
-    const BestIterate best = solve_normalized(normalized, options, result.iterations);
+    const BestIterate best = solve_normalized(normalized, options, result.iterations, result.timed_out);
     result.X = scaled(alpha_norm / operator_norm, best.X);
   }
   const Kkt kkt = kkt_residual(problem, result.X);

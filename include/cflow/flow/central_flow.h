@@ -31,9 +31,10 @@ void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, cons
 
 // Central flow substep: models the oscillations as Σ = UXUᵀ, writes ẇ, ṡ and the next stability
 // margin Uᵀ(2P − H)U as affine functions of X, solves the SDCP for X and advances w and s by dt.
-// g = ∇L(w). k = 0 is a stable-flow substep.
+// g = ∇L(w). k = 0 is a stable-flow substep. Throws cflow::Error, with a reason a user reads, when
+// the SDCP does not converge (within the iteration or time bound of `sdcp`).
 template <class T>
 CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
-                                    const CriticalSet<T>& critical, double dt);
+                                    const CriticalSet<T>& critical, double dt, const SdcpOptions& sdcp = {});
 
 }  // namespace cflow

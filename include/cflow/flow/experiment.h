@@ -52,6 +52,9 @@ struct ExperimentSettings {
   FlowSettings flow;
   std::uint64_t seed = 0;  // eigen-solver start vectors
   int selected_coordinates = 25;
+  // Wall-clock bound on each full eigen-solve and each SDCP solve: one that runs past it stops its
+  // process with that reason (docs/design.md §5). Far above what a healthy run's solves take.
+  double solver_max_seconds = 3600;
 };
 
 inline constexpr double kNotLogged = std::numeric_limits<double>::quiet_NaN();

@@ -33,6 +33,11 @@ namespace cflow {
 // The file name of a run's log inside its run directory.
 inline constexpr std::string_view kRunLogFileName = "data.h5";
 
+// At exit HDF5 closes whatever is still open; after a failed write (a full disk, a file-size limit)
+// that pass crashes on the half-closed file. Programs that write logs call this first thing in
+// main(), before any other HDF5 call: every RunLog closes its own file, so nothing is lost.
+void skip_hdf5_cleanup_at_exit();
+
 // "distances/<a>-<b>" with the two process names in alphabetical order, as the reference names them.
 std::string distance_series(std::string_view process_a, std::string_view process_b);
 

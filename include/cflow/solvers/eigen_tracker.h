@@ -5,6 +5,7 @@
 // eigenvalues by Rayleigh quotients of the cached vectors. float and double are instantiated.
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <span>
 #include <vector>
@@ -20,12 +21,15 @@ using QuadraticForm = std::function<void(const T* U, index_t m, T* out_host)>;
 
 struct EigenTrackerOptions {
   int initial_k = 1;
-  // While the smallest tracked eigenvalue is above this, a full solve adds a column and solves again,
-  // so every eigenvalue above it is tracked, plus one below. nullopt: k stays fixed. k never shrinks.
+  // While the smallest tracked eigenvalue is above this, a full solve adds columns and solves again
+  // (one, then twice as many as the step before: a spectrum far above it costs log k solves, not k),
+  // and keeps every eigenvalue above it plus one below. nullopt: k stays fixed. k never shrinks.
   std::optional<double> track_threshold = 1.5;
   int k_max = 20;  // cap on the growth (and on initial_k); also capped at d
   double tolerance = 1e-8;
   int max_iterations = 100;
+  // Wall-clock bound on a full solve, all its LOBPCG calls together (EigenSolveReport::timed_out).
+  double max_seconds = std::numeric_limits<double>::infinity();
   unsigned seed = 0;
 };
 
@@ -36,6 +40,7 @@ struct EigenSolveReport {
   int operator_calls = 0;
   int operator_applications = 0;
   bool converged = false;          // of the last LOBPCG call
+  bool timed_out = false;          // max_seconds ran out: the eigenpairs are not converged
   std::vector<double> residuals;   // of the last LOBPCG call
 };
 
@@ -76,6 +81,7 @@ class EigenTracker {
 
  private:
   void align_signs(LobpcgResult<T>& result) const;
+  void keep_leading(LobpcgResult<T>& result, index_t k) const;
 
   Device dev_;
   index_t d_;

@@ -4,6 +4,7 @@
 // only through batched products with blocks of device vectors, so the network's Hessian oracle, a
 // dense matrix or a synthetic test operator plug in alike. float and double are instantiated.
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "cflow/runtime/buffer.h"
@@ -23,6 +24,9 @@ struct LobpcgOptions {
   // converged = false, with the vectors still orthonormal and the best found so far.
   double tolerance = 1e-8;
   int max_iterations = 100;
+  // Wall-clock bound on the iterations: past it the solve stops where it is, converged = false and
+  // timed_out = true (docs/design.md §5; a trajectory that overflows must not hold a run for hours).
+  double max_seconds = std::numeric_limits<double>::infinity();
   unsigned seed = 0;  // random start columns (drawn on the host: the same bits on every backend)
 };
 
@@ -36,6 +40,7 @@ struct LobpcgResult {
   int operator_applications = 0;  // columns fed to H over all calls
   std::vector<double> residuals;  // per column, the relative residual the tolerance is compared with
   bool converged = false;
+  bool timed_out = false;  // stopped by max_seconds
 };
 
 // warm_start: d×warm_columns device block (null when warm_columns = 0). Any number of columns works:

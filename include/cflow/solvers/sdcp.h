@@ -5,6 +5,7 @@
 //     X ⪰ 0,   M = α + 𝓑[X] ⪰ 0,   ⟨X, M⟩ = 0,
 //
 // the optimality condition of min_{X ⪰ 0} ⟨α, X⟩ + ½⟨X, 𝓑[X]⟩. Solved on the host in float64.
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -13,6 +14,8 @@ namespace cflow {
 struct SdcpOptions {
   double tolerance = 1e-10;  // converged once SdcpResult::residual ≤ tolerance
   int max_iterations = 200;  // interior-point plus Newton iterations
+  // Wall-clock bound: past it the solve returns its best iterate, converged = false, timed_out = true.
+  double max_seconds = std::numeric_limits<double>::infinity();
 };
 
 // The KKT residual of X, measured against the cleaned operator 𝓑 (see solve_sdcp), with
@@ -36,6 +39,7 @@ struct SdcpResult {
   double dual_infeasibility = 0;
   double complementarity = 0;
   bool converged = false;  // residual ≤ tolerance; false also when the SDCP has no solution
+  bool timed_out = false;  // stopped by max_seconds
 };
 
 // alpha: k×k column-major (symmetrized before use). B: (k²)×(k²) column-major matrix acting on
