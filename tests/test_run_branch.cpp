@@ -56,6 +56,15 @@ std::vector<std::int64_t> checkpoint_steps_in(const fs::path& run) {
 
 json json_of(const fs::path& file) { return json::parse(read_text(file)); }
 
+// A run in `out` (checkpoints every 2 steps) that crashes (--test-crash-after in `extra`), then
+// resumed to its end.
+void crash_and_resume(std::vector<std::string> extra, const fs::path& out) {
+  extra.insert(extra.end(), {"--checkpoint-every", "2", "--out", out.string()});
+  EXPECT_EQ(run_cflow(quiet_tiny(extra), out.parent_path(), "crashed").code, 3);
+  const Result resumed = run_cflow({"run", "--resume", out.string(), "--quiet"}, out.parent_path(), "resumed");
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+}
+
 // Every series of `branch` (but wall times, and the smoothed series, which smooth over another range)
 // equals the origin's rows from `first` on, bit for bit.
 void expect_continues(const fs::path& origin, const fs::path& branch, std::size_t first, const std::string& prefix = "") {
@@ -100,13 +109,8 @@ TEST(RunBranch, ContinuesTheOriginBitForBitFromTheCheckpointAtOrBeforeInitStep) 
   expect_continues(origin, branch, 3);
 
   const fs::path crashed = dir / "crashed";
-  EXPECT_EQ(run_cflow(quiet_tiny({"--steps", "10", "--init-from", origin.string(), "--init-step", "3",
-                                  "--checkpoint-every", "2", "--test-crash-after", "4", "--out", crashed.string()}),
-                      dir.path(), "crashed")
-                .code,
-            3);
-  const Result resumed = run_cflow({"run", "--resume", crashed.string(), "--quiet"}, dir.path(), "resumed");
-  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  crash_and_resume({"--steps", "10", "--init-from", origin.string(), "--init-step", "3", "--test-crash-after", "4"},
+                   crashed);
   expect_continues(origin, crashed, 3);
 }
 
@@ -164,13 +168,9 @@ TEST(RunBranch, AnotherModelAMissingProcessOrTooFewStepsAreRefusedWithExit2) {
 TEST(RunBranch, PerProcessEigenFrequencyReachesItsProcessAndSurvivesAResume) {
   TempDir dir;
   const fs::path out = dir / "run";
-  EXPECT_EQ(run_cflow(quiet_tiny({"--runs", "discrete,central", "--steps", "8", "--central-eig-frequency", "3",
-                                  "--checkpoint-every", "2", "--test-crash-after", "5", "--out", out.string()}),
-                      dir.path(), "crashed")
-                .code,
-            3);
-  const Result resumed = run_cflow({"run", "--resume", out.string(), "--quiet"}, dir.path(), "resumed");
-  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  crash_and_resume({"--runs", "discrete,central", "--steps", "8", "--central-eig-frequency", "3", "--test-crash-after",
+                    "5"},
+                   out);
   const json settings = json_of(out / "config.json")["settings"];
   EXPECT_EQ(settings["central-eig-frequency"], 3);
   EXPECT_EQ(settings["discrete-eig-frequency"], "global");

@@ -172,6 +172,25 @@ Key text_key(std::string name, std::string group, std::string value_name, std::s
   return key;
 }
 
+// An integer >= 0, or `word` standing for the value `word_value` (outside that range).
+Key integer_or_word_key(std::string name, std::string group, std::string help, std::int64_t RunConfig::*member,
+                        std::string word, std::int64_t word_value) {
+  Key key = custom_key(std::move(name), std::move(group), "N|" + word, std::move(help));
+  key.set = [=](RunConfig& c, std::string_view text) {
+    if (text == word) {
+      c.*member = word_value;
+      return;
+    }
+    const auto value = to_integer(text);
+    if (!value || *value < 0) expected("an integer >= 0 or '" + word + "'", text);
+    c.*member = *value;
+  };
+  key.get = [=](const RunConfig& c) {
+    return c.*member == word_value ? nlohmann::ordered_json(word) : nlohmann::ordered_json(c.*member);
+  };
+  return key;
+}
+
 Key resumable(Key key) {
   key.on_resume = true;
   return key;
@@ -276,24 +295,10 @@ std::vector<Key> make_keys() {
     };
     k.push_back(std::move(key));
   }
-  {
-    Key key = custom_key("n-test", data, "N|all",
-                         "test examples (a multiple of the classes); 'all': every test example of the kept classes "
-                         "(synthetic data: as many as --n); 0: no test set");
-    key.set = [](RunConfig& c, std::string_view text) {
-      if (text == "all") {
-        c.n_test = kAllTestExamples;
-        return;
-      }
-      const auto value = to_integer(text);
-      if (!value || *value < 0) expected("an integer >= 0 or 'all'", text);
-      c.n_test = *value;
-    };
-    key.get = [](const RunConfig& c) {
-      return c.n_test == kAllTestExamples ? nlohmann::ordered_json("all") : nlohmann::ordered_json(c.n_test);
-    };
-    k.push_back(std::move(key));
-  }
+  k.push_back(integer_or_word_key("n-test", data,
+                                  "test examples (a multiple of the classes); 'all': every test example of the kept "
+                                  "classes (synthetic data: as many as --n); 0: no test set",
+                                  &RunConfig::n_test, "all", kAllTestExamples));
   k.push_back(choice_key("loss", data, "loss: mean squared error (1/2 sum over outputs) or cross-entropy",
                          &RunConfig::loss, choice_names(kLossChoices)));
   k.push_back(real_key("data-noise", data, "synthetic data: noise around the arcs / class means",
@@ -428,24 +433,10 @@ std::vector<Key> make_keys() {
                        "start every process from a checkpoint of the run in RUNDIR (same data, model, seed, "
                        "--opt and --warm-start); empty: from the seed",
                        &RunConfig::init_from));
-  {
-    Key key = custom_key("init-step", branching, "N|newest",
-                         "--init-from: the checkpoint at this step, or the last one before it; the step "
-                         "numbers continue from it");
-    key.set = [](RunConfig& c, std::string_view text) {
-      if (text == "newest") {
-        c.init_step = kNewestCheckpoint;
-        return;
-      }
-      const auto value = to_integer(text);
-      if (!value || *value < 0) expected("an integer >= 0 or 'newest'", text);
-      c.init_step = *value;
-    };
-    key.get = [](const RunConfig& c) {
-      return c.init_step == kNewestCheckpoint ? nlohmann::ordered_json("newest") : nlohmann::ordered_json(c.init_step);
-    };
-    k.push_back(std::move(key));
-  }
+  k.push_back(integer_or_word_key("init-step", branching,
+                                  "--init-from: the checkpoint at this step, or the last one before it; the step "
+                                  "numbers continue from it",
+                                  &RunConfig::init_step, "newest", kNewestCheckpoint));
   {
     std::vector<std::string> sources{kOwnProcess};
     for (const std::string& name : choice_names(kProcessChoices)) sources.push_back(name);
