@@ -80,6 +80,16 @@ inline Spawned spawn(const std::string& program, const std::vector<std::string>&
   return s;
 }
 
+// A tiny run: moons, MLP of width 8, float64, one thread (bitwise reproducible).
+inline std::vector<std::string> tiny(std::vector<std::string> extra) {
+  std::vector<std::string> args{"run",    "--data",    "moons", "--n",       "32",  "--n-test",
+                                "32",     "--width",   "8",     "--lr",      "1.5", "--dtype",
+                                "f64",    "--threads", "1",     "--device",  "cpu", "--runs",
+                                "discrete,central,stable,midpoint"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
 // Starts the built cflow.
 inline Spawned spawn_cflow(const std::vector<std::string>& args, const fs::path& dir, const std::string& tag) {
   return spawn(CFLOW_CLI_BINARY, args, dir, tag);

@@ -114,19 +114,30 @@ TEST_P(ExperimentToy, WorkCountsEveryOracleQuery) {
   for (const char* name : {"hvps", "quads", "jets", "lobpcg_iterations"}) EXPECT_EQ(work_of(gradient_only, name), 0);
 }
 
-// A checkpoint restored into a fresh experiment continues bit for bit.
-TEST_P(ExperimentToy, RestoredCheckpointContinuesBitwise) {
-  ToyObjective<double> toy(device(), 0.1, {98.0, 90.0});
+// RMSProp with bias correction on the 3-parameter toy, where ν matters (the checkpoint tests).
+ExperimentSettings rmsprop_on_the_toy() {
   ExperimentSettings s;
   s.optimizer.kind = OptimizerKind::rmsprop;
   s.optimizer.lr = 1e-3;
   s.optimizer.bias_correction = true;
-  s.processes = {ProcessKind::discrete, ProcessKind::midpoint, ProcessKind::stable, ProcessKind::central};
   s.selected_coordinates = 3;
-  auto evaluate = [&](const double* w) {
-    Buffer<double> g(device(), 3);
+  return s;
+}
+
+// The toy's loss as an experiment's evaluator.
+Experiment<double>::Evaluate loss_of(ToyObjective<double>& toy) {
+  return [&toy](const double* w) {
+    Buffer<double> g(toy.device(), toy.dim());
     return Evaluation{toy.value_grad(w, g.data()), 0.0};
   };
+}
+
+// A checkpoint restored into a fresh experiment continues bit for bit.
+TEST_P(ExperimentToy, RestoredCheckpointContinuesBitwise) {
+  ToyObjective<double> toy(device(), 0.1, {98.0, 90.0});
+  ExperimentSettings s = rmsprop_on_the_toy();
+  s.processes = {ProcessKind::discrete, ProcessKind::midpoint, ProcessKind::stable, ProcessKind::central};
+  const auto evaluate = loss_of(toy);
   const std::vector<double> w0{0.05, 0.05, 0.0};
   Experiment<double> whole(toy, evaluate, {}, w0, s), first(toy, evaluate, {}, w0, s);
   for (int t = 0; t < 40; ++t) whole.step(), first.step();
@@ -140,6 +151,30 @@ TEST_P(ExperimentToy, RestoredCheckpointContinuesBitwise) {
       EXPECT_EQ(a.processes[i].second.effective_eigs, b.processes[i].second.effective_eigs);
     }
     EXPECT_EQ(a.deltas, b.deltas);
+  }
+}
+
+// Branching (restore with a source process): flows started from the discrete process's state at
+// step 0 of an RMSProp run start as the flows of a fresh experiment do (ν updated once with the
+// gradient there), so they run bit for bit as those; processes restored from their own state too.
+TEST_P(ExperimentToy, FlowsBranchedFromTheDiscreteStateStartAsTheFlowsDo) {
+  ToyObjective<double> toy(device(), 0.1, {98.0, 90.0});
+  const ExperimentSettings s = rmsprop_on_the_toy();
+  const auto evaluate = loss_of(toy);
+  const std::vector<double> w0{0.05, 0.05, 0.0};
+  ExperimentSettings discrete_only = s, flows = s;
+  discrete_only.processes = {ProcessKind::discrete};
+  flows.processes = {ProcessKind::stable, ProcessKind::central};
+  const Experiment<double> origin(toy, evaluate, {}, w0, discrete_only);
+  Experiment<double> fresh(toy, evaluate, {}, w0, flows), branched(toy, evaluate, {}, std::vector<double>(3, 0.0), flows);
+  branched.restore(origin.checkpoint(), ProcessKind::discrete);
+  for (int t = 0; t < 10; ++t) {
+    const StepRecord a = fresh.step(), b = branched.step();
+    for (std::size_t i = 0; i < a.processes.size(); ++i) {
+      EXPECT_EQ(a.processes[i].second.train_loss, b.processes[i].second.train_loss) << t;
+      EXPECT_EQ(a.processes[i].second.state.values, b.processes[i].second.state.values) << t;
+      EXPECT_EQ(a.processes[i].second.effective_eigs, b.processes[i].second.effective_eigs) << t;
+    }
   }
 }
 

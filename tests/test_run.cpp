@@ -41,16 +41,6 @@ namespace fs = std::filesystem;
 using namespace cflow::cli_test;
 using cli_test::Dataset;  // not cflow::Dataset
 
-// A tiny run: moons, MLP of width 8, float64, one thread (bitwise reproducible).
-std::vector<std::string> tiny(std::vector<std::string> extra) {
-  std::vector<std::string> args{"run",    "--data",    "moons", "--n",       "32",  "--n-test",
-                                "32",     "--width",   "8",     "--lr",      "1.5", "--dtype",
-                                "f64",    "--threads", "1",     "--device",  "cpu", "--runs",
-                                "discrete,central,stable,midpoint"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  return args;
-}
-
 // Rows of a [rows x cols] float dataset that hold at least one finite value.
 std::int64_t written_rows(const Dataset& ds) {
   const std::vector<double> v = as_doubles(ds);
@@ -205,6 +195,53 @@ TEST(RunConfig, JsonRoundTripKeepsEverySetting) {
   EXPECT_EQ(to_json(back), json);
   EXPECT_EQ(back.lr, 0.123456789012345);
   EXPECT_EQ(back.seed, 18446744073709551615ull);
+}
+
+// One key per process and eigen setting, generated from the key table: a flag and a [<process>.eig]
+// TOML table give the same settings, which reach that process only and round-trip through JSON.
+TEST(RunConfig, PerProcessEigenKeysOverrideTheGlobalOnesForTheirProcess) {
+  const RunConfig flags = parse({"--central-eig-frequency", "3", "--central-eig-tol", "1e-6", "--eig-initial-k", "2",
+                                 "--discrete-eig-track-threshold", "1.25", "--central-eig-every-substep"});
+  const ExperimentSettings s = flags.experiment_settings();
+  EXPECT_EQ(s.eig_of(ProcessKind::central).frequency, 3);
+  EXPECT_EQ(s.eig_of(ProcessKind::central).tolerance, 1e-6);
+  EXPECT_EQ(s.eig_of(ProcessKind::central).initial_k, 2);  // the global value where not overridden
+  EXPECT_EQ(s.eig_of(ProcessKind::discrete).frequency, 1);
+  EXPECT_EQ(s.eig_of(ProcessKind::discrete).track_threshold, 1.25);
+  EXPECT_EQ(s.eig_of(ProcessKind::stable).track_threshold, EigenSettings{}.track_threshold);
+  EXPECT_EQ(s.eig_of(ProcessKind::stable).tolerance, 1e-4);  // f32 auto
+  EXPECT_TRUE(s.flow.central_eig_every_substep);
+
+  TempDir dir;
+  const fs::path file = dir / "run.toml";
+  std::ofstream(file) << "eig-initial-k = 2\ncentral-eig-every-substep = true\n[central.eig]\nfrequency = 3\n"
+                         "tol = 1e-6\n[discrete]\neig-track-threshold = 1.25\n";
+  EXPECT_EQ(to_json(parse({"--config", file.string()})), to_json(flags));
+
+  const auto json = to_json(flags);
+  EXPECT_EQ(json["central-eig-frequency"], 3);
+  EXPECT_EQ(json["stable-eig-frequency"], "global");
+  EXPECT_EQ(to_json(from_json(json, "config.json")), json);
+  EXPECT_EQ(from_json(json, "config.json").experiment_settings().eig_of(ProcessKind::central).frequency, 3);
+  // 'global' clears an override from the TOML file.
+  EXPECT_EQ(parse({"--config", file.string(), "--central-eig-frequency", "global"})
+                .experiment_settings()
+                .eig_of(ProcessKind::central)
+                .frequency,
+            1);
+}
+
+TEST(RunConfig, BadPerProcessEigenValuesNameTheirFlag) {
+  std::string message = config_error({"--central-eig-frequency", "0"});
+  EXPECT_NE(message.find("--central-eig-frequency: expected an integer"), std::string::npos) << message;
+  EXPECT_NE(message.find("'global'"), std::string::npos) << message;
+  message = config_error({"--midpoint-eig-initial-k", "30", "--eig-max-k", "20"});
+  EXPECT_NE(message.find("--midpoint-eig-initial-k 30: expected at most --eig-max-k (20)"), std::string::npos)
+      << message;
+  message = config_error({"--checkpoint-steps", "100,x"});
+  EXPECT_NE(message.find("--checkpoint-steps: expected a comma-separated list of step numbers"), std::string::npos)
+      << message;
+  EXPECT_EQ(parse({"--checkpoint-steps", "300,100,300"}).checkpoint_steps, (std::vector<std::int64_t>{100, 300}));
 }
 
 // ---- checkpoints ------------------------------------------------------------------------------------

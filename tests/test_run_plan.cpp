@@ -89,5 +89,50 @@ TEST(RunPlan, StepsBelowTheCheckpointAreRefusedAndOldCheckpointsWithoutDigestAcc
   EXPECT_NO_THROW(check_continues(config, checkpoint));
 }
 
+// A checkpoint written before a setting existed continues while that setting is at its default.
+TEST(RunPlan, SettingsAddedSinceTheCheckpointContinueAtTheirDefaults) {
+  RunConfig config;
+  CheckpointFile checkpoint = checkpoint_of(config, 10);
+  checkpoint.meta["settings"].erase("central-eig-frequency");
+  checkpoint.meta["settings_digest"] = "0000000000000000";
+  EXPECT_NO_THROW(check_continues(config, checkpoint));
+  config.process_eig["central-eig-frequency"] = "2";
+  const std::string message = message_of([&] { check_continues(config, checkpoint); });
+  EXPECT_NE(message.find("central-eig-frequency is 2 in config.json but \"global\" in the checkpoint"),
+            std::string::npos)
+      << message;
+}
+
+// A branch keeps the origin's data, model, seed, optimizer kind and warm start; everything else
+// (the learning rate here) may change. Its processes need their source in the checkpoint.
+TEST(RunPlan, ABranchRefusesOtherFixedSettingsNamingEachAndNeedsItsSourceProcesses) {
+  RunConfig origin_config;
+  origin_config.runs = {"discrete", "central"};
+  Origin origin{"runs/origin", checkpoint_of(origin_config, 10), std::nullopt};
+  for (const char* process : {"discrete", "central"})
+    for (const char* array : {"/w", "/stopped"})
+      origin.checkpoint.checkpoint.arrays.emplace_back(std::string(process) + array, std::vector<double>{0});
+  RunConfig config = origin_config;
+  config.steps = 20;
+  config.lr = 0.07;
+  EXPECT_NO_THROW(check_branches(config, origin));
+  config.width = 64;
+  config.seed = 3;
+  std::string message = message_of([&] { check_branches(config, origin); });
+  EXPECT_NE(message.find("width is 64 here but 128 in the origin"), std::string::npos) << message;
+  EXPECT_NE(message.find("seed is 3 here but 0 in the origin"), std::string::npos) << message;
+  EXPECT_EQ(message.find("lr is"), std::string::npos) << message;
+  config = origin_config;
+  config.steps = 20;
+  config.runs = {"stable"};
+  message = message_of([&] { check_branches(config, origin); });
+  EXPECT_NE(message.find("the origin has no stable process (it ran central, discrete)"), std::string::npos) << message;
+  origin.process = ProcessKind::central;  // --init-process central
+  EXPECT_NO_THROW(check_branches(config, origin));
+  origin.checkpoint.checkpoint.arrays.back().second = {1};  // central stopped
+  message = message_of([&] { check_branches(config, origin); });
+  EXPECT_NE(message.find("the origin's central process had stopped"), std::string::npos) << message;
+}
+
 }  // namespace
 }  // namespace cflow::run

@@ -1,6 +1,7 @@
 // `cflow run`: an optimizer and its central flow (and the stable flow, and midpoints) side by side,
 // logged into a run directory (host/run/session.h does the run):
-//   config.json    every resolved setting, cflow version, git commit, device, precision, resumes
+//   config.json    every resolved setting, cflow version, git commit, device, precision, resumes,
+//                  and a branched run's origin (--init-from)
 //   data.h5        the time series (host/run/output.h), SWMR: readable by h5py while the run goes
 //   checkpoints/   step-<step>.ckpt (host/run/checkpoint.h), the newest two
 //   summary.json   the run's numbers (host/run/summary.h), status, per-process status, wall time
@@ -80,7 +81,8 @@ Handler add_run_command(CLI::App& app) {
       "run",
       "Run an optimizer and its central flow side by side and log them to a run directory.\n"
       "Settings: defaults < --config FILE (TOML) < flags. Output: config.json, data.h5 (readable while running), "
-      "checkpoints/, summary.json, plots/ and report.html.\n" +
+      "checkpoints/, summary.json, plots/ and report.html.\n"
+      "--resume RUNDIR continues a run; --init-from RUNDIR starts a new one from its checkpoint (branching).\n" +
           std::string(kExitCodesHelp));
   auto flags = std::make_shared<RunFlags>();
   register_flags(*cmd, *flags);

@@ -26,6 +26,8 @@ struct Experiment<T>::State {
     CFLOW_REQUIRE(index_t(w0.size()) == context.d, "initial parameters of the wrong size");
     CFLOW_REQUIRE(s.eig.frequency >= 1 && s.flow.central_nsubsteps >= 1 && s.flow.stable_min_nsubsteps >= 1,
                   "eigen frequency and substep counts must be positive");
+    for (const auto& [kind, e] : s.process_eig)
+      CFLOW_REQUIRE(e.frequency >= 1, "the eigen frequency of " + to_string(kind) + " must be positive");
     CFLOW_REQUIRE(!s.processes.empty(), "no process to run");
     context.selected_host = selected_indices(context.d, s.selected_coordinates);
     context.selected = Buffer<index_t>(context.dev, std::span<const index_t>(context.selected_host));
@@ -159,8 +161,14 @@ Checkpoint Experiment<T>::checkpoint() const {
   return cp;
 }
 
+namespace {
+
+bool is_flow(ProcessKind kind) { return kind == ProcessKind::stable || kind == ProcessKind::central; }
+
+}  // namespace
+
 template <class T>
-void Experiment<T>::restore(const Checkpoint& cp) {
+void Experiment<T>::restore(const Checkpoint& cp, std::optional<ProcessKind> source) {
   std::map<std::string, const std::vector<double>*> arrays;
   for (const auto& [name, values] : cp.arrays) arrays[name] = &values;
   auto get = [&](const std::string& name) -> const std::vector<double>& {
@@ -174,16 +182,25 @@ void Experiment<T>::restore(const Checkpoint& cp) {
     const std::vector<T> t(v.begin(), v.end());
     b.upload(t);
   };
+  ProcessContext<T>& c = state_->context;
   for (auto& process : state_->processes) {
     Process<T>& p = *process;
-    const std::string name = to_string(p.kind) + "/";
+    const ProcessKind from = source.value_or(p.kind);
+    const std::string name = to_string(from) + "/";
     load(p.w, name + "w");
     p.state.set_t(get(name + "t").at(0));
     load(p.state.nu(), name + "nu");
     p.stopped = get(name + "stopped").at(0) != 0;
     if (p.stopped) p.reason = "stopped before the checkpoint";
     const bool has_prev = get(name + "has_prev").at(0) != 0;
-    if (p.kind == ProcessKind::midpoint) p.restore_previous(has_prev, get(name + "w_prev"), name + "w_prev");
+    if (p.kind == ProcessKind::midpoint && from == ProcessKind::midpoint)
+      p.restore_previous(has_prev, get(name + "w_prev"), name + "w_prev");
+    if (is_flow(p.kind) && !is_flow(from)) {  // as the flows start (State's constructor)
+      c.f.value_grad(p.w.data(), p.g.data());
+      p.state.update(p.g.data());
+    } else if (!is_flow(p.kind) && is_flow(from)) {
+      p.state.set_t(p.state.t() - 1);  // the discrete count: the flow's t is one update ahead
+    }
     const std::vector<std::pair<std::string, EigenTracker<T>*>> trackers{
         {"eig", &p.tracker}, {"raw_eig", p.raw_tracker ? &*p.raw_tracker : nullptr}};
     for (const auto& [label, tracker] : trackers) {

@@ -37,8 +37,7 @@ std::vector<double> ProcessContext<T>::gather(const T* x, index_t cols) {
 }
 
 template <class T>
-EigenTrackerOptions ProcessContext<T>::tracker_options(bool grows) const {
-  const EigenSettings& e = settings.eig;
+EigenTrackerOptions ProcessContext<T>::tracker_options(const EigenSettings& e, bool grows) const {
   EigenTrackerOptions o;
   o.initial_k = e.initial_k;
   o.track_threshold = grows ? std::optional<double>(e.track_threshold) : std::nullopt;
@@ -52,10 +51,10 @@ EigenTrackerOptions ProcessContext<T>::tracker_options(bool grows) const {
 
 template <class T>
 Process<T>::Process(Context& c, ProcessKind k, std::span<const T> w0, const OptimizerState<T>& s)
-    : kind(k), w(c.dev, w0), w_next(c.dev, c.d), g(c.dev, c.d), p(c.dev, c.d), state(s), state_next(s),
-      tracker(c.dev, c.d, c.tracker_options(k != ProcessKind::stable)) {
+    : kind(k), eig(c.settings.eig_of(k)), w(c.dev, w0), w_next(c.dev, c.d), g(c.dev, c.d), p(c.dev, c.d), state(s),
+      state_next(s), tracker(c.dev, c.d, c.tracker_options(eig, k != ProcessKind::stable)) {
   if (c.settings.eig.raw_eigenvalues && s.spec().kind == OptimizerKind::rmsprop)
-    raw_tracker.emplace(c.dev, c.d, c.tracker_options(false));
+    raw_tracker.emplace(c.dev, c.d, c.tracker_options(eig, false));
 }
 
 template <class T>

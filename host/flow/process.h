@@ -30,12 +30,13 @@ struct ProcessContext {
   Buffer<index_t> selected;  // the logged coordinates
   std::vector<index_t> selected_host;
 
-  bool full_solve() const { return step % settings.eig.frequency == 0; }
   // A full LOBPCG solve of P⁻¹H at w (preconditioner p), or a Rayleigh refresh of the tracked basis.
   void solve_or_refresh(EigenTracker<T>& tracker, const T* w, const T* p, bool full);
   // Rows `selected` of the d × cols device matrix x, on the host.
   std::vector<double> gather(const T* x, index_t cols = 1);
-  EigenTrackerOptions tracker_options(bool grows) const;
+  // Options of a tracker under `eig` (a process's settings); one that grows tracks every eigenvalue
+  // above the threshold.
+  EigenTrackerOptions tracker_options(const EigenSettings& eig, bool grows) const;
 };
 
 // The P-normalized directions of the central flow's Σ eigenvectors (UQ, d × count) at time t.
@@ -79,6 +80,7 @@ class Process {
   virtual void restore_previous(bool /*has_prev*/, const std::vector<double>& /*w_prev*/, const std::string& /*name*/) {}
 
   ProcessKind kind;
+  EigenSettings eig;  // this process's (ExperimentSettings::eig_of)
   Buffer<T> w, w_next, g, p;
   OptimizerState<T> state, state_next;
   EigenTracker<T> tracker;
@@ -87,6 +89,8 @@ class Process {
   std::string reason;
 
  protected:
+  // A full eigen-solve at this step (else a Rayleigh refresh), every eig.frequency steps.
+  bool full_solve(const Context& c) const { return c.step % eig.frequency == 0; }
   virtual ProcessRecord prepare_step(Context& c) = 0;
   // Loss, gradient norm, accuracy, state summary and selected g² at `at` (g holds ∇L there).
   ProcessRecord basic_record(Context& c, const T* at, double loss);

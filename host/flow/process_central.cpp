@@ -39,13 +39,13 @@ class CentralProcess final : public Process<T> {
       }
       this->state_next.preconditioner(precond);
       if (sub == 0) r = this->basic_record(c, this->w.data(), loss);
-      this->eigen(c, this->tracker, this->w_next.data(), precond, sub == 0 && c.full_solve());
+      this->eigen(c, this->tracker, this->w_next.data(), precond, full_solve_at(c, sub));
       CriticalSet<T> critical = critical_set(c);
       if (sub > 0) {
         if (!substep(c, grad, critical, 1.0 / nsub)) return stopped(r);
         continue;
       }
-      this->log_eigenvalues(c, r, this->w.data(), c.full_solve());
+      this->log_eigenvalues(c, r, this->w.data(), full_solve_at(c, sub));
       // central_flow_substep advances w_next; the predictions need (λ, U) at time t first.
       Buffer<T> U_t(c.dev, c.d * critical.k());
       blas::copy<T>(c.dev, c.d * critical.k(), critical.U, U_t.data());
@@ -59,6 +59,12 @@ class CentralProcess final : public Process<T> {
   }
 
  private:
+  // A full eigen-solve at substep `sub`: at every substep with --central-eig-every-substep, else at
+  // the first substep of every eig.frequency-th step (Rayleigh refreshes of the basis in between).
+  bool full_solve_at(const Context& c, int sub) const {
+    return c.settings.flow.central_eig_every_substep || (sub == 0 && this->full_solve(c));
+  }
+
   // The tracked effective eigenpairs above the SDCP threshold.
   CriticalSet<T> critical_set(const Context& c) const {
     CriticalSet<T> critical;

@@ -23,8 +23,8 @@ ProcessRecord DiscreteProcess<T>::prepare_step(Context& c) {
   ProcessRecord r = this->basic_record(c, at, logged_loss);
   std::swap(now, next);
   if (!c.settings.eig.track_discrete) return r;  // only the gradient: the eigenvalues stay NaN
-  this->eigen(c, this->tracker, at, this->p.data(), c.full_solve());
-  this->log_eigenvalues(c, r, at, c.full_solve());
+  this->eigen(c, this->tracker, at, this->p.data(), this->full_solve(c));
+  this->log_eigenvalues(c, r, at, this->full_solve(c));
   return r;
 }
 

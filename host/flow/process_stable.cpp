@@ -23,8 +23,8 @@ class StableProcess final : public Process<T> {
     if (this->diverged(c, loss, this->g.data(), "")) return stopped_record(loss);
     this->state.preconditioner(this->p.data());
     ProcessRecord r = this->basic_record(c, this->w.data(), loss);
-    this->eigen(c, this->tracker, this->w.data(), this->p.data(), c.full_solve());
-    this->log_eigenvalues(c, r, this->w.data(), c.full_solve());
+    this->eigen(c, this->tracker, this->w.data(), this->p.data(), this->full_solve(c));
+    this->log_eigenvalues(c, r, this->w.data(), this->full_solve(c));
     const double sharpness = r.effective_eigs.empty() ? 0.0 : r.effective_eigs.front();
     const double max_seff = c.settings.flow.stable_max_seff;
     if (!std::isfinite(loss) || !std::isfinite(sharpness) || sharpness > max_seff) {

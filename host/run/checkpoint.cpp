@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <regex>
 
 #include "cflow/runtime/error.h"
@@ -98,15 +99,15 @@ void write_through_temporary(const std::filesystem::path& file, const std::files
   fsync_folder(file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path());
 }
 
-std::optional<std::int64_t> step_of(const std::filesystem::path& file) {
+}  // namespace
+
+std::optional<std::int64_t> checkpoint_step(const std::filesystem::path& file) {
   static const std::regex name("step-([0-9]+)\\.ckpt");
   std::smatch match;
   const std::string base = file.filename().string();
   if (!std::regex_match(base, match, name)) return std::nullopt;
   return std::stoll(match[1].str());
 }
-
-}  // namespace
 
 std::uint64_t fnv1a(std::string_view bytes) {
   Fnv1a hash;
@@ -124,7 +125,7 @@ std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path&
   std::vector<std::pair<std::int64_t, std::filesystem::path>> found;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
-    if (const auto step = step_of(entry.path()); step && entry.is_regular_file())
+    if (const auto step = checkpoint_step(entry.path()); step && entry.is_regular_file())
       found.emplace_back(*step, entry.path());
   }
   std::sort(found.begin(), found.end());
@@ -134,7 +135,8 @@ std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path&
 }
 
 std::filesystem::path write_checkpoint(const std::filesystem::path& folder, const Checkpoint& checkpoint,
-                                       const nlohmann::json& meta, int keep) {
+                                       const nlohmann::json& meta, int keep,
+                                       const std::vector<std::int64_t>& pinned) {
   CFLOW_NVTX_RANGE("checkpoint");
   std::error_code ec;
   std::filesystem::create_directories(folder, ec);
@@ -166,7 +168,8 @@ std::filesystem::path write_checkpoint(const std::filesystem::path& folder, cons
 
   std::vector<std::filesystem::path> files = list_checkpoints(folder);
   for (std::size_t i = 0; i + static_cast<std::size_t>(std::max(keep, 1)) < files.size(); ++i) {
-    std::filesystem::remove(files[i], ec);
+    if (std::find(pinned.begin(), pinned.end(), checkpoint_step(files[i])) == pinned.end())
+      std::filesystem::remove(files[i], ec);
   }
   return file;
 }
@@ -230,8 +233,14 @@ CheckpointFile read_checkpoint(const std::filesystem::path& file) {
 
 std::optional<CheckpointFile> latest_checkpoint(const std::filesystem::path& folder,
                                                 std::vector<std::string>* skipped) {
+  return checkpoint_at_or_before(folder, std::numeric_limits<std::int64_t>::max(), skipped);
+}
+
+std::optional<CheckpointFile> checkpoint_at_or_before(const std::filesystem::path& folder, std::int64_t step,
+                                                      std::vector<std::string>* skipped) {
   std::vector<std::filesystem::path> files = list_checkpoints(folder);
   for (auto it = files.rbegin(); it != files.rend(); ++it) {
+    if (*checkpoint_step(*it) > step) continue;
     try {
       return read_checkpoint(*it);
     } catch (const Error& e) {

@@ -15,7 +15,8 @@
 // Writing is atomic: the bytes go to a temporary file in the same folder, which is fsync'ed and then
 // renamed over the final name (and the folder fsync'ed), so a crash leaves either the old set of
 // checkpoints or the new one, never a partial file under a checkpoint's name. The newest `keep`
-// checkpoints are kept; older ones are deleted after the new one is in place.
+// checkpoints and those at `pinned` steps (--checkpoint-steps) are kept; other older ones are
+// deleted after the new one is in place.
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -41,9 +42,11 @@ struct CheckpointFile {
 std::filesystem::path checkpoint_path(const std::filesystem::path& folder, std::int64_t step);
 
 // Writes `checkpoint` atomically into `folder` (created if missing) and deletes all but the newest
-// `keep` checkpoints. Returns the file written. Throws cflow::Error naming the file on failure.
+// `keep` checkpoints and the `pinned` steps. Returns the file written. Throws cflow::Error naming
+// the file on failure.
 std::filesystem::path write_checkpoint(const std::filesystem::path& folder, const Checkpoint& checkpoint,
-                                       const nlohmann::json& meta, int keep = 2);
+                                       const nlohmann::json& meta, int keep = 2,
+                                       const std::vector<std::int64_t>& pinned = {});
 
 // Reads and verifies one checkpoint file; throws cflow::Error naming the file and what is wrong.
 CheckpointFile read_checkpoint(const std::filesystem::path& file);
@@ -52,6 +55,9 @@ CheckpointFile read_checkpoint(const std::filesystem::path& file);
 // ones go to `skipped`. nullopt when there is none.
 std::optional<CheckpointFile> latest_checkpoint(const std::filesystem::path& folder,
                                                 std::vector<std::string>* skipped = nullptr);
+// The same among the checkpoints at steps up to `step` (branching from a run at a step).
+std::optional<CheckpointFile> checkpoint_at_or_before(const std::filesystem::path& folder, std::int64_t step,
+                                                      std::vector<std::string>* skipped = nullptr);
 
 // Writes `text` to `file` atomically (a temporary file beside it, fsync, rename); for config.json and
 // summary.json. Throws cflow::Error naming the file.
@@ -62,5 +68,7 @@ std::uint64_t fnv1a(std::string_view bytes);
 
 // The checkpoint files in `folder`, oldest first.
 std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& folder);
+// The step of a checkpoint file named by checkpoint_path(), or nullopt for another name.
+std::optional<std::int64_t> checkpoint_step(const std::filesystem::path& file);
 
 }  // namespace cflow::run

@@ -83,7 +83,12 @@ std::optional<bool> to_bool(std::string_view text) {
 
 // A key whose set and get the caller fills in.
 Key custom_key(std::string name, std::string group, std::string value_name, std::string help) {
-  return Key{std::move(name), std::move(group), std::move(value_name), std::move(help), false, {}, {}};
+  Key key;
+  key.name = std::move(name);
+  key.group = std::move(group);
+  key.value_name = std::move(value_name);
+  key.help = std::move(help);
+  return key;
 }
 
 constexpr std::int64_t kNoLimit = std::numeric_limits<std::int64_t>::max();
@@ -167,14 +172,99 @@ Key text_key(std::string name, std::string group, std::string value_name, std::s
   return key;
 }
 
+// An integer >= 0, or `word` standing for the value `word_value` (outside that range).
+Key integer_or_word_key(std::string name, std::string group, std::string help, std::int64_t RunConfig::*member,
+                        std::string word, std::int64_t word_value) {
+  Key key = custom_key(std::move(name), std::move(group), "N|" + word, std::move(help));
+  key.set = [=](RunConfig& c, std::string_view text) {
+    if (text == word) {
+      c.*member = word_value;
+      return;
+    }
+    const auto value = to_integer(text);
+    if (!value || *value < 0) expected("an integer >= 0 or '" + word + "'", text);
+    c.*member = *value;
+  };
+  key.get = [=](const RunConfig& c) {
+    return c.*member == word_value ? nlohmann::ordered_json(word) : nlohmann::ordered_json(c.*member);
+  };
+  return key;
+}
+
 Key resumable(Key key) {
   key.on_resume = true;
   return key;
 }
 
+// A list of distinct step numbers >= 1, kept sorted.
+Key steps_list_key(std::string name, std::string group, std::string help,
+                   std::vector<std::int64_t> RunConfig::*member) {
+  Key key = custom_key(std::move(name), std::move(group), "LIST", std::move(help));
+  key.set = [=](RunConfig& c, std::string_view text) {
+    std::set<std::int64_t> steps;
+    if (!text.empty()) {
+      for (const std::string& item : split(text, ',')) {
+        const auto value = to_integer(item);
+        if (!value || *value < 1) expected("a comma-separated list of step numbers >= 1", text);
+        steps.insert(*value);
+      }
+    }
+    c.*member = std::vector<std::int64_t>(steps.begin(), steps.end());
+  };
+  key.get = [=](const RunConfig& c) { return nlohmann::ordered_json(c.*member); };
+  return key;
+}
+
+// <process>-<name> for every process and every name of kPerProcessEigenKeys, parsed by the key
+// <name> itself and kept as text in RunConfig::process_eig; 'global' (the default) follows <name>.
+std::vector<Key> per_process_eigen_keys(const std::vector<Key>& table, const std::string& group) {
+  std::vector<Key> generated;
+  for (const auto& process : kProcessChoices) {
+    for (const char* base_name : kPerProcessEigenKeys) {
+      const Key base = *std::find_if(table.begin(), table.end(), [&](const Key& k) { return k.name == base_name; });
+      const std::string name = std::string(process.name) + "-" + base.name;
+      Key key = custom_key(name, group, base.value_name + "|" + kGlobalValue,
+                           std::string(process.name) + " only: --" + base.name + " for this process ('" +
+                               kGlobalValue + "': the value of --" + base.name + ")");
+      key.set = [base, name](RunConfig& c, std::string_view text) {
+        if (text == kGlobalValue) {
+          c.process_eig.erase(name);
+          return;
+        }
+        RunConfig scratch;
+        try {
+          base.set(scratch, text);
+        } catch (const ConfigError& e) {
+          throw ConfigError(std::string(e.what()) + " (or '" + kGlobalValue + "')");
+        }
+        c.process_eig[name] = std::string(text);
+      };
+      key.get = [base, name](const RunConfig& c) {
+        const auto it = c.process_eig.find(name);
+        if (it == c.process_eig.end()) return nlohmann::ordered_json(kGlobalValue);
+        RunConfig scratch;
+        base.set(scratch, it->second);
+        return base.get(scratch);
+      };
+      generated.push_back(std::move(key));
+    }
+  }
+  return generated;
+}
+
+// The keys a branched run must share with its origin (host/run/plan.h): every data and model key
+// but the data's folder (the same files may move), the seed (it draws synthetic data and the
+// examples kept), the optimizer kind (its state is loaded) and the warm start (it numbers the steps).
+void mark_fixed_on_branch(std::vector<Key>& table, const std::string& data, const std::string& model) {
+  for (Key& key : table)
+    key.fixed_on_branch = ((key.group == data || key.group == model) && key.name != "data-dir") ||
+                          key.name == "seed" || key.name == "opt" || key.name == "warm-start";
+}
+
 std::vector<Key> make_keys() {
   const std::string data = "Data", model = "Model", optimizer = "Optimizer", processes = "Processes",
-                    eig = "Eigenvalues", flows = "Flows", run = "Run";
+                    eig = "Eigenvalues", process_eig = "Eigenvalues per process", flows = "Flows",
+                    run = "Run", branching = "Branching";
   std::vector<Key> k;
   k.push_back(
       choice_key("data", data, "data set", &RunConfig::data, {"fashion-mnist", "cifar10", "moons", "gaussian"}));
@@ -205,24 +295,10 @@ std::vector<Key> make_keys() {
     };
     k.push_back(std::move(key));
   }
-  {
-    Key key = custom_key("n-test", data, "N|all",
-                         "test examples (a multiple of the classes); 'all': every test example of the kept classes "
-                         "(synthetic data: as many as --n); 0: no test set");
-    key.set = [](RunConfig& c, std::string_view text) {
-      if (text == "all") {
-        c.n_test = kAllTestExamples;
-        return;
-      }
-      const auto value = to_integer(text);
-      if (!value || *value < 0) expected("an integer >= 0 or 'all'", text);
-      c.n_test = *value;
-    };
-    key.get = [](const RunConfig& c) {
-      return c.n_test == kAllTestExamples ? nlohmann::ordered_json("all") : nlohmann::ordered_json(c.n_test);
-    };
-    k.push_back(std::move(key));
-  }
+  k.push_back(integer_or_word_key("n-test", data,
+                                  "test examples (a multiple of the classes); 'all': every test example of the kept "
+                                  "classes (synthetic data: as many as --n); 0: no test set",
+                                  &RunConfig::n_test, "all", kAllTestExamples));
   k.push_back(choice_key("loss", data, "loss: mean squared error (1/2 sum over outputs) or cross-entropy",
                          &RunConfig::loss, choice_names(kLossChoices)));
   k.push_back(real_key("data-noise", data, "synthetic data: noise around the arcs / class means",
@@ -304,6 +380,11 @@ std::vector<Key> make_keys() {
                          &RunConfig::no_track_discrete));
   k.push_back(switch_key("no-raw-eigs", eig, "do not log eigenvalues of the raw Hessian (a second solve for rmsprop)",
                          &RunConfig::no_raw_eigs));
+  k.push_back(switch_key("central-eig-every-substep", eig,
+                         "central flow: a full eigen-solve at every substep (else one per step, Rayleigh "
+                         "refreshes at the other substeps)",
+                         &RunConfig::central_eig_every_substep));
+  for (Key& key : per_process_eigen_keys(k, process_eig)) k.push_back(std::move(key));
 
   k.push_back(integer_key("central-nsubsteps", flows, "central flow: Euler substeps per step",
                           &RunConfig::central_nsubsteps, 1, 1 << 20));
@@ -342,11 +423,32 @@ std::vector<Key> make_keys() {
                                     "checkpoint every N steps (0: only at the end and on "
                                     "interrupt)",
                                     &RunConfig::checkpoint_every, 0)));
+  k.push_back(resumable(steps_list_key("checkpoint-steps", run,
+                                       "also checkpoint at these steps, comma-separated, and keep those "
+                                       "checkpoints (to branch from them, --init-from)",
+                                       &RunConfig::checkpoint_steps)));
   k.push_back(
       resumable(switch_key("no-plots", run, "do not run python/cflow_plot.py at the end", &RunConfig::no_plots)));
   k.push_back(resumable(switch_key("quiet", run, "no progress bar and no summary table", &RunConfig::quiet)));
   k.push_back(resumable(switch_key("verbose", run, "also print the steady-state device traffic per step of each process",
                                    &RunConfig::verbose)));
+
+  k.push_back(text_key("init-from", branching, "RUNDIR",
+                       "start every process from a checkpoint of the run in RUNDIR (same data, model, seed, "
+                       "--opt and --warm-start); empty: from the seed",
+                       &RunConfig::init_from));
+  k.push_back(integer_or_word_key("init-step", branching,
+                                  "--init-from: the checkpoint at this step, or the last one before it; the step "
+                                  "numbers continue from it",
+                                  &RunConfig::init_step, "newest", kNewestCheckpoint));
+  {
+    std::vector<std::string> sources{kOwnProcess};
+    for (const std::string& name : choice_names(kProcessChoices)) sources.push_back(name);
+    k.push_back(choice_key("init-process", branching,
+                           "--init-from: every process from this process's state; own: each from its own",
+                           &RunConfig::init_process, sources));
+  }
+  mark_fixed_on_branch(k, data, model);
   return k;
 }
 
@@ -424,18 +526,35 @@ std::vector<ProcessKind> RunConfig::processes() const {
   return kinds;
 }
 
+RunConfig RunConfig::for_process(ProcessKind process) const {
+  RunConfig scoped = *this;
+  for (const char* base : kPerProcessEigenKeys) {
+    const auto it = process_eig.find(to_string(process) + "-" + base);
+    if (it != process_eig.end()) find_key(base)->set(scoped, it->second);
+  }
+  return scoped;
+}
+
+EigenSettings RunConfig::eigen_settings() const {
+  EigenSettings e;
+  e.frequency = eig_frequency;
+  e.initial_k = eig_initial_k;
+  e.track_threshold = eig_track_threshold;
+  e.k_max = eig_max_k;
+  e.tolerance = eig_tolerance();
+  e.raw_eigenvalues = !no_raw_eigs;
+  e.track_discrete = !no_track_discrete;
+  return e;
+}
+
 ExperimentSettings RunConfig::experiment_settings() const {
   ExperimentSettings s;
   s.optimizer = optimizer_spec();
   s.processes = processes();
   s.warm_start = warm_start;
-  s.eig.frequency = eig_frequency;
-  s.eig.initial_k = eig_initial_k;
-  s.eig.track_threshold = eig_track_threshold;
-  s.eig.k_max = eig_max_k;
-  s.eig.tolerance = eig_tolerance();
-  s.eig.raw_eigenvalues = !no_raw_eigs;
-  s.eig.track_discrete = !no_track_discrete;
+  s.eig = eigen_settings();
+  for (ProcessKind kind : s.processes) s.process_eig.emplace_back(kind, for_process(kind).eigen_settings());
+  s.flow.central_eig_every_substep = central_eig_every_substep;
   s.flow.central_nsubsteps = central_nsubsteps;
   s.flow.sdcp_threshold = sdcp_threshold;
   s.flow.stable_min_nsubsteps = stable_min_nsubsteps;
@@ -450,6 +569,13 @@ ExperimentSettings RunConfig::experiment_settings() const {
 const std::vector<Key>& keys() {
   static const std::vector<Key> table = make_keys();
   return table;
+}
+
+std::string resumable_flags() {
+  std::vector<std::string> flags;
+  for (const Key& key : keys())
+    if (key.on_resume) flags.push_back("--" + key.name);
+  return join(flags, ", ");
 }
 
 const Key* find_key(std::string_view name) {
@@ -487,22 +613,25 @@ void apply_toml_text(RunConfig& config, std::string_view text, const std::string
     if (!value_text) throw ConfigError(where + ": expected a string, number, boolean or list of them");
     set_key(config, *key, *value_text, where);
   };
-  for (const auto& [name, value] : table) {
-    const std::string top(name.str());
-    if (normalized(top) == "config" || normalized(top) == "resume") {
-      throw ConfigError(source_name + ": '" + top + "' is a command-line flag only" + at_line(value));
-    }
-    if (const toml::table* section = value.as_table()) {
-      // [eig] frequency = 1 is eig-frequency; [model] width = 64 is width.
-      for (const auto& [inner, inner_value] : *section) {
-        const std::string inner_name(inner.str());
-        const std::string full = find_key(inner_name) ? inner_name : top + "-" + inner_name;
-        apply(full, inner_value, top + "." + inner_name);
-      }
-    } else {
-      apply(top, value, top);
-    }
-  }
+  // [eig] frequency = 1 is eig-frequency, [central.eig] frequency = 1 central-eig-frequency; [model]
+  // width = 64 is width (a prefixed name that is a key wins over the bare one).
+  std::function<void(const toml::table&, const std::string&, const std::string&)> walk =
+      [&](const toml::table& section, const std::string& prefix, const std::string& shown_prefix) {
+        for (const auto& [name, value] : section) {
+          const std::string inner(name.str());
+          const std::string shown = shown_prefix + inner;
+          if (prefix.empty() && (normalized(inner) == "config" || normalized(inner) == "resume")) {
+            throw ConfigError(source_name + ": '" + inner + "' is a command-line flag only" + at_line(value));
+          }
+          if (const toml::table* nested = value.as_table()) {
+            walk(*nested, prefix + inner + "-", shown + ".");
+          } else {
+            const bool prefixed = prefix.empty() || find_key(prefix + inner) || !find_key(inner);
+            apply(prefixed ? prefix + inner : inner, value, shown);
+          }
+        }
+      };
+  walk(table, "", "");
 }
 
 void apply_toml(RunConfig& config, const std::filesystem::path& file) {
@@ -548,9 +677,15 @@ void validate(const RunConfig& c) {
   if (c.runs.empty() || (c.runs.size() == 1 && c.runs[0].empty())) {
     throw ConfigError("--runs: expected at least one of discrete, central, stable, midpoint");
   }
-  if (c.eig_initial_k > c.eig_max_k) {
-    throw ConfigError("--eig-initial-k " + std::to_string(c.eig_initial_k) + ": expected at most --eig-max-k (" +
-                      std::to_string(c.eig_max_k) + ")");
+  for (const auto& [name, kind] : kProcessChoices) {
+    const int initial_k = c.for_process(kind).eig_initial_k;
+    if (initial_k > c.eig_max_k) {
+      const std::string flag = c.process_eig.count(std::string(name) + "-eig-initial-k")
+                                   ? "--" + std::string(name) + "-eig-initial-k"
+                                   : "--eig-initial-k";
+      throw ConfigError(flag + " " + std::to_string(initial_k) + ": expected at most --eig-max-k (" +
+                        std::to_string(c.eig_max_k) + ")");
+    }
   }
 }
 
@@ -618,8 +753,8 @@ void register_flags(CLI::App& cmd, RunFlags& flags) {
       ->type_name("FILE")
       ->group("Run");
   cmd.add_option("--resume", flags.resume_dir,
-                 "continue RUNDIR from its last checkpoint with its config.json (may change --steps, "
-                 "--checkpoint-every, --no-plots, --quiet, --verbose, --device, --threads, --solver-max-seconds)")
+                 "continue RUNDIR from its last checkpoint with its config.json (may change " +
+                     resumable_flags() + ")")
       ->type_name("RUNDIR")
       ->group("Run");
   cmd.add_option("--test-crash-after", flags.crash_after, "for tests: exit abruptly after N steps")->group("");

@@ -9,12 +9,16 @@
 //     lr = 2e-5
 //     bias-correction = true
 //     runs = ["discrete", "central"]
-//     [eig]                  # inside a table, a key k means <table>-k unless k is a key itself
+//     [eig]                  # inside a table, a key k means <table>-k if that is a key, else k
 //     track-threshold = 1.75
+//     [central.eig]          # nested tables join the same way: central-eig-frequency
+//     frequency = 1
 //
 // Precedence: defaults < --config FILE < flags. A resumed run (--resume RUNDIR) takes its settings
-// from RUNDIR/config.json; only the keys marked `on_resume` (steps, checkpoint-every, no-plots,
-// quiet, device, threads) may be given again with another value.
+// from RUNDIR/config.json; only the keys marked `on_resume` (resumable_flags()) may be given again
+// with another value. A branched run (--init-from RUNDIR)
+// takes the keys marked `fixed_on_branch` (data, model, seed, optimizer kind, warm start) from
+// nowhere but must give them the values of the origin's checkpoint (host/run/plan.h).
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -43,6 +47,14 @@ class ConfigError : public Error {
 };
 
 inline constexpr std::int64_t kAllTestExamples = -1;  // --n-test all
+inline constexpr std::int64_t kNewestCheckpoint = -1;  // --init-step newest
+inline constexpr const char* kOwnProcess = "own";      // --init-process own: each process from its own state
+
+// The eigen settings a process may override (--central-eig-frequency 1, [central.eig] frequency = 1):
+// the key <process>-<name> is generated from the key <name> for every process (docs/design.md §5).
+inline constexpr const char* kPerProcessEigenKeys[] = {"eig-frequency", "eig-initial-k", "eig-track-threshold",
+                                                       "eig-tol"};
+inline constexpr const char* kGlobalValue = "global";  // a per-process key that follows the global one
 
 struct RunConfig {
   // ---- The default experiment (`cflow run` with no flags). Tune it here. ------------------------
@@ -84,6 +96,10 @@ struct RunConfig {
   int eig_max_k = EigenSettings{}.k_max;
   bool no_raw_eigs = false;
   bool no_track_discrete = false;
+  bool central_eig_every_substep = false;
+  // The per-process overrides as given, "<process>-<key>" (e.g. "central-eig-frequency") to the text
+  // of <key>; for_process() applies them.
+  std::map<std::string, std::string> process_eig;
   // flows
   int central_nsubsteps = FlowSettings{}.central_nsubsteps;
   double sdcp_threshold = FlowSettings{}.sdcp_threshold;
@@ -97,6 +113,11 @@ struct RunConfig {
   std::int64_t chunk = 0;
   std::string out;  // empty: runs/<timestamp>-<id>
   std::int64_t checkpoint_every = 50;
+  std::vector<std::int64_t> checkpoint_steps;  // also checkpoint (and keep) these steps
+  // branching (host/run/plan.h): start from a checkpoint of another run
+  std::string init_from;  // empty: a fresh start from the seed
+  std::int64_t init_step = kNewestCheckpoint;
+  std::string init_process = kOwnProcess;
   bool no_plots = false;
   bool quiet = false;
   bool verbose = false;
@@ -110,6 +131,9 @@ struct RunConfig {
   OptimizerSpec optimizer_spec() const;
   ExperimentSettings experiment_settings() const;
   std::vector<ProcessKind> processes() const;
+  // These settings with `process`'s overrides of kPerProcessEigenKeys applied.
+  RunConfig for_process(ProcessKind process) const;
+  EigenSettings eigen_settings() const;
 };
 
 // One setting: --<name> on the command line, <name> in TOML and in config.json.
@@ -119,6 +143,9 @@ struct Key {
   std::string value_name;  // N, X, LIST, ...; empty for a switch (a flag without a value)
   std::string help;
   bool on_resume = false;  // may take another value when a run is resumed
+  // Must have the origin's value in a branched run: what the loaded state and the step numbering
+  // mean depends on it (data, model, seed, optimizer kind, warm start).
+  bool fixed_on_branch = false;
   // Parses `text` into the config; throws ConfigError("expected <valid values>, got '<text>'").
   std::function<void(RunConfig&, std::string_view text)> set;
   std::function<nlohmann::ordered_json(const RunConfig&)> get;
@@ -126,6 +153,8 @@ struct Key {
 };
 
 const std::vector<Key>& keys();
+// The flags of the keys marked on_resume, e.g. "--steps, --checkpoint-every, ...".
+std::string resumable_flags();
 // The key called `name` (underscores read as dashes), or null.
 const Key* find_key(std::string_view name);
 

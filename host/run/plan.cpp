@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <limits>
+#include <set>
 
 #include "cflow/run/log.h"
 #include "cflow/runtime/comm.h"
@@ -19,6 +21,48 @@ nlohmann::ordered_json read_json(const std::filesystem::path& file) {
   }
 }
 
+namespace {
+
+// "name is <now> <here> but <then> <there>" for every setting of `now` whose value differs in
+// `then`; a setting `then` lacks (added by a later cflow) counts there as its default.
+std::string differences(const nlohmann::json& now, const nlohmann::json& then, const std::string& here,
+                        const std::string& there) {
+  const nlohmann::json defaults = checkpoint_identity(RunConfig{})["settings"];
+  std::string listed;
+  for (const auto& [name, value] : now.items()) {
+    const nlohmann::json old = then.contains(name) ? then[name] : defaults.value(name, nlohmann::json(nullptr));
+    if (old != value)
+      listed += std::string(listed.empty() ? "" : ", ") + name + " is " + value.dump() + " " + here + " but " +
+                old.dump() + " " + there;
+  }
+  return listed;
+}
+
+Origin plan_origin(const RunConfig& config) {
+  Origin origin;
+  origin.dir = config.init_from;
+  const std::filesystem::path folder = origin.dir / kCheckpointFolder;
+  const bool newest = config.init_step == kNewestCheckpoint;
+  std::vector<std::string> skipped;
+  auto checkpoint = checkpoint_at_or_before(
+      folder, newest ? std::numeric_limits<std::int64_t>::max() : config.init_step, &skipped);
+  for (const std::string& why : skipped) std::cerr << "warning: skipping a damaged checkpoint: " << why << "\n";
+  if (!checkpoint) {
+    std::string steps;
+    for (const auto& file : list_checkpoints(folder)) steps += (steps.empty() ? "" : ", ") + file.filename().string();
+    throw ConfigError("--init-from " + origin.dir.string() + ": no usable checkpoint" +
+                      (newest ? std::string() : " at or before step " + std::to_string(config.init_step)) + " in " +
+                      folder.string() + " (" + (steps.empty() ? "none there" : "there: " + steps) +
+                      "); --checkpoint-steps keeps chosen steps in a run");
+  }
+  origin.checkpoint = std::move(*checkpoint);
+  if (config.init_process != kOwnProcess) origin.process = parse_process(config.init_process);
+  check_branches(config, origin);
+  return origin;
+}
+
+}  // namespace
+
 Plan plan_new(RunConfig config) {
   Plan plan;
   plan.config = std::move(config);
@@ -29,7 +73,45 @@ Plan plan_new(RunConfig config) {
     throw ConfigError("--out " + plan.dir.string() + ": already holds a run; continue it with --resume " +
                       plan.dir.string() + " or choose another --out");
   }
+  if (!plan.config.init_from.empty()) plan.origin = plan_origin(plan.config);
   return plan;
+}
+
+void check_branches(const RunConfig& config, const Origin& origin) {
+  const CheckpointFile& checkpoint = origin.checkpoint;
+  const std::string where = "--init-from " + origin.dir.string() + " (" + checkpoint.file.filename().string() + ")";
+  if (!checkpoint.meta.contains("settings"))
+    throw ConfigError(where + ": the checkpoint does not record its settings (written by an older cflow)");
+  nlohmann::json fixed = nlohmann::json::object();
+  for (const Key& key : keys())
+    if (key.fixed_on_branch) fixed[key.name] = key.get(config);
+  const std::string differ = differences(fixed, checkpoint.meta["settings"], "here", "in the origin");
+  if (!differ.empty())
+    throw ConfigError(where + ": a branch keeps the origin's data, model, seed, --opt and --warm-start (" + differ +
+                      "); give the origin's values");
+  std::set<std::string> saved;
+  for (const auto& [name, values] : checkpoint.checkpoint.arrays)
+    if (name.ends_with("/w")) saved.insert(name.substr(0, name.size() - 2));
+  for (ProcessKind kind : config.processes()) {
+    const std::string source = to_string(origin.process.value_or(kind));
+    if (!saved.count(source)) {
+      std::string ran;
+      for (const std::string& name : saved) ran += (ran.empty() ? "" : ", ") + name;
+      throw ConfigError(where + ": the origin has no " + source + " process (it ran " + ran +
+                        "); start " + to_string(kind) + " from one of those with --init-process, or leave it out of --runs");
+    }
+    for (const auto& [name, values] : checkpoint.checkpoint.arrays)
+      if (name == source + "/stopped" && !values.empty() && values[0] != 0)
+        throw ConfigError(where + ": the origin's " + source + " process had stopped (diverged) by step " +
+                          std::to_string(checkpoint.checkpoint.step) + "; branch from an earlier --init-step");
+  }
+  if (config.steps <= checkpoint.checkpoint.step)
+    throw ConfigError("--steps " + std::to_string(config.steps) + ": a branch continues the origin's step numbers from " +
+                      std::to_string(checkpoint.checkpoint.step) + "; expected --steps above it");
+}
+
+std::int64_t first_row_step(const nlohmann::ordered_json& config_json) {
+  return config_json.contains("origin") ? config_json["origin"].value("step", std::int64_t{0}) : 0;
 }
 
 RunConfig resumed_config(const nlohmann::ordered_json& settings, const GivenSettings& given,
@@ -42,7 +124,7 @@ RunConfig resumed_config(const nlohmann::ordered_json& settings, const GivenSett
     set_key(changed, *key, text, "--" + key->name);
     if (!key->on_resume && key->get(changed) != key->get(stored)) {
       throw ConfigError("--" + key->name + " cannot change when resuming (the run has " + key->get(stored).dump() +
-                        "); only --steps, --checkpoint-every, --no-plots, --quiet, --verbose, --device and --threads can");
+                        "); only " + resumable_flags() + " can");
     }
     config = changed;
   }
@@ -63,17 +145,13 @@ void check_continues(const RunConfig& config, const CheckpointFile& checkpoint) 
   const nlohmann::json& meta = checkpoint.meta;
   if (meta.contains("settings_digest")) {
     const nlohmann::json now = checkpoint_identity(config);
-    if (now["settings_digest"] != meta["settings_digest"]) {
-      std::string differences;
-      const nlohmann::json& then = meta.value("settings", nlohmann::json::object());
-      for (const auto& [name, value] : now["settings"].items()) {
-        const nlohmann::json old = then.contains(name) ? then[name] : nlohmann::json(nullptr);
-        if (old != value)
-          differences += std::string(differences.empty() ? "" : ", ") + name + " is " + value.dump() +
-                         " in config.json but " + old.dump() + " in the checkpoint";
-      }
-      throw ConfigError("config.json does not match " + checkpoint.file.filename().string() + " (" +
-                        (differences.empty() ? std::string("settings digest differs") : differences) +
+    // A digest that differs only by settings added since (at their defaults) still continues.
+    const std::string differ = now["settings_digest"] == meta["settings_digest"]
+                                   ? std::string()
+                                   : differences(now["settings"], meta.value("settings", nlohmann::json::object()),
+                                                 "in config.json", "in the checkpoint");
+    if (!differ.empty()) {
+      throw ConfigError("config.json does not match " + checkpoint.file.filename().string() + " (" + differ +
                         "): it was edited after the run started; restore those values to resume, or start a "
                         "new run with the new settings");
     }

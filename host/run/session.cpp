@@ -180,7 +180,9 @@ class Runner {
     } else {
       config_json_ = new_config_json(c_, *dev_, model_text_, spec_.classes, data_, train_->dim(), plan_.command);
       config_json_["ranks"] = comm_.size();
+      if (plan_.origin) start_from_origin(*plan_.origin);
     }
+    first_row_step_ = first_row_step(config_json_);
     c_.eig_tol = c_.eig_tolerance();
     config_json_["settings"] = to_json(c_);
     if (writes_) write_text_atomically(dir_ / "config.json", config_json_.dump(2) + "\n");
@@ -194,10 +196,20 @@ class Runner {
     layout_ = series_layout(settings_, experiment_->max_tracked());
     if (plan_.resume && writes_) {
       log_.emplace(RunLog::open_existing(dir_ / kRunLogFileName));
-      if (log_->steps() < c_.steps) log_->grow(c_.steps);
+      if (log_->steps() < c_.steps - first_row_step_) log_->grow(c_.steps - first_row_step_);
       declare(*log_, layout_);
       log_->set_attribute("config", config_json_.dump());
     }
+  }
+
+  // A branched run: every process from the origin's checkpoint, the origin in config.json.
+  void start_from_origin(const Origin& origin) {
+    experiment_->restore(origin.checkpoint.checkpoint, origin.process);
+    config_json_["origin"] = {{"dir", origin.dir.string()},
+                              {"step", origin.checkpoint.checkpoint.step},
+                              {"checkpoint", origin.checkpoint.file.filename().string()},
+                              {"process", origin.process ? to_string(*origin.process) : std::string(kOwnProcess)},
+                              {"settings_digest", origin.checkpoint.meta.value("settings_digest", json(nullptr))}};
   }
 
   double previous_wall_time() const {
@@ -215,6 +227,12 @@ class Runner {
     if (plan_.resume)
       std::cout << "  resuming   after " << experiment_->steps_done() << " steps ("
                 << plan_.checkpoint->file.filename().string() << ")\n";
+    if (plan_.origin)
+      std::cout << "  branching  from " << plan_.origin->dir.string() << " at step " << experiment_->steps_done()
+                << " (" << plan_.origin->checkpoint.file.filename().string() << "), "
+                << (plan_.origin->process ? "every process from " + to_string(*plan_.origin->process) + "'s state"
+                                          : std::string("each process from its own state"))
+                << "\n";
     if (plan_.resume && experiment_->steps_done() >= c_.steps)
       std::cout << "the run already has all its " << c_.steps << " steps; raise --steps to continue it\n";
     std::cout << std::flush;
@@ -223,10 +241,10 @@ class Runner {
   // data.h5: a new run creates it after its first step, whose record gives the first step number
   // (after any warm start) and the names of the optimizer's summaries; a resumed run reopened it.
   void start_log(const StepRecord& record) {
-    const std::int64_t row = experiment_->steps_done() - 1;
+    const std::int64_t row = experiment_->steps_done() - 1 - first_row_step_;
     const std::filesystem::path file = dir_ / kRunLogFileName;
     if (!log_) {
-      log_.emplace(RunLog::create(file, c_.steps, record.step - row));
+      log_.emplace(RunLog::create(file, c_.steps - first_row_step_, record.step - row));
       declare(*log_, layout_);
       log_->set_attribute("config", config_json_.dump());
     } else if (record.step - log_->first_step() != row) {
@@ -241,7 +259,7 @@ class Runner {
   void save_checkpoint() {
     if (log_) log_->flush();
     const Checkpoint checkpoint = experiment_->checkpoint();
-    if (writes_) write_checkpoint(dir_ / kCheckpointFolder, checkpoint, checkpoint_meta_);
+    if (writes_) write_checkpoint(dir_ / kCheckpointFolder, checkpoint, checkpoint_meta_, 2, c_.checkpoint_steps);
     last_checkpoint_ = experiment_->steps_done();
   }
 
@@ -293,7 +311,9 @@ class Runner {
       log_->flush();
       last_flush = Clock::now();
     }
-    if (c_.checkpoint_every > 0 && done % c_.checkpoint_every == 0 && done < c_.steps) save_checkpoint();
+    const bool chosen = std::binary_search(c_.checkpoint_steps.begin(), c_.checkpoint_steps.end(), done);
+    if (((c_.checkpoint_every > 0 && done % c_.checkpoint_every == 0) || chosen) && done < c_.steps)
+      save_checkpoint();
   }
 
   void loop() {
@@ -351,12 +371,12 @@ class Runner {
   }
 
   json summary(double wall) {
-    const std::int64_t rows = experiment_->steps_done();
+    const std::int64_t done = experiment_->steps_done(), rows = done - first_row_step_;
     const std::filesystem::path file = dir_ / kRunLogFileName;
     json s = log_ ? summarize(file, settings_.processes, rows) : json::object();
     if (log_ && rows > 0) write_smoothed_series(file, rows, experiment_->max_tracked());
     s["status"] = status_;
-    s["steps_done"] = rows;
+    s["steps_done"] = done;
     s["steps"] = c_.steps;
     s["first_step"] = or_null(bool(log_), log_ ? json(log_->first_step()) : json());
     json processes = json::object();
@@ -366,7 +386,7 @@ class Runner {
     s["processes"] = processes;
     s["wall_time_s"] = wall;
     s["total_wall_time_s"] = previous_wall_time_ + wall;
-    const std::int64_t session_done = rows - session_first_;
+    const std::int64_t session_done = done - session_first_;
     s["steps_per_s"] = or_null(wall > 0 && session_done > 0, double(session_done) / wall);
     s["resumed_from_step"] = or_null(plan_.resume, session_first_);
     s["interrupted_by"] = or_null(stop_signal_ != 0, stop_signal_ == SIGINT ? "SIGINT" : "SIGTERM");
@@ -424,6 +444,7 @@ class Runner {
   std::optional<RunLog> log_;
   double previous_wall_time_ = 0;
   std::int64_t last_checkpoint_ = -1, session_first_ = 0;
+  std::int64_t first_row_step_ = 0;  // the step count at data.h5's first row (a branched run's origin step)
   std::string status_ = "completed";
   int stop_signal_ = 0;  // the signal the ranks agreed to stop on, or 0
   std::map<ProcessKind, std::pair<std::int64_t, double>> last_sharpness_;  // the newest finite one, for explained()

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -42,6 +43,7 @@ struct FlowSettings {
   double sdcp_threshold = 1.95;  // critical set: effective eigenvalues above it
   int stable_min_nsubsteps = 4;
   double stable_max_seff = 100;  // the stable flow stops past this effective sharpness
+  bool central_eig_every_substep = false;  // a full eigen-solve at every central substep, not once per step
 };
 
 struct ExperimentSettings {
@@ -49,12 +51,22 @@ struct ExperimentSettings {
   std::vector<ProcessKind> processes{ProcessKind::discrete, ProcessKind::central, ProcessKind::stable};
   int warm_start = 0;  // discrete steps taken before the processes branch
   EigenSettings eig;
+  // Per-process eigen settings (frequency, initial_k, track_threshold, tolerance) that replace `eig`
+  // for that process; k_max, max_iterations, raw_eigenvalues and track_discrete are eig's for all.
+  std::vector<std::pair<ProcessKind, EigenSettings>> process_eig;
   FlowSettings flow;
   std::uint64_t seed = 0;  // eigen-solver start vectors
   int selected_coordinates = 25;
   // Wall-clock bound on each full eigen-solve and each SDCP solve: one that runs past it stops its
   // process with that reason (docs/design.md §5). Far above what a healthy run's solves take.
   double solver_max_seconds = 3600;
+
+  // `kind`'s eigen settings: its entry of process_eig, else eig.
+  const EigenSettings& eig_of(ProcessKind kind) const {
+    for (const auto& [k, e] : process_eig)
+      if (k == kind) return e;
+    return eig;
+  }
 };
 
 inline constexpr double kNotLogged = std::numeric_limits<double>::quiet_NaN();
@@ -124,7 +136,11 @@ class Experiment {
   int max_tracked() const;
 
   Checkpoint checkpoint() const;
-  void restore(const Checkpoint& checkpoint);
+  // Continues from `checkpoint`: every process from its own saved state, or, with `source`, every
+  // process from that process's state (branching, docs/design.md §8). A flow started from a discrete
+  // or midpoint state first updates ν with the gradient there, as the flows do at the start; a
+  // discrete or midpoint process started from a flow takes the flow's ν as its ν before its next update.
+  void restore(const Checkpoint& checkpoint, std::optional<ProcessKind> source = std::nullopt);
 
  private:
   struct State;
