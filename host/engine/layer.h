@@ -89,6 +89,16 @@ index_t group_norm_groups(index_t channels);  // the engine's choice: gcd(channe
 // LayerNorm over the `features` of each of `tokens` tokens (an example is [features × tokens]).
 template <class T>
 std::unique_ptr<Layer<T>> make_layer_norm(index_t features, index_t tokens, index_t offset);
+// Sequences: an example is [features × tokens], each token's features contiguous (docs/design.md §3.10).
+// A Linear layer applied to every token alike.
+template <class T>
+std::unique_ptr<Layer<T>> make_token_linear(index_t features, index_t tokens, index_t outputs, bool bias,
+                                            index_t offset);
+// Multi-head self-attention softmax(QKᵀ/√d_head)V with Q, K, V and output projections (no biases, as
+// the simple ViT), query i seeing keys 0..i only when `causal`: the layers [qkv projection, attention,
+// output projection], parameters from `offset` in that order.
+template <class T>
+LayerStack<T> make_self_attention(index_t features, index_t tokens, index_t heads, bool causal, index_t offset);
 // y = shortcut(x) + scale · branch(x); an empty shortcut is the identity. Parameters: the branch's,
 // then the shortcut's (their layers' offsets must be assigned in that order).
 template <class T>
