@@ -6,7 +6,12 @@
 //     permuting tokens permutes the output; with the mask a later token never reaches an earlier
 //     output); jets of orders 1–2 = finite differences; reverse = the transpose of the jet map;
 //   * the whole self-attention (projections, core, output projection) inside a residual x + attn(x):
-//     forward = the naive reference, jets and reverse with parameter gradients.
+//     forward = the naive reference, jets and reverse with parameter gradients;
+//   * token mean pooling: exact means, jets and reverse;
+//   * patch embedding: the patches, the 2-D sin-cos table and the whole embedding against plain
+//     loops, each layer's jets and reverse, the error for a patch size that does not divide;
+//   * token embedding with sinusoidal positions: table lookups against plain loops, jets (y2 = 0) and
+//     the table's gradient.
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -200,6 +205,144 @@ TEST_P(TransformerLayers, SelfAttentionBlockMatchesTheReferenceJetsAndReverse) {
   }
   EXPECT_LT(worst, 1e-8);
   RecordProperty("max_relative_error", scientific(worst));
+}
+
+// The jets and the reverse of one layer with parameters at [offset, offset + count) (count may be 0);
+// returns the largest relative error.
+double check_layer(const Device& dev, const Layer<double>& layer, index_t in, index_t offset, unsigned seed,
+                   double step = 1e-3) {
+  const index_t nb = 2, m = 2, out = layer.output_shape().size(), count = layer.parameter_count();
+  const index_t d = offset + count + 1, ld = d + 1;
+  const Harness h(dev, layer, in, d, ld);
+  const auto [w, V, x0, x1, x2] = random_inputs(d, ld, m, in, nb, seed);
+  double worst = 0;
+  for (int order : {1, 2})
+    worst = std::max(worst, check_tangents_by_differences(h, order, in, out, nb, m, d, ld, w, V, x0, x1, x2, false,
+                                                          step));
+  for (int order : {0, 1, 2})
+    for (bool want_xb : {true, false})
+      worst = std::max(worst, check_reverse_is_transpose(h, order, in, out, nb, m, d, ld, offset, count, w, V, x0,
+                                                         order >= 1 ? x1 : Vec{}, order == 2 ? x2 : Vec{}, want_xb,
+                                                         seed + 100 * unsigned(order) + (want_xb ? 50 : 0)));
+  return worst;
+}
+
+TEST_P(TransformerLayers, TokenMeanPoolAveragesTokens) {
+  const index_t D = 3, T = 4, nb = 2;
+  auto pool = make_token_mean_pool<double>(D, T);
+  ASSERT_EQ(pool->output_shape().size(), D);
+  const Harness h(device(), *pool, D * T, 1, 1);
+  const Vec x = random_vector<double>(std::size_t(D * T * nb), 251);
+  const Vec y = h.forward({0.0}, x, nb);
+  for (index_t e = 0; e < nb; ++e)
+    for (index_t i = 0; i < D; ++i) {
+      long double sum = 0;
+      for (index_t t = 0; t < T; ++t) sum += x[std::size_t(e * D * T + t * D + i)];
+      EXPECT_NEAR(y[std::size_t(e * D + i)], double(sum / T), 1e-15);
+    }
+  const double worst = check_layer(device(), *pool, D * T, 0, 252, 0.25);
+  EXPECT_LT(worst, 1e-13);
+  RecordProperty("max_relative_error", scientific(worst));
+}
+
+// The simple ViT's posemb_sincos_2d for a rows × columns grid, written out.
+Vec naive_sincos_2d(index_t D, index_t rows, index_t columns) {
+  Vec table;
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t c = 0; c < columns; ++c) {
+      Vec parts[4];
+      for (index_t i = 0; i < D / 4; ++i) {
+        const double omega = 1.0 / std::pow(10000.0, double(i) / double(D / 4 - 1));
+        parts[0].push_back(std::sin(double(c) * omega));
+        parts[1].push_back(std::cos(double(c) * omega));
+        parts[2].push_back(std::sin(double(r) * omega));
+        parts[3].push_back(std::cos(double(r) * omega));
+      }
+      for (const Vec& part : parts) table.insert(table.end(), part.begin(), part.end());
+    }
+  return table;
+}
+
+TEST_P(TransformerLayers, PatchEmbeddingMatchesPlainLoops) {
+  const TensorShape image{2, 4, 6};
+  const index_t patch = 2, D = 8, nb = 2, offset = 1, rows = 2, columns = 3, T = rows * columns;
+  const index_t patch_size = patch * patch * image.channels;
+  LayerStack<double> layers = make_patch_embedding<double>(image, patch, D, offset);
+  ASSERT_EQ(layers.size(), 3u);
+  ASSERT_EQ(layers[2]->output_shape().size(), D * T);
+  EXPECT_LT(max_diff(sincos_positions_2d(D, rows, columns), naive_sincos_2d(D, rows, columns)), 1e-15);
+  // The whole embedding, layer after layer, against one plain loop.
+  const index_t count = layers[1]->parameter_count(), d = offset + count;
+  ASSERT_EQ(count, patch_size * D + D);
+  const Vec w = random_vector<double>(std::size_t(d), 261), x = random_vector<double>(std::size_t(image.size() * nb), 262);
+  Vec y = x;
+  index_t in = image.size();
+  for (const auto& layer : layers) {
+    y = Harness(device(), *layer, in, d, d).forward(w, y, nb);
+    in = layer->output_shape().size();
+  }
+  const Vec positions = naive_sincos_2d(D, rows, columns);
+  double worst = 0;
+  for (index_t e = 0; e < nb; ++e)
+    for (index_t t = 0; t < T; ++t) {
+      Vec pixels;  // (row in patch, column in patch, channel)
+      for (index_t pr = 0; pr < patch; ++pr)
+        for (index_t pc = 0; pc < patch; ++pc)
+          for (index_t ch = 0; ch < image.channels; ++ch)
+            pixels.push_back(x[std::size_t(e * image.size() + ch * image.height * image.width +
+                                           ((t / columns) * patch + pr) * image.width + (t % columns) * patch + pc)]);
+      const Vec token = naive_token_linear(w, offset, patch_size, D, true, pixels);
+      for (index_t i = 0; i < D; ++i)
+        worst = std::max(worst, std::abs(y[std::size_t(e * D * T + t * D + i)] -
+                                         (token[std::size_t(i)] + positions[std::size_t(t * D + i)])));
+    }
+  EXPECT_LT(worst, 1e-14);
+  double jets = 0;
+  in = image.size();
+  for (const auto& layer : layers) {
+    jets = std::max(jets, check_layer(device(), *layer, in, offset, 263, 0.25));
+    in = layer->output_shape().size();
+  }
+  EXPECT_LT(jets, 1e-12);
+  RecordProperty("max_relative_error", scientific(jets));
+  try {
+    make_patch_embedding<double>({1, 28, 28}, 5, D, 0);
+    ADD_FAILURE() << "a patch size that does not divide the image must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("must divide"), std::string::npos) << e.what();
+  }
+}
+
+TEST_P(TransformerLayers, TokenEmbeddingLooksUpRowsAndAddsSinusoids) {
+  const index_t vocab = 5, D = 4, T = 3, nb = 2, m = 2, offset = 2;
+  LayerStack<double> layers = make_token_embedding<double>(vocab, D, T, offset);
+  ASSERT_EQ(layers.size(), 2u);
+  const Layer<double>& embedding = *layers[0];
+  const index_t count = embedding.parameter_count(), d = offset + count + 1, ld = d + 2;
+  ASSERT_EQ(count, vocab * D);
+  const Vec ids{0, 4, 2, 3, 3, 1};  // nb examples of T tokens
+  const Vec w = random_vector<double>(std::size_t(d), 271), V = random_vector<double>(std::size_t(ld * m), 272);
+  const Harness h(device(), embedding, T, d, ld), hp(device(), *layers[1], D * T, d, ld);
+  const Vec y = hp.forward(w, h.forward(w, ids, nb), nb);
+  double worst = 0;
+  for (index_t n = 0; n < T * nb; ++n)
+    for (index_t i = 0; i < D; ++i) {
+      const double t = double(n % T), angle = t / std::pow(10000.0, double(2 * (i / 2)) / double(D));
+      const double expected = w[std::size_t(offset + index_t(ids[std::size_t(n)]) * D + i)] +
+                              (i % 2 == 0 ? std::sin(angle) : std::cos(angle));
+      worst = std::max(worst, std::abs(y[std::size_t(n * D + i)] - expected));
+    }
+  EXPECT_LT(worst, 1e-15);
+  // The ids are data: no input tangents, y2 = 0; the table's gradient is the transpose of the jets.
+  double jets = 0;
+  for (int order : {1, 2})
+    jets = std::max(jets, check_tangents_by_differences(h, order, T, D * T, nb, m, d, ld, w, V, ids, {}, {}, true));
+  for (int order : {0, 1, 2})
+    jets = std::max(jets, check_reverse_is_transpose(h, order, T, D * T, nb, m, d, ld, offset, count, w, V, ids, {}, {},
+                                                     false, 280 + 10 * unsigned(order)));
+  jets = std::max(jets, check_layer(device(), *layers[1], D * T, 0, 290, 0.25));
+  EXPECT_LT(jets, 1e-12);
+  RecordProperty("max_relative_error", scientific(jets));
 }
 
 CFLOW_TEST_ON_ALL_BACKENDS(TransformerLayers);

@@ -99,6 +99,21 @@ std::unique_ptr<Layer<T>> make_token_linear(index_t features, index_t tokens, in
 // output projection], parameters from `offset` in that order.
 template <class T>
 LayerStack<T> make_self_attention(index_t features, index_t tokens, index_t heads, bool causal, index_t offset);
+// Mean over the tokens: [features × tokens] → [features].
+template <class T>
+std::unique_ptr<Layer<T>> make_token_mean_pool(index_t features, index_t tokens);
+// y = x + E for a fixed table E [features × tokens] (position embeddings), and the two tables.
+template <class T>
+std::unique_ptr<Layer<T>> make_positions(index_t features, index_t tokens, std::vector<double> table);
+std::vector<double> sincos_positions_2d(index_t features, index_t rows, index_t columns);  // features % 4 == 0
+std::vector<double> sinusoidal_positions(index_t features, index_t tokens);
+// Images → (H/p)·(W/p) tokens of `features`: [patches, token-wise Linear with bias, 2-D sin-cos
+// positions]; `patch` must divide the height and the width (cflow::Error otherwise).
+template <class T>
+LayerStack<T> make_patch_embedding(TensorShape image, index_t patch, index_t features, index_t offset);
+// Sequences of `tokens` ids in [0, vocab) → [token embedding, sinusoidal positions].
+template <class T>
+LayerStack<T> make_token_embedding(index_t vocab, index_t features, index_t tokens, index_t offset);
 // y = shortcut(x) + scale · branch(x); an empty shortcut is the identity. Parameters: the branch's,
 // then the shortcut's (their layers' offsets must be assigned in that order).
 template <class T>
