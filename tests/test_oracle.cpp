@@ -30,6 +30,10 @@ ModelSpec small_spec(Architecture arch, Activation act, LossKind loss, index_t c
     spec.width = 2;
     spec.depth = 1;
     spec.input = {2, 8, 8};
+  } else if (arch == Architecture::vit) {  // 4 patches of 4×4, 8 features, 2 heads
+    spec.width = 8;
+    spec.depth = 1;
+    spec.input = {2, 8, 8};
   } else {
     spec.width = 2;
     spec.input = {2, 4, 8};
@@ -110,6 +114,16 @@ INSTANTIATE_TEST_SUITE_P(
                                          Activation::relu, Activation::identity),
                        ::testing::Values(LossKind::mse, LossKind::ce), ::testing::Values(index_t(3)),
                        ::testing::Values(false)),
+    case_name);
+
+// The ViT (patches, attention, LayerNorm, token pooling): categorical head only, as the ResNet.
+INSTANTIATE_TEST_SUITE_P(
+    Vit, OracleGradcheck,
+    ::testing::Combine(::testing::Values(Backend::cpu, Backend::cuda), ::testing::Values(Architecture::vit),
+                       ::testing::Values(Activation::gelu, Activation::tanh, Activation::silu, Activation::softplus,
+                                         Activation::relu, Activation::identity),
+                       ::testing::Values(LossKind::mse, LossKind::ce), ::testing::Values(index_t(3)),
+                       ::testing::Values(true)),
     case_name);
 
 // A wrong oracle must be caught: the checker is only worth something if it can fail.

@@ -120,8 +120,10 @@ template <class T>
 std::unique_ptr<Layer<T>> make_residual(TensorShape input, LayerStack<T> branch, LayerStack<T> shortcut,
                                         double scale);
 
-// The ResNet of docs/design.md §2 appended to `layers` (host/engine/arch_resnet.cpp).
+// The ResNet and the ViT of docs/design.md §2.2 appended to `layers` (host/engine/arch_*.cpp).
 template <class T>
 void add_resnet(const ModelSpec& spec, LayerStack<T>& layers, index_t& offset);
+template <class T>
+void add_vit(const ModelSpec& spec, LayerStack<T>& layers, index_t& offset);
 
 }  // namespace cflow
