@@ -75,9 +75,8 @@ class Attention final : public Layer<T> {
     T* pb[3] = {nullptr, nullptr, nullptr};
     T* sb[3] = {nullptr, nullptr, nullptr};
     for (int b = 0; b <= order; ++b) {
-      pb[b] = grow(p.dev, probability_bar_[b], scores);
+      pb[b] = zeroed(p, probability_bar_[b], scores);
       sb[b] = grow(p.dev, score_bar_[b], scores);
-      zero(p, pb[b], scores);
       for (int k = b; k <= order; ++k)
         if (X[k - b] && yb.component[k]) values_bar_product(p, C, binomial(k, b), V(X[k - b]), yb.component[k], pb[b]);
     }
@@ -100,6 +99,11 @@ class Attention final : public Layer<T> {
   static T binomial(int k, int a) { return T(k == 2 && a == 1 ? 2 : 1); }
   SoftmaxRows rows(index_t C) const { return {T_ * H_ * C, T_, causal_}; }
   void zero(const JetPass<T>& p, T* x, index_t n) const { p.dev.set_zero(x, sizeof(T) * std::size_t(n)); }
+  T* zeroed(const JetPass<T>& p, Buffer<T>& buffer, index_t n) const {
+    T* x = grow(p.dev, buffer, n);
+    zero(p, x, n);
+    return x;
+  }
 
   // The q, k and v parts of an input (or input adjoint) X, the [T × T] scores of S, an output Y.
   template <class P> Operand<P> Q(P X) const { return {X, 3 * D_, 3 * D_ * T_, dh_}; }
@@ -146,9 +150,8 @@ class Attention final : public Layer<T> {
     T* A[3] = {nullptr, nullptr, nullptr};
     T* P[3] = {nullptr, nullptr, nullptr};
     for (int k = 0; k <= order; ++k) {
-      A[k] = grow(p.dev, scores_[k], n);
+      A[k] = zeroed(p, scores_[k], n);
       P[k] = grow(p.dev, probabilities_[k], n);
-      zero(p, A[k], n);
       for (int a = 0; a <= k; ++a)
         if (X[a] && X[k - a])
           per_head(p, C, Op::T, Op::N, T_, T_, dh_, alpha_ * binomial(k, a), K(X[a]), Q(X[k - a]), square(A[k]));
