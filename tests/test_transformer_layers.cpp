@@ -11,12 +11,14 @@
 //   * patch embedding: the patches, the 2-D sin-cos table and the whole embedding against plain
 //     loops, each layer's jets and reverse, the error for a patch size that does not divide;
 //   * token embedding with sinusoidal positions: table lookups against plain loops, jets (y2 = 0) and
-//     the table's gradient.
+//     the table's gradient;
+//   * the memory estimate counts the attention scores, T² per head, inside the ViT's residual blocks.
 #include <cmath>
 #include <memory>
 #include <vector>
 
 #include "host/engine/layer.h"
+#include "host/run/memory_check.h"
 #include "layer_check.h"
 #include "test_support.h"
 
@@ -312,6 +314,20 @@ TEST_P(TransformerLayers, TokenEmbeddingLooksUpRowsAndAddsSinusoids) {
 }
 
 CFLOW_TEST_ON_ALL_BACKENDS(TransformerLayers);
+
+TEST(TransformerMemory, TheEstimateCountsTheAttentionScores) {
+  ModelSpec spec;
+  spec.arch = Architecture::vit;
+  spec.width = 8;
+  spec.depth = 1;
+  spec.heads = 2;
+  spec.patch = 1;  // 64 tokens
+  spec.input = {1, 8, 8};
+  spec.classes = 3;
+  const double examples = 10, tokens = 64, scores_per_example = 2 * tokens * tokens * double(spec.heads);
+  // Every value counted with at least its two tangents (float32 here).
+  EXPECT_GE(run::network_bytes(spec, examples, 4, 1), 4 * 3 * examples * scores_per_example);
+}
 
 }  // namespace
 }  // namespace cflow

@@ -48,6 +48,9 @@ class Layer {
   virtual ~Layer() = default;
   virtual TensorShape output_shape() const = 0;
   virtual index_t parameter_count() const { return 0; }
+  // Values per example the layer keeps internally beside its output, counted like an output (with
+  // their jets and adjoints) by the memory estimate (host/run/memory_check.cpp).
+  virtual index_t internal_size() const { return 0; }
   // PyTorch-default initialization of this layer's slice (host memory, PyTorch order).
   virtual void initialize(std::mt19937_64& /*rng*/, T* /*slice*/) const {}
   // out.primal from in.primal.

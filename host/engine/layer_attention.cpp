@@ -43,6 +43,9 @@ class Attention final : public Layer<T> {
   }
 
   TensorShape output_shape() const override { return {D_ * T_, 1, 1}; }
+  // The scores and probabilities (T² per head; their jets and adjoints are counted with them) and the
+  // primal broadcast to the directions.
+  index_t internal_size() const override { return 2 * T_ * T_ * H_ + 3 * D_ * T_; }
 
   void forward(const JetPass<T>& p, const T* x, T* y) const override {
     const T* X[3] = {x, nullptr, nullptr};
