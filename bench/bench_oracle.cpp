@@ -100,12 +100,11 @@ void register_mlp_benchmarks() {
     }
   }
 }
-// The ResNet (width 8, one block per stage, 1×28×28, n = 200), float32: the ratios of each query to
-// value_grad, the numbers to compare with the MLP's.
-void register_resnet_benchmarks() {
-  const Problem p = resnet(8, 1);
+// Another architecture on 1×28×28 inputs, n = 200, float32: the ratios of each query to value_grad, the
+// numbers to compare with the MLP's.
+void register_ratio_benchmarks(const std::string& base, const Problem& p) {
   auto add = [&](Query q, const std::string& name, std::vector<int64_t> args) {
-    auto* b = benchmark::RegisterBenchmark(("resnet_w8_d1_n200/f32/" + name).c_str(), BM_Oracle<float>, p, q);
+    auto* b = benchmark::RegisterBenchmark((base + "/f32/" + name).c_str(), BM_Oracle<float>, p, q);
     for (int64_t a : args) b->Arg(a);
     b->UseManualTime()->Unit(benchmark::kMillisecond);
   };
@@ -114,7 +113,9 @@ void register_resnet_benchmarks() {
   add(Query::quad, "quad", {1});
   add(Query::d3, "d3", {1, 3});
 }
-const bool registered = (register_mlp_benchmarks(), register_resnet_benchmarks(), true);
+const bool registered =
+    (register_mlp_benchmarks(), register_ratio_benchmarks("resnet_w8_d1_n200", resnet(8, 1)),
+     register_ratio_benchmarks("vit_w16_d1_h2_p7_n200", vit(16, 1, 2, 7)), true);
 
 }  // namespace
 }  // namespace cflow::bench

@@ -89,6 +89,13 @@ inline Problem resnet(index_t width, int depth) {
   p.n = 200;
   return p;
 }
+inline Problem vit(index_t width, int depth, index_t heads, index_t patch) {
+  Problem p = resnet(width, depth);
+  p.spec.arch = Architecture::vit;
+  p.spec.heads = heads;
+  p.spec.patch = patch;
+  return p;
+}
 
 // A steady-state step's DeviceTraffic beside its time (allocations, bytes each way, host waits).
 inline void report_traffic(benchmark::State& state, const DeviceTraffic& step) {

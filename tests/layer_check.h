@@ -232,4 +232,27 @@ inline double check_reverse_is_transpose(const Harness& h, int order, index_t in
   return worst;
 }
 
+// Both checks above for one layer whose parameters are [offset, offset + parameter_count()) of w, at
+// a random point (nb = 2 examples, m = 2 directions, seeds from `seed`): jets of orders 1–2 (steps of
+// tangent_step) and the reverse of orders 0–2 with and without input adjoints (steps of reverse_step).
+// Returns the largest relative error.
+inline double check_jets_and_reverse(const Device& dev, const Layer<double>& layer, index_t in, index_t offset,
+                                     unsigned seed, double tangent_step, double reverse_step) {
+  const index_t nb = 2, m = 2, out = layer.output_shape().size(), count = layer.parameter_count();
+  const index_t d = offset + count + 1, ld = d + 1;
+  const Harness h(dev, layer, in, d, ld);
+  const auto [w, V, x0, x1, x2] = random_inputs(d, ld, m, in, nb, seed);
+  double worst = 0;
+  for (int order : {1, 2})
+    worst = std::max(worst, check_tangents_by_differences(h, order, in, out, nb, m, d, ld, w, V, x0, x1, x2, false,
+                                                          tangent_step));
+  for (int order : {0, 1, 2})
+    for (bool want_xb : {true, false})
+      worst = std::max(worst, check_reverse_is_transpose(h, order, in, out, nb, m, d, ld, offset, count, w, V, x0,
+                                                         order >= 1 ? x1 : Vec{}, order == 2 ? x2 : Vec{}, want_xb,
+                                                         seed + 100 * unsigned(order) + (want_xb ? 50 : 0),
+                                                         reverse_step));
+  return worst;
+}
+
 }  // namespace cflow::testing::layer_check

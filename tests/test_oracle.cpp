@@ -30,6 +30,10 @@ ModelSpec small_spec(Architecture arch, Activation act, LossKind loss, index_t c
     spec.width = 2;
     spec.depth = 1;
     spec.input = {2, 8, 8};
+  } else if (arch == Architecture::vit) {  // 4 patches of 4×4, 8 features, 2 heads
+    spec.width = 8;
+    spec.depth = 1;
+    spec.input = {2, 8, 8};
   } else {
     spec.width = 2;
     spec.input = {2, 4, 8};
@@ -112,6 +116,16 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values(false)),
     case_name);
 
+// The ViT (patches, attention, LayerNorm, token pooling): categorical head only, as the ResNet.
+INSTANTIATE_TEST_SUITE_P(
+    Vit, OracleGradcheck,
+    ::testing::Combine(::testing::Values(Backend::cpu, Backend::cuda), ::testing::Values(Architecture::vit),
+                       ::testing::Values(Activation::gelu, Activation::tanh, Activation::silu, Activation::softplus,
+                                         Activation::relu, Activation::identity),
+                       ::testing::Values(LossKind::mse, LossKind::ce), ::testing::Values(index_t(3)),
+                       ::testing::Values(true)),
+    case_name);
+
 // A wrong oracle must be caught: the checker is only worth something if it can fail.
 class PerturbedHessian final : public Objective<double> {
  public:
@@ -169,16 +183,15 @@ TEST_P(Oracle, BatchedEqualsOneAtATime) {
       EXPECT_NEAR(all[std::size_t((3 + p) * d + i)], sub[std::size_t(p * d + i)], 1e-12);
 }
 
-// Processing examples in chunks changes only rounding.
-TEST_P(Oracle, ChunkedEqualsUnchunked) {
-  const auto spec = small_spec(Architecture::mlp, Activation::silu, LossKind::mse, 3, true);
-  auto full = make_network<double>(device(), spec, 11);
-  auto chunked = make_network<double>(device(), spec, 11, {.chunk = 4, .max_directions = 16});
+// Processing examples in chunks (and directions in groups) changes only rounding.
+void expect_chunked_equals_unchunked(const Device& dev, const ModelSpec& spec, NetworkOptions options) {
+  auto full = make_network<double>(dev, spec, 11);
+  auto chunked = make_network<double>(dev, spec, 11, options);
   auto w = point(full);
   const index_t d = full.dim();
   const auto V = random_vector<double>(std::size_t(d * 2), 6);
-  Buffer<double> dV(device(), std::span<const double>(V));
-  Buffer<double> a(device(), d * 3), b(device(), d * 3);
+  Buffer<double> dV(dev, std::span<const double>(V));
+  Buffer<double> a(dev, d * 3), b(dev, d * 3);
   EXPECT_NEAR(full.value_grad(w.data(), a.data()), chunked.value_grad(w.data(), b.data()), 1e-14);
   auto near = [](const std::vector<double>& x, const std::vector<double>& y) {
     for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], y[i], 1e-13 * (1 + std::abs(y[i])));
@@ -193,21 +206,29 @@ TEST_P(Oracle, ChunkedEqualsUnchunked) {
   near(full.quad(w.data(), dV.data(), 2), chunked.quad(w.data(), dV.data(), 2));
   EXPECT_EQ(full.evaluate(w.data()).accuracy, chunked.evaluate(w.data()).accuracy);
 }
+TEST_P(Oracle, ChunkedEqualsUnchunked) {
+  expect_chunked_equals_unchunked(device(), small_spec(Architecture::mlp, Activation::silu, LossKind::mse, 3, true),
+                                  {.chunk = 4, .max_directions = 16});
+}
+// The attention layers keep jets in scratch sized by the chunk and the direction group: both vary.
+TEST_P(Oracle, ChunkedEqualsUnchunkedVit) {
+  expect_chunked_equals_unchunked(device(), small_spec(Architecture::vit, Activation::gelu, LossKind::ce, 3, true),
+                                  {.chunk = 4, .max_directions = 2});
+}
 
 // The float32 engine computes the same quantities to float32 accuracy.
-TEST_P(Oracle, Float32AgreesWithFloat64) {
-  const auto spec = small_spec(Architecture::mlp, Activation::gelu, LossKind::ce, 3, true);
-  auto net64 = make_network<double>(device(), spec, 12);
-  auto net32 = make_network<float>(device(), spec, 12);
+void expect_float32_agrees_with_float64(const Device& dev, const ModelSpec& spec) {
+  auto net64 = make_network<double>(dev, spec, 12);
+  auto net32 = make_network<float>(dev, spec, 12);
   const auto w64 = net64.initial_parameters(4);
   const std::vector<float> w32(w64.begin(), w64.end());
-  Buffer<double> dw64(device(), std::span<const double>(w64));
-  Buffer<float> dw32(device(), std::span<const float>(w32));
+  Buffer<double> dw64(dev, std::span<const double>(w64));
+  Buffer<float> dw32(dev, std::span<const float>(w32));
   const index_t d = net64.dim();
   const auto V = random_vector<double>(std::size_t(d * 2), 8);
   const std::vector<float> Vf(V.begin(), V.end());
-  Buffer<double> dV64(device(), std::span<const double>(V)), out64(device(), d * 3);
-  Buffer<float> dV32(device(), std::span<const float>(Vf)), out32(device(), d * 3);
+  Buffer<double> dV64(dev, std::span<const double>(V)), out64(dev, d * 3);
+  Buffer<float> dV32(dev, std::span<const float>(Vf)), out32(dev, d * 3);
   auto close = [](const std::vector<double>& x, const std::vector<float>& y, std::size_t count) {
     double err = 0, scale = 0;
     for (std::size_t i = 0; i < count; ++i) err = std::max(err, std::abs(x[i] - y[i])), scale = std::max(scale, std::abs(x[i]));
@@ -221,6 +242,12 @@ TEST_P(Oracle, Float32AgreesWithFloat64) {
   net64.d3(dw64.data(), dV64.data(), 2, out64.data());
   net32.d3(dw32.data(), dV32.data(), 2, out32.data());
   close(out64.to_host(), out32.to_host(), std::size_t(3 * d));
+}
+TEST_P(Oracle, Float32AgreesWithFloat64) {
+  expect_float32_agrees_with_float64(device(), small_spec(Architecture::mlp, Activation::gelu, LossKind::ce, 3, true));
+}
+TEST_P(Oracle, Float32AgreesWithFloat64Vit) {  // the softmax and LayerNorm in float32
+  expect_float32_agrees_with_float64(device(), small_spec(Architecture::vit, Activation::gelu, LossKind::ce, 3, true));
 }
 
 // Same parameters in, same bits out: the primal cache and the kernels are deterministic.

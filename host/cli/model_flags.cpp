@@ -10,10 +10,10 @@ void ModelOptions::register_options(CLI::App& cmd) {
   cmd.add_option("--arch", arch, joined_choice_names(kArchitectureChoices, " | "))
       ->capture_default_str()
       ->check(CLI::IsMember(choice_names(kArchitectureChoices)));
-  cmd.add_option("--width", width, "MLP hidden width; CNN and ResNet base channels")
+  cmd.add_option("--width", width, "MLP hidden width; CNN and ResNet base channels; ViT features")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd.add_option("--depth", depth, "MLP hidden layers; ResNet blocks per stage")
+  cmd.add_option("--depth", depth, "MLP hidden layers; ResNet blocks per stage; ViT blocks")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--act", activation, joined_choice_names(kActivationChoices, " | "))
@@ -35,10 +35,17 @@ void ModelOptions::register_options(CLI::App& cmd) {
           },
           "N|binary"));
   cmd.add_flag("--no-bias", no_bias, "MLP layers without biases");
+  cmd.add_option("--heads", heads, "ViT attention heads (must divide --width)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--patch", patch, "ViT patch side (must divide the image height and width)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 }
 
 ModelSpec ModelOptions::spec(TensorShape input) const {
-  return model_spec({arch, activation, loss, width, depth, !no_bias, parse_class_choice(classes).outputs()}, input);
+  return model_spec(
+      {arch, activation, loss, width, depth, !no_bias, parse_class_choice(classes).outputs(), heads, patch}, input);
 }
 
 TensorShape gradcheck_input_shape(const ModelOptions& options) {
@@ -49,6 +56,9 @@ std::string describe(const ModelSpec& s) {
   std::string text = to_string(s.arch) + " width " + std::to_string(s.width);
   if (s.arch == Architecture::mlp) text += " depth " + std::to_string(s.depth) + (s.bias ? "" : " no-bias");
   if (s.arch == Architecture::resnet) text += " depth " + std::to_string(s.depth);
+  if (s.arch == Architecture::vit)
+    text += " depth " + std::to_string(s.depth) + " heads " + std::to_string(s.heads) + " patch " +
+            std::to_string(s.patch);
   return text + ", " + to_string(s.activation) + ", " + to_string(s.loss) + ", " +
          (s.classes == 1 ? std::string("binary") : std::to_string(s.classes) + " classes");
 }

@@ -48,6 +48,9 @@ class Layer {
   virtual ~Layer() = default;
   virtual TensorShape output_shape() const = 0;
   virtual index_t parameter_count() const { return 0; }
+  // Values per example the layer keeps internally beside its output, counted like an output (with
+  // their jets and adjoints) by the memory estimate (host/run/memory_check.cpp).
+  virtual index_t internal_size() const { return 0; }
   // PyTorch-default initialization of this layer's slice (host memory, PyTorch order).
   virtual void initialize(std::mt19937_64& /*rng*/, T* /*slice*/) const {}
   // out.primal from in.primal.
@@ -89,14 +92,41 @@ index_t group_norm_groups(index_t channels);  // the engine's choice: gcd(channe
 // LayerNorm over the `features` of each of `tokens` tokens (an example is [features × tokens]).
 template <class T>
 std::unique_ptr<Layer<T>> make_layer_norm(index_t features, index_t tokens, index_t offset);
+// Sequences: an example is [features × tokens], each token's features contiguous (docs/design.md §3.10).
+// A Linear layer applied to every token alike.
+template <class T>
+std::unique_ptr<Layer<T>> make_token_linear(index_t features, index_t tokens, index_t outputs, bool bias,
+                                            index_t offset);
+// Multi-head self-attention softmax(QKᵀ/√d_head)V with Q, K, V and output projections (no biases, as
+// the simple ViT), query i seeing keys 0..i only when `causal`: the layers [qkv projection, attention,
+// output projection], parameters from `offset` in that order.
+template <class T>
+LayerStack<T> make_self_attention(index_t features, index_t tokens, index_t heads, bool causal, index_t offset);
+// Mean over the tokens: [features × tokens] → [features].
+template <class T>
+std::unique_ptr<Layer<T>> make_token_mean_pool(index_t features, index_t tokens);
+// y = x + E for a fixed table E [features × tokens] (position embeddings), and the two tables.
+template <class T>
+std::unique_ptr<Layer<T>> make_positions(index_t features, index_t tokens, std::vector<double> table);
+std::vector<double> sincos_positions_2d(index_t features, index_t rows, index_t columns);  // features % 4 == 0
+std::vector<double> sinusoidal_positions(index_t features, index_t tokens);
+// Images → (H/p)·(W/p) tokens of `features`: [patches, token-wise Linear with bias, 2-D sin-cos
+// positions]; `patch` must divide the height and the width (cflow::Error otherwise).
+template <class T>
+LayerStack<T> make_patch_embedding(TensorShape image, index_t patch, index_t features, index_t offset);
+// Sequences of `tokens` ids in [0, vocab) → [token embedding, sinusoidal positions].
+template <class T>
+LayerStack<T> make_token_embedding(index_t vocab, index_t features, index_t tokens, index_t offset);
 // y = shortcut(x) + scale · branch(x); an empty shortcut is the identity. Parameters: the branch's,
 // then the shortcut's (their layers' offsets must be assigned in that order).
 template <class T>
 std::unique_ptr<Layer<T>> make_residual(TensorShape input, LayerStack<T> branch, LayerStack<T> shortcut,
                                         double scale);
 
-// The ResNet of docs/design.md §2 appended to `layers` (host/engine/arch_resnet.cpp).
+// The ResNet and the ViT of docs/design.md §2.2 appended to `layers` (host/engine/arch_*.cpp).
 template <class T>
 void add_resnet(const ModelSpec& spec, LayerStack<T>& layers, index_t& offset);
+template <class T>
+void add_vit(const ModelSpec& spec, LayerStack<T>& layers, index_t& offset);
 
 }  // namespace cflow

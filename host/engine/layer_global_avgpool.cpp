@@ -5,7 +5,6 @@
 #include "cflow/runtime/error.h"
 #include "host/engine/layer_linear_map.h"
 #include "host/engine/scratch.h"
-#include "kernels/elementwise.h"
 
 namespace cflow {
 namespace {
@@ -30,10 +29,7 @@ class GlobalAvgPool final : public LinearMapLayer<T> {
                   T(0), x, pixels_);
   }
   index_t input_size() const override { return in_.size(); }
-  const T* ones(const JetPass<T>& p) const {
-    if (ones_.size() < pixels_) CFLOW_DISPATCH(p.dev, fill<T>, p.dev, pixels_, T(1), grow(p.dev, ones_, pixels_));
-    return ones_.data();
-  }
+  const T* ones(const JetPass<T>& p) const { return cflow::ones(p.dev, ones_, pixels_); }
 
   TensorShape in_;
   index_t pixels_;

@@ -22,6 +22,8 @@ ModelSpec model_spec(const ModelSettings& settings, TensorShape input) {
   spec.bias = settings.bias;
   spec.input = input;
   spec.classes = settings.classes;
+  spec.heads = settings.heads;
+  spec.patch = settings.patch;
   spec.loss = parse_loss(settings.loss);
   return spec;
 }
@@ -47,6 +49,8 @@ LayerStack<T> build_layers(const ModelSpec& spec) {
     add(make_linear<T>(in, spec.classes, spec.bias, offset));
   } else if (spec.arch == Architecture::resnet) {
     add_resnet<T>(spec, layers, offset);
+  } else if (spec.arch == Architecture::vit) {
+    add_vit<T>(spec, layers, offset);
   } else {
     CFLOW_REQUIRE(spec.input.height % 4 == 0 && spec.input.width % 4 == 0,
                   "the CNN pools twice by 2: input height and width must be divisible by 4");

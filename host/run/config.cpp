@@ -306,9 +306,13 @@ std::vector<Key> make_keys() {
   k.push_back(integer_key("data-dim", data, "gaussian data: input dimension", &RunConfig::data_dim, 1, 1 << 20));
 
   k.push_back(choice_key("arch", model, "architecture", &RunConfig::arch, choice_names(kArchitectureChoices)));
-  k.push_back(integer_key("width", model, "MLP hidden width; CNN and ResNet base channels", &RunConfig::width, 1,
-                          1 << 20));
-  k.push_back(integer_key("depth", model, "MLP hidden layers; ResNet blocks per stage", &RunConfig::depth, 0, 64));
+  k.push_back(integer_key("width", model, "MLP hidden width; CNN and ResNet base channels; ViT features",
+                          &RunConfig::width, 1, 1 << 20));
+  k.push_back(integer_key("depth", model, "MLP hidden layers; ResNet blocks per stage; ViT blocks", &RunConfig::depth,
+                          0, 64));
+  k.push_back(integer_key("heads", model, "ViT attention heads (must divide width)", &RunConfig::heads, 1, 1 << 10));
+  k.push_back(integer_key("patch", model, "ViT patch side (must divide the image height and width)",
+                          &RunConfig::patch, 1, 1 << 10));
   k.push_back(choice_key("act", model, "activation (flows need a smooth one)", &RunConfig::act,
                          choice_names(kActivationChoices)));
   k.push_back(switch_key("no-bias", model, "MLP layers without biases", &RunConfig::no_bias));
@@ -507,7 +511,7 @@ DataSpec RunConfig::data_spec() const {
 }
 
 ModelSpec RunConfig::model_spec(TensorShape input) const {
-  return cflow::model_spec({arch, act, loss, width, depth, !no_bias, class_choice().outputs()}, input);
+  return cflow::model_spec({arch, act, loss, width, depth, !no_bias, class_choice().outputs(), heads, patch}, input);
 }
 
 OptimizerSpec RunConfig::optimizer_spec() const {

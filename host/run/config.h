@@ -78,6 +78,7 @@ struct RunConfig {
   // model
   std::string arch = "mlp";
   int depth = ModelSpec{}.depth;
+  std::int64_t heads = ModelSpec{}.heads, patch = ModelSpec{}.patch;
   std::string act = "gelu";
   bool no_bias = false;
   // optimizer

@@ -22,7 +22,7 @@ double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes
   double parameters = 0, activations = double(spec.input.size());
   for (const auto& layer : layers) {
     parameters += double(layer->parameter_count());
-    activations += double(layer->output_shape().size());
+    activations += double(layer->output_shape().size() + layer->internal_size());
   }
   return scalar_bytes * (parameters * copies + examples * activations * kActivationCopies) +
          8.0 * examples * double(spec.input.size() + spec.classes);  // the data, read as doubles

@@ -13,7 +13,7 @@ using index_t = std::int64_t;
 
 enum class Activation { gelu, tanh, silu, softplus, relu, identity };
 enum class LossKind { mse, ce };
-enum class Architecture { mlp, cnn, resnet };
+enum class Architecture { mlp, cnn, resnet, vit };
 
 // The names of the choices, as the CLI flags, config files and logs spell them.
 inline constexpr ChoiceTable<Activation, 6> kActivationChoices{{{"gelu", Activation::gelu},
@@ -23,8 +23,10 @@ inline constexpr ChoiceTable<Activation, 6> kActivationChoices{{{"gelu", Activat
                                                                 {"relu", Activation::relu},
                                                                 {"identity", Activation::identity}}};
 inline constexpr ChoiceTable<LossKind, 2> kLossChoices{{{"mse", LossKind::mse}, {"ce", LossKind::ce}}};
-inline constexpr ChoiceTable<Architecture, 3> kArchitectureChoices{
-    {{"mlp", Architecture::mlp}, {"cnn", Architecture::cnn}, {"resnet", Architecture::resnet}}};
+inline constexpr ChoiceTable<Architecture, 4> kArchitectureChoices{{{"mlp", Architecture::mlp},
+                                                                    {"cnn", Architecture::cnn},
+                                                                    {"resnet", Architecture::resnet},
+                                                                    {"vit", Architecture::vit}}};
 
 // Per-example input layout, NCHW (so a column of the [features × n] input matrix is one example
 // in PyTorch's flatten order). Vectors are channels × 1 × 1.
@@ -35,8 +37,10 @@ struct TensorShape {
 
 struct ModelSpec {
   Architecture arch = Architecture::mlp;
-  index_t width = 256;  // MLP hidden width; CNN and ResNet base channel count (the reference's CNN: 32)
-  int depth = 2;        // MLP hidden layers; ResNet basic blocks per stage
+  index_t width = 256;  // MLP hidden width; CNN and ResNet base channel count (the reference's CNN: 32); ViT features
+  int depth = 2;        // MLP hidden layers; ResNet basic blocks per stage; ViT blocks
+  index_t heads = 2;    // ViT attention heads (must divide the width)
+  index_t patch = 4;    // ViT patch side (must divide the image height and width)
   Activation activation = Activation::gelu;
   bool bias = true;     // MLP layer biases (the CNN's are fixed by its architecture)
   TensorShape input;
@@ -59,6 +63,7 @@ struct ModelSettings {
   int depth = 0;
   bool bias = true;
   index_t classes = 0;  // network outputs
+  index_t heads = ModelSpec{}.heads, patch = ModelSpec{}.patch;
 };
 ModelSpec model_spec(const ModelSettings& settings, TensorShape input);
 
