@@ -44,8 +44,7 @@ struct Experiment<T>::State {
     flow_state.update(g.data());
     const std::vector<T> start = w.to_host();
     for (ProcessKind kind : s.processes) {
-      const bool flow = kind == ProcessKind::stable || kind == ProcessKind::central;
-      processes.push_back(make_process(context, kind, std::span<const T>(start), flow ? flow_state : state));
+      processes.push_back(make_process(context, kind, std::span<const T>(start), is_flow(kind) ? flow_state : state));
     }
   }
 

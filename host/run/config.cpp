@@ -313,6 +313,13 @@ std::vector<Key> make_keys() {
                           &RunConfig::stable_min_nsubsteps, 1, 1 << 20));
   k.push_back(real_key("stable-max-seff", flows, "stable flow: stops past this effective sharpness",
                        &RunConfig::stable_max_seff, 0, true));
+  k.push_back(real_key("stationary-tol", flows,
+                       "stationary flow: its fixed point nu = E[g*g] is reached when P changes by at most this in an "
+                       "iteration (root-mean-square relative change)",
+                       &RunConfig::stationary_tol, 0, true, 1.0, true));
+  k.push_back(integer_key("stationary-max-iterations", flows,
+                          "stationary flow: most fixed-point iterations per substep (more: the flow stops)",
+                          &RunConfig::stationary_max_iterations, 1, 1 << 20));
 
   k.push_back(integer_key("seed", run, "seed of data order, synthetic data, weights and eigen-solver starts",
                           &RunConfig::seed, 0));
@@ -436,6 +443,7 @@ ExperimentSettings RunConfig::experiment_settings() const {
   s.flow.sdcp_threshold = sdcp_threshold;
   s.flow.stable_min_nsubsteps = stable_min_nsubsteps;
   s.flow.stable_max_seff = stable_max_seff;
+  s.flow.stationary = {stationary_tol, stationary_max_iterations};
   s.seed = seed;
   return s;
 }
@@ -541,7 +549,13 @@ void validate(const RunConfig& c) {
                       c.data);
   }
   if (c.runs.empty() || (c.runs.size() == 1 && c.runs[0].empty())) {
-    throw ConfigError("--runs: expected at least one of discrete, central, stable, midpoint");
+    throw ConfigError("--runs: expected at least one of " + joined_choice_names(kProcessChoices, ", "));
+  }
+  if (std::find(c.runs.begin(), c.runs.end(), to_string(ProcessKind::stationary)) != c.runs.end() &&
+      c.opt != to_string(OptimizerKind::rmsprop)) {
+    throw ConfigError("--runs stationary: the stationary flow holds RMSProp's per-coordinate nu at E[g*g], so it "
+                      "needs --optimizer rmsprop (got --optimizer " + c.opt + "); drop stationary from --runs or "
+                      "use --optimizer rmsprop");
   }
   if (c.eig_initial_k > c.eig_max_k) {
     throw ConfigError("--eig-initial-k " + std::to_string(c.eig_initial_k) + ": expected at most --eig-max-k (" +
