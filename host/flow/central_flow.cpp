@@ -2,6 +2,7 @@
 // (and pair × pair) matrices that define the SDCP are assembled on the host in float64.
 #include "cflow/flow/central_flow.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <sstream>
@@ -128,6 +129,18 @@ void solve_or_throw(const Device& dev, const char* flow, index_t k, const Margin
   result.X = result.sdcp.X;
 }
 
+// The PSD part of a symmetric k × k X (negative eigenvalues clipped to 0).
+std::vector<double> psd_part(index_t k, const std::vector<double>& X) {
+  std::vector<double> Q = X;
+  const std::vector<double> xi = symmetric_eigen_qr(k, Q);
+  std::vector<double> out(X.size(), 0.0);
+  for (index_t i = 0; i < k; ++i)
+    for (index_t j = 0; j < k; ++j)
+      for (index_t m = 0; m < k; ++m)
+        out[std::size_t(i + k * j)] += Q[std::size_t(i + k * m)] * std::max(xi[std::size_t(m)], 0.0) * Q[std::size_t(j + k * m)];
+  return out;
+}
+
 // The third derivatives' part of the SDCP data at w: ⟨d_ab, P⁻¹g⟩ (pairs) and ⟨d_ab, P⁻¹d_ce⟩ (pairs × pairs).
 template <class T>
 void derivative_terms(const Device& dev, index_t d, index_t k, const ThirdDerivatives<T>& third, const T* pinv_g,
@@ -209,6 +222,7 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
   CriticalSet<T> critical;
   Buffer<T> expected(dev, d), p_next(dev, d), relative(dev, d), inverse_p(dev, d), pinv_g(dev, d), products;
   std::unique_ptr<ThirdDerivatives<T>> third;  // at the last iteration's U
+  double step = 1, previous_change = 0;
   state.preconditioner(p);
   // ν ← E[g⊙g] under the Σ of the SDCP with P(ν), until P stops moving.
   for (result.iterations = 1;; ++result.iterations) {
@@ -232,9 +246,15 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
       for (double& x : response.at_zero) x /= dt;
       for (double& x : response.per_x) x /= dt;
       solve_or_throw(dev, "stationary flow", k, next_margin(k, critical.eigenvalues, d_g, d_metric, response, dt), result);
+      // X is PSD to the solver's residual; ν̂ is built from X here, and on a coordinate with ν̂ ≈ 0 a
+      // −1e-12 eigenvalue would make it negative.
+      result.X = psd_part(k, result.X);
     }
     expected_grad_sq_under(dev, d, g, p, products.data(), result.X, critical.eigenvalues, expected.data());
-    state.hold_stationary(expected.data());
+    // A full step unless the iteration stopped contracting (a 2-cycle across the edge): then halve it.
+    if (result.iterations > 1 && result.fixed_point_change >= previous_change) step = std::max(step / 2, 1.0 / 64);
+    previous_change = result.fixed_point_change;
+    state.hold_stationary(expected.data(), step);
     // The root-mean-square relative change of P: every coordinate counts, however small its ν.
     state.preconditioner(p_next.data());
     CFLOW_DISPATCH(dev, reciprocal<T>, dev, d, p, relative.data());

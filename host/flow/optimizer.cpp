@@ -251,11 +251,12 @@ PreconditionerRateOnSpan OptimizerState<T>::stationary_response_on_span(const T*
 }
 
 template <class T>
-void OptimizerState<T>::hold_stationary(const T* expected_grad_sq) {
+void OptimizerState<T>::hold_stationary(const T* expected_grad_sq, double step) {
   Impl& s = *impl_;
   CFLOW_REQUIRE(s.spec.kind == OptimizerKind::rmsprop, "the stationary flow needs --optimizer rmsprop");
-  blas::copy<T>(s.dev, s.d, expected_grad_sq, s.nu.data());
-  blas::scal<T>(s.dev, s.d, T(s.denom()), s.nu.data());  // ν̂ = ν/denom = e
+  // ν̂ ← ν̂ + step (e − ν̂), with ν̂ = ν/denom
+  blas::scal<T>(s.dev, s.d, T(1 - step), s.nu.data());
+  blas::axpy<T>(s.dev, s.d, T(step * s.denom()), expected_grad_sq, s.nu.data());
 }
 
 template <class T>
