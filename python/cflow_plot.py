@@ -3,6 +3,7 @@
 PNG figures into RUNDIR/plots/ and an overview page RUNDIR/report.html.
 
     /usr/bin/python3 python/cflow_plot.py RUNDIR
+    /usr/bin/python3 python/cflow_plot.py RUNDIR RUNDIR... --out DIR   (several runs on the same axes)
 
 Works on a run that is still going (the file is opened in SWMR read mode) or that stopped early:
 rows that were never written are NaN, and every figure shows only the processes and series that
@@ -27,10 +28,13 @@ import numpy as np
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-PROCESSES = ("discrete", "midpoint", "central", "stable")
-COLORS = {"discrete": "tab:blue", "midpoint": "tab:cyan", "central": "black", "stable": "tab:red"}
+PROCESSES = ("discrete", "midpoint", "central", "stable", "stationary")
+COLORS = {"discrete": "tab:blue", "midpoint": "tab:cyan", "central": "black", "stable": "tab:red",
+          "stationary": "tab:green"}
 LABELS = {"discrete": "discrete", "midpoint": "midpoints", "central": "central flow",
-          "stable": "stable flow"}
+          "stable": "stable flow", "stationary": "stationary flow"}
+# Settings that differ between runs without being a choice of the experiment.
+NOT_COMPARED = ("out", "quiet", "verbose", "no-plots", "threads", "device", "chunk", "checkpoint-every")
 EOS_THRESHOLD = 2.0  # effective sharpness at the edge of stability
 MAX_VARIANCE_PANELS = 4
 MAX_COLUMNS_PER_SERIES = 5  # of a 2-D opt.* series such as nu at selected coordinates
@@ -389,10 +393,68 @@ def find_data_file(run_dir):
     return None
 
 
+def comparison_labels(settings_list):
+    """One legend label per run from the settings (config.json's "settings") that differ between
+    the runs, e.g. ["lr=0.05", "lr=0.1"]; "run i" when none differ."""
+    keys = sorted({k for s in settings_list for k in s} - set(NOT_COMPARED))
+    differing = [k for k in keys if len({json.dumps(s.get(k), sort_keys=True) for s in settings_list}) > 1]
+    if not differing:
+        return [f"run {i + 1}" for i in range(len(settings_list))]
+    return [", ".join(f"{k}={_format(s.get(k))}" for k in differing) for s in settings_list]
+
+
+# (file, title, series, y label): what the comparison overlays, one line per run and process.
+COMPARED = (
+    ("compare_train_loss.png", "train loss", "train_loss", "train loss"),
+    ("compare_sharpness.png", "effective sharpness", "effective_hessian_eigs", "λ_max(P⁻¹H)"),
+)
+
+
+def plot_comparison(run_dirs, out_dir):
+    """Overlays the runs on the same axes, labelled by the settings that differ; returns the PNGs."""
+    runs, settings = [], []
+    for run_dir in run_dirs:
+        data_file = find_data_file(run_dir)
+        if data_file is None:
+            raise FileNotFoundError(f"no data.h5 in {run_dir}")
+        runs.append(Run(data_file))
+        settings.append((_read_json(run_dir / "config.json") or {}).get("settings", {}))
+    labels = comparison_labels(settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    styles = ("-", "--", ":", "-.")
+    written = []
+    for name, title, series, ylabel in COMPARED:
+        fig, (ax,) = _new_figure(title)
+        for i, (run, label) in enumerate(zip(runs, labels)):
+            for process in run.processes():
+                values = run.top(f"{process}/{series}")
+                if values is not None:
+                    ax.plot(run.steps, values, color=f"C{i % 10}", ls=styles[PROCESSES.index(process) % len(styles)],
+                            label=f"{label} ({LABELS[process]})")
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize="small")
+        written.append(_save(fig, out_dir, name))
+    return written
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", type=Path, help="run directory holding data.h5")
+    parser.add_argument("run_dir", type=Path, nargs="+", help="run directory holding data.h5")
+    parser.add_argument("--out", type=Path, help="comparison of several runs: the folder for its figures")
     args = parser.parse_args(argv)
+    if len(args.run_dir) > 1 or args.out is not None:
+        if args.out is None:
+            print("cflow_plot: several runs are compared into --out DIR", file=sys.stderr)
+            return 2
+        try:
+            for path in plot_comparison(args.run_dir, args.out):
+                print(path)
+        except FileNotFoundError as e:
+            print(f"cflow_plot: {e}", file=sys.stderr)
+            return 1
+        return 0
+    args.run_dir = args.run_dir[0]
 
     data_file = find_data_file(args.run_dir)
     if data_file is None:

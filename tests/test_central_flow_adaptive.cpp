@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cflow/flow/central_flow.h"
+#include "cflow/runtime/blas.h"
 #include "cflow/flow/toy_objective.h"
 #include "test_support.h"
 
@@ -124,9 +125,38 @@ struct FlowRun {
   double total_expected_x_sq() const { return std::accumulate(expected_x_sq.begin(), expected_x_sq.end(), 0.0); }
 };
 
+// The last substep's point and Σ = UXUᵀ into run: E[x_j²] = x_j² + Σ_jj; E[g_q²] = g_q² + diag(HΣH)_q
+// with HU = PUΛ, i.e. diag(HΣH)_q = p_q² (UΛXΛUᵀ)_qq.
+void record_final(FlowRun& run, const Toy& toy_spec, const std::vector<double>& w_host, const std::vector<double>& g_host,
+                  const std::vector<double>& p, const std::vector<double>& nu, const std::vector<double>& X,
+                  const CriticalSet<double>& critical, const std::vector<double>& Uk) {
+  const index_t K = toy_spec.K(), d = K + 1, k = critical.k();
+  run.w = w_host;
+  run.p = p;
+  run.nu = nu;
+  run.X = X;
+  run.lambda = critical.eigenvalues;
+  run.U = Uk;
+  run.expected_x_sq.assign(std::size_t(K), 0.0);
+  run.expected_g_sq.assign(std::size_t(d), 0.0);
+  for (index_t q = 0; q < d; ++q) {
+    for (index_t i = 0; i < k; ++i)
+      for (index_t j = 0; j < k; ++j) {
+        const double uxu = Uk[std::size_t(q + d * i)] * X[std::size_t(i + k * j)] * Uk[std::size_t(q + d * j)];
+        if (q < K) run.expected_x_sq[std::size_t(q)] += uxu;
+        run.expected_g_sq[std::size_t(q)] += p[std::size_t(q)] * p[std::size_t(q)] *
+                                             critical.eigenvalues[std::size_t(i)] * critical.eigenvalues[std::size_t(j)] * uxu;
+      }
+    if (q < K) run.expected_x_sq[std::size_t(q)] += w_host[std::size_t(q)] * w_host[std::size_t(q)];
+    run.expected_g_sq[std::size_t(q)] += g_host[std::size_t(q)] * g_host[std::size_t(q)];
+  }
+  if (toy_spec.kind == OptimizerKind::scalar_rmsprop)
+    run.expected_g_sq = {std::accumulate(run.expected_g_sq.begin(), run.expected_g_sq.end(), 0.0)};
+}
+
 FlowRun run_central_flow(const Device& dev, const Toy& toy_spec, int nsub = 4) {
   ToyObjective<double> toy(dev, toy_spec.a, toy_spec.b);
-  const index_t d = toy.dim(), K = toy_spec.K();
+  const index_t d = toy.dim();
   OptimizerState<double> state(dev, toy_spec.spec(), d);
   const std::vector<double> w0 = toy_spec.w0();
   Buffer<double> w(dev, std::span<const double>(w0)), g(dev, d);
@@ -161,32 +191,7 @@ FlowRun run_central_flow(const Device& dev, const Toy& toy_spec, int nsub = 4) {
     if (k > 0) run.max_residual = std::max(run.max_residual, result.sdcp.residual);
     if (k > 0 && run.activation < 0 && std::any_of(result.X.begin(), result.X.end(), [](double v) { return v != 0; }))
       run.activation = substep;
-    if (substep == substeps - 1) {
-      run.w = w_host;
-      run.p = p;
-      run.nu = nu;
-      run.X = result.X;
-      run.lambda = critical.eigenvalues;
-      run.U = Uk;
-      // Σ = UXUᵀ: E[x_j²] = x_j² + Σ_jj; E[g_q²] = g_q² + diag(HΣH)_q with HU = PUΛ, i.e.
-      // diag(HΣH)_q = p_q² (UΛXΛUᵀ)_qq.
-      run.expected_x_sq.assign(std::size_t(K), 0.0);
-      run.expected_g_sq.assign(std::size_t(d), 0.0);
-      for (index_t q = 0; q < d; ++q) {
-        for (index_t i = 0; i < k; ++i)
-          for (index_t j = 0; j < k; ++j) {
-            const double uxu = Uk[std::size_t(q + d * i)] * result.X[std::size_t(i + k * j)] * Uk[std::size_t(q + d * j)];
-            if (q < K) run.expected_x_sq[std::size_t(q)] += uxu;
-            run.expected_g_sq[std::size_t(q)] += p[std::size_t(q)] * p[std::size_t(q)] *
-                                                 critical.eigenvalues[std::size_t(i)] *
-                                                 critical.eigenvalues[std::size_t(j)] * uxu;
-          }
-        if (q < K) run.expected_x_sq[std::size_t(q)] += w_host[std::size_t(q)] * w_host[std::size_t(q)];
-        run.expected_g_sq[std::size_t(q)] += g_host[std::size_t(q)] * g_host[std::size_t(q)];
-      }
-      if (toy_spec.kind == OptimizerKind::scalar_rmsprop)
-        run.expected_g_sq = {std::accumulate(run.expected_g_sq.begin(), run.expected_g_sq.end(), 0.0)};
-    }
+    if (substep == substeps - 1) record_final(run, toy_spec, w_host, g_host, p, nu, result.X, critical, Uk);
   }
   run.y_rate = w.to_host().back() - y_a_step_ago;
   run.y_rate_last_substep = (w.to_host().back() - run.w.back()) * nsub;
@@ -290,6 +295,64 @@ RestPoint scalar_rest_point(const Toy& toy, double q) {
   rest.p = {p};
   rest.v = {2 * toy.a};
   return rest;
+}
+
+// ---- the stationary flow (docs/design.md §6.9) ------------------------------------------------------
+
+// The stationary flow on the toy with dense eigenpairs at every fixed-point iteration; the lock error
+// is measured at every substep's fixed point.
+struct StationaryRun {
+  FlowRun flow;
+  double max_lock_error = 0;    // |λ_max − 2| at the fixed points with X ≠ 0
+  double late_lock_error = 0;   // the same over the second half of the run
+  double max_above_edge = 0;    // max(λ_max − 2, 0) at every fixed point
+  int max_iterations = 0;
+};
+
+StationaryRun run_stationary_flow(const Device& dev, const Toy& toy_spec, const FixedPoint& fixed, int nsub = 4) {
+  ToyObjective<double> toy(dev, toy_spec.a, toy_spec.b);
+  const index_t d = toy.dim();
+  OptimizerState<double> state(dev, toy_spec.spec(), d);
+  const std::vector<double> w0 = toy_spec.w0();
+  Buffer<double> w(dev, std::span<const double>(w0)), g(dev, d), p(dev, d), U;
+  toy.value_grad(w.data(), g.data());
+  state.update(g.data());
+  StationaryRun run;
+  const int substeps = toy_spec.steps * nsub;
+  for (int substep = 0; substep < substeps; ++substep) {
+    toy.value_grad(w.data(), g.data());
+    const std::vector<double> g_host = g.to_host(), w_host = w.to_host();
+    Eigenpairs eig;
+    CriticalSet<double> critical;
+    std::vector<double> Uk;
+    const CriticalSetAt<double> critical_at = [&](const double* p_device) {
+      Buffer<double> copy(dev, d);
+      blas::copy<double>(dev, d, p_device, copy.data());
+      eig = effective_eigenpairs(toy, w, copy.to_host());
+      critical = {};
+      for (double lambda : eig.effective)
+        if (lambda > kThreshold) critical.eigenvalues.push_back(lambda);
+      Uk.assign(eig.U.begin(), eig.U.begin() + std::ptrdiff_t(d * critical.k()));
+      U = Buffer<double>(dev, std::span<const double>(Uk));
+      critical.U = U.data();
+      return critical;
+    };
+    const CentralSubstep result =
+        stationary_flow_substep(toy, state, w.data(), g.data(), critical_at, p.data(), 1.0 / nsub, fixed);
+    run.max_iterations = std::max(run.max_iterations, result.iterations);
+    run.flow.max_k = std::max(run.flow.max_k, int(critical.k()));
+    run.max_above_edge = std::max(run.max_above_edge, eig.effective[0] - 2.0);
+    if (std::any_of(result.X.begin(), result.X.end(), [](double v) { return v != 0; })) {
+      if (run.flow.activation < 0) run.flow.activation = substep;
+      run.max_lock_error = std::max(run.max_lock_error, std::abs(eig.effective[0] - 2.0));
+      if (substep >= substeps / 2) run.late_lock_error = std::max(run.late_lock_error, std::abs(eig.effective[0] - 2.0));
+      run.flow.max_residual = std::max(run.flow.max_residual, result.sdcp.residual);
+    }
+    if (substep == substeps - 1)
+      record_final(run.flow, toy_spec, w_host, g_host, p.to_host(), state.nu().to_host(), result.X, critical, Uk);
+  }
+  run.flow.y_rate_last_substep = (w.to_host().back() - run.flow.w.back()) * nsub;
+  return run;
 }
 
 // ---- checks --------------------------------------------------------------------------------------
@@ -494,6 +557,48 @@ TEST_P(CentralFlowAdaptiveToy, BiasCorrectionEarlyEdgeWithoutEps) {
     EXPECT_LE(flow.max_lock_error, 1e-3) << to_string(kind);
     check_y_rate(toy, flow);
   }
+}
+
+// The stationary flow's rest point is the RMSProp central flow's: at rest ν̇ = 0 makes the central
+// flow's ν = E[g⊙g], which the stationary flow imposes at every point, and both have ẏ = 0 and the
+// margin 0 on the oscillating span, so both solve the equations of rmsprop_rest_point. β₂ only sets
+// how fast the central flow's ν relaxes to that value (c = (1 − β₂)/β₂), not where: the β₂ → 1 limit
+// has the same rest point, approached ever more slowly. The stationary flow has no β₂ at all.
+// Tolerances: the fixed point is solved to 1e-12, so ν = E[g⊙g] holds to ~1e-10 at every substep
+// (rounding of the dense eigen-solve). Its SDCP zeroes the margin *after* the substep, so at the
+// fixed point λ_max = 2 − dt·⟨d_11, P⁻¹g⟩ = 2 − dt·g_y/(p_x p_y) ≥ 2 − dt·a·η²/ε² (p ≥ ε/η, |g_y| ≤ a
+// at x = 0): the lock error is at most dt·a = 7.8e-3 here, and vanishes at rest (ẇ = 0), where it
+// must be as tight as the central flow's (1e-5). The rest point is approached exponentially; after
+// 1200 steps it is within 1e-6 of the closed form (relative), 100× tighter than the central flow's
+// 1e-4 after its run (check_rest_point above), which is the tolerance of stationary vs central.
+TEST_P(CentralFlowAdaptiveToy, StationaryFlowRestPointIsTheCentralFlows) {
+  Toy toy = make_toy(OptimizerKind::rmsprop, {1.5});
+  toy.steps = 1200;
+  const StationaryRun stationary = run_stationary_flow(device(), toy, FixedPoint{1e-12, 50});
+  const FlowRun& flow = stationary.flow;
+  std::printf("[stationary rmsprop K=1] activation %d (substeps) lock error %.2e (late %.2e) iterations %d "
+              "SDCP residual %.1e y %.8f\n", flow.activation, stationary.max_lock_error, stationary.late_lock_error,
+              stationary.max_iterations, flow.max_residual, flow.w.back());
+  ASSERT_GE(flow.activation, 0) << "never reached the edge";
+  EXPECT_EQ(flow.max_k, 1);
+  EXPECT_LE(stationary.max_lock_error, 0.25 * toy.a * toy.lr * toy.lr / (toy.eps * toy.eps));
+  EXPECT_LE(stationary.late_lock_error, 1e-5);
+  EXPECT_LE(flow.max_residual, 1e-10);
+  for (std::size_t q = 0; q < flow.nu.size(); ++q)
+    EXPECT_NEAR(flow.nu[q], flow.expected_g_sq[q], 1e-9 * flow.nu[q]) << "ν = E[g²] at coordinate " << q;
+  check_y_rate(toy, flow);
+  const RestPoint rest = rmsprop_rest_point(toy);
+  check_rest_point(toy, flow, rest, 1e-6);
+  const FlowRun central = run_central_flow(device(), toy);
+  EXPECT_NEAR(flow.w.back(), central.w.back(), 1e-4 * rest.y) << "y, stationary vs central";
+  EXPECT_NEAR(flow.p[0], central.p[0], 1e-4 * rest.p[0]) << "p, stationary vs central";
+}
+
+// The stationary flow needs rmsprop's per-coordinate ν.
+TEST_P(CentralFlowAdaptiveToy, StationaryFlowRefusesOtherOptimizers) {
+  Toy toy = make_toy(OptimizerKind::scalar_rmsprop, {1.5});
+  toy.steps = 1;
+  EXPECT_THROW(run_stationary_flow(device(), toy, FixedPoint{}), Error);
 }
 
 CFLOW_TEST_ON_ALL_BACKENDS(CentralFlowAdaptiveToy);

@@ -141,6 +141,10 @@ TEST(RunConfig, BadValuesNameTheFlagAndTheValidRange) {
   expect({"--arch", "resnet", "--data", "moons"}, {"--arch resnet", "image data"});
   expect({"--data", "cifar10"}, {"--data-dir", "cifar-10-binary"});
   expect({"--eig-initial-k", "30"}, {"--eig-initial-k", "--eig-max-k"});
+  expect({"--runs", "discrete,stationary"}, {"--runs stationary", "--opt rmsprop", "got --opt gd"});
+  expect({"--opt", "scalar-rmsprop", "--runs", "stationary"}, {"--runs stationary", "got --opt scalar-rmsprop"});
+  expect({"--stationary-tol", "0"}, {"--stationary-tol", "(0, 1)"});
+  expect({"--stationary-max-iterations", "0"}, {"--stationary-max-iterations", ">= 1"});
 }
 
 TEST(RunConfig, UnknownFlagIsAParseError) {

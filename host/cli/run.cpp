@@ -89,12 +89,26 @@ Handler add_run_command(CLI::App& app) {
   return [flags] { return run_command(*flags); };
 }
 
-// `cflow plot RUNDIR`: regenerate a run's plots and report.html (also while it runs).
+// `cflow plot RUNDIR`: regenerate a run's plots and report.html (also while it runs);
+// `cflow plot RUNDIR RUNDIR... --out DIR`: several runs on the same axes.
 Handler add_plot_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("plot", "Regenerate the plots and report.html of a run directory");
-  auto dir = std::make_shared<std::string>();
-  cmd->add_option("RUNDIR", *dir, "run directory (holds data.h5)")->required()->check(CLI::ExistingDirectory);
-  return [dir] { return make_plots(*dir, false) ? 0 : 1; };
+  auto* cmd = app.add_subcommand("plot",
+                                 "Regenerate the plots and report.html of a run directory, or overlay several runs "
+                                 "(legend: the settings that differ) into --out DIR");
+  auto dirs = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>();
+  cmd->add_option("RUNDIR", *dirs, "run directories (hold data.h5)")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--out", *out, "folder for the comparison figures (needed with several runs)");
+  return [dirs, out]() -> int {
+    if (dirs->size() > 1 || !out->empty()) {
+      if (out->empty()) {
+        std::cerr << "cflow plot: error: several runs are compared into a folder: add --out DIR\n";
+        return kExitUsage;
+      }
+      return make_comparison_plots({dirs->begin(), dirs->end()}, *out) ? 0 : 1;
+    }
+    return make_plots(dirs->front(), false) ? 0 : 1;
+  };
 }
 
 }  // namespace cflow::cli

@@ -2,7 +2,10 @@
 // (and pair × pair) matrices that define the SDCP are assembled on the host in float64.
 #include "cflow/flow/central_flow.h"
 
+#include <algorithm>
+#include <cmath>
 #include <iomanip>
+#include <memory>
 #include <sstream>
 
 #include "cflow/runtime/blas.h"
@@ -54,6 +57,109 @@ MarginProblem next_margin(index_t k, const std::vector<double>& lambda, const st
   return {std::move(alpha), std::move(B)};
 }
 
+// Per pair c ≤ e: the weight weight(c, e, x) of x = mult(c, e)·X_ce, the pair's share of a sum over
+// ordered pairs.
+template <class T, class Weight>
+Buffer<T> pair_weights(const Device& dev, index_t k, const std::vector<double>& X, Weight weight) {
+  std::vector<T> weights(static_cast<std::size_t>(pair_count(k)));
+  for (index_t c = 0; c < k; ++c)
+    for (index_t e = c; e < k; ++e)
+      weights[std::size_t(pair_index(c, e, k))] = T(weight(c, e, multiplicity(c, e) * X[std::size_t(c + k * e)]));
+  return Buffer<T>(dev, std::span<const T>(weights));
+}
+
+// E[g⊙g](X) = g⊙g + diag(HΣH), diag(HΣH)_q = p_q² Σ_ce λ_cλ_e X_ce u_cq u_eq (§6.4); products = u_c⊙u_e.
+template <class T>
+void expected_grad_sq_under(const Device& dev, index_t d, const T* g, const T* p, const T* products,
+                            const std::vector<double>& X, const std::vector<double>& lambda, T* expected) {
+  const index_t k = index_t(lambda.size()), pairs = pair_count(k);
+  if (k == 0) {  // no oscillation (and a BLAS call with no columns would leave h unwritten)
+    CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p, nullptr, expected);
+    return;
+  }
+  const Buffer<T> weight = pair_weights<T>(dev, k, X, [&](index_t c, index_t e, double x) {
+    return x * lambda[std::size_t(c)] * lambda[std::size_t(e)];
+  });
+  Buffer<T> h(dev, d);
+  blas::gemv<T>(dev, Op::N, d, pairs, T(1), products, d, weight.data(), T(0), h.data());
+  CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p, h.data(), expected);
+}
+
+// w += dt·ẇ(X), ẇ(X) = −P⁻¹g − ½ Σ_ce X_ce P⁻¹d_ce (sums over ordered pairs).
+template <class T>
+void move_point(const Device& dev, index_t d, index_t k, const T* pinv_g, const T* pinv_D,
+                const std::vector<double>& X, double dt, T* w) {
+  if (k == 0) {
+    blas::axpy<T>(dev, d, T(-dt), pinv_g, w);
+    return;
+  }
+  const Buffer<T> weight = pair_weights<T>(dev, k, X, [](index_t, index_t, double x) { return -0.5 * x; });
+  Buffer<T> w_rate(dev, d);
+  blas::copy<T>(dev, d, pinv_g, w_rate.data());
+  blas::gemv<T>(dev, Op::N, d, pair_count(k), T(1), pinv_D, d, weight.data(), T(-1), w_rate.data());
+  blas::axpy<T>(dev, d, T(dt), w_rate.data(), w);
+}
+
+// The third derivatives d_ab = ∇(u_aᵀHu_b) at w for the pairs of U (d × pairs) and P⁻¹ applied to them.
+template <class T>
+struct ThirdDerivatives {
+  Buffer<T> D, pinv_D;
+  double seconds = 0;
+
+  ThirdDerivatives(Objective<T>& objective, const T* w, const T* U, index_t k, const T* inverse_p)
+      : D(objective.device(), objective.dim() * pair_count(k)), pinv_D(objective.device(), objective.dim() * pair_count(k)) {
+    const Device& dev = objective.device();
+    const Stopwatch time(dev);
+    objective.d3(w, U, k, D.data());
+    seconds = time.seconds();
+    CFLOW_DISPATCH(dev, scale_rows<T>, dev, objective.dim(), pair_count(k), inverse_p, D.data(), pinv_D.data());
+  }
+};
+
+// Solves the SDCP into result (X, residuals, time); a failed solve is an Error naming the flow and
+// whether it ran out of iterations or of time.
+void solve_or_throw(const Device& dev, const char* flow, index_t k, const MarginProblem& margin,
+                    const SdcpOptions& sdcp, CentralSubstep& result) {
+  const Stopwatch sdcp_time(dev);
+  result.sdcp = solve_sdcp(int(k), margin.alpha, margin.B, sdcp);
+  result.seconds_sdcp += sdcp_time.seconds();
+  if (!result.sdcp.converged) {
+    std::ostringstream message;
+    message << "the " << flow << "'s SDCP did not converge ";
+    if (result.sdcp.timed_out)
+      message << "within its time bound of " << sdcp.max_seconds << " s";
+    else
+      message << "in " << result.sdcp.iterations << " iterations";
+    message << " (k = " << k << ", relative KKT residual " << std::scientific << std::setprecision(2)
+            << result.sdcp.residual << "); the trajectory is probably diverging";
+    throw Error(message.str());
+  }
+  result.X = result.sdcp.X;
+}
+
+// The PSD part of a symmetric k × k X (negative eigenvalues clipped to 0).
+std::vector<double> psd_part(index_t k, const std::vector<double>& X) {
+  std::vector<double> Q = X;
+  const std::vector<double> xi = symmetric_eigen_qr(k, Q);
+  std::vector<double> out(X.size(), 0.0);
+  for (index_t i = 0; i < k; ++i)
+    for (index_t j = 0; j < k; ++j)
+      for (index_t m = 0; m < k; ++m)
+        out[std::size_t(i + k * j)] += Q[std::size_t(i + k * m)] * std::max(xi[std::size_t(m)], 0.0) * Q[std::size_t(j + k * m)];
+  return out;
+}
+
+// The third derivatives' part of the SDCP data at w: ⟨d_ab, P⁻¹g⟩ (pairs) and ⟨d_ab, P⁻¹d_ce⟩ (pairs × pairs).
+template <class T>
+void derivative_terms(const Device& dev, index_t d, index_t k, const ThirdDerivatives<T>& third, const T* pinv_g,
+                      std::vector<double>& d_g, std::vector<double>& d_metric) {
+  const index_t pairs = pair_count(k);
+  d_metric = device_gram(dev, d, pairs, third.D.data(), third.pinv_D.data());
+  Buffer<T> d_dot_step(dev, pairs);
+  blas::gemv<T>(dev, Op::T, d, pairs, T(1), third.D.data(), d, pinv_g, T(0), d_dot_step.data());
+  d_g = to_double(d_dot_step);
+}
+
 }  // namespace
 
 template <class T>
@@ -92,15 +198,10 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
 
   // d_ab = ∇(u_aᵀHu_b) and the pieces of Ḣ_U: ⟨d_ab, P⁻¹g⟩ and ⟨d_ab, P⁻¹d_cd⟩.
   CentralSubstep result;
-  Buffer<T> D(dev, d * pairs), pinv_D(dev, d * pairs);
-  const Stopwatch d3_time(dev);
-  objective.d3(w, U, k, D.data());
-  result.seconds_d3 = d3_time.seconds();
-  CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, pairs, inverse_p.data(), D.data(), pinv_D.data());
-  const std::vector<double> d_metric = device_gram(dev, d, pairs, D.data(), pinv_D.data());
-  Buffer<T> d_dot_step(dev, pairs);
-  blas::gemv<T>(dev, Op::T, d, pairs, T(1), D.data(), d, pinv_g.data(), T(0), d_dot_step.data());
-  const std::vector<double> d_g = to_double(d_dot_step);
+  const ThirdDerivatives<T> third(objective, w, U, k, inverse_p.data());
+  result.seconds_d3 = third.seconds;
+  std::vector<double> d_g, d_metric;
+  derivative_terms(dev, d, k, third, pinv_g.data(), d_g, d_metric);
 
   // UᵀṖU: ṗ is affine in E[g⊙g] = g⊙g + diag(HΣH) (optimizer.h), so it splits into a part at X = 0
   // and a part linear in X: preconditioner_x[(ab),(cd)] is the coefficient of X_cd in (UᵀṖU)_ab.
@@ -110,36 +211,79 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
   const PreconditionerRateOnSpan rate = state.preconditioner_rate_on_span(g, p.data(), U, k, products.data(), lambda);
 
   const MarginProblem margin = next_margin(k, lambda, d_g, d_metric, rate, dt);
-  const Stopwatch sdcp_time(dev);
-  result.sdcp = solve_sdcp(int(k), margin.alpha, margin.B, sdcp);
-  result.seconds_sdcp = sdcp_time.seconds();
-  if (!result.sdcp.converged) {
-    std::ostringstream message;
-    message << "the central flow's SDCP did not converge "
-            << (result.sdcp.timed_out ? "within its time bound of " : "in ")
-            << (result.sdcp.timed_out ? sdcp.max_seconds : result.sdcp.iterations)
-            << (result.sdcp.timed_out ? " s" : " iterations") << " (k = " << k << ", relative KKT residual " << std::scientific << std::setprecision(2)
-            << result.sdcp.residual << "); the trajectory is probably diverging";
-    throw Error(message.str());
-  }
-  result.X = result.sdcp.X;
+  solve_or_throw(dev, "central flow", k, margin, sdcp, result);
 
-  // Per pair: ẇ weights x = −½ mult·X_cd, and E[g⊙g]'s correction weights y = mult·λ_cλ_d X_cd.
-  std::vector<T> w_weights(static_cast<std::size_t>(pairs)), e_weights(static_cast<std::size_t>(pairs));
-  for (index_t c = 0; c < k; ++c)
-    for (index_t e = c; e < k; ++e) {
-      const double x = multiplicity(c, e) * result.X[std::size_t(c + k * e)];
-      w_weights[std::size_t(pair_index(c, e, k))] = T(-0.5 * x);
-      e_weights[std::size_t(pair_index(c, e, k))] = T(x * lambda[std::size_t(c)] * lambda[std::size_t(e)]);
-    }
-  Buffer<T> w_weight(dev, std::span<const T>(w_weights)), e_weight(dev, std::span<const T>(e_weights));
-  Buffer<T> w_rate(dev, d), h(dev, d), expected(dev, d);
-  blas::copy<T>(dev, d, pinv_g.data(), w_rate.data());
-  blas::gemv<T>(dev, Op::N, d, pairs, T(1), pinv_D.data(), d, w_weight.data(), T(-1), w_rate.data());  // −P⁻¹g + Σ x P⁻¹d
-  blas::gemv<T>(dev, Op::N, d, pairs, T(1), products.data(), d, e_weight.data(), T(0), h.data());
-  CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p.data(), h.data(), expected.data());
-  blas::axpy<T>(dev, d, T(dt), w_rate.data(), w);
+  Buffer<T> expected(dev, d);
+  expected_grad_sq_under(dev, d, g, p.data(), products.data(), result.X, lambda, expected.data());
+  move_point(dev, d, k, pinv_g.data(), third.pinv_D.data(), result.X, dt, w);
   state.advance(expected.data(), dt);
+  return result;
+}
+
+template <class T>
+CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
+                                       const CriticalSetAt<T>& critical_at, T* p, double dt, const FixedPoint& fixed,
+                                       const SdcpOptions& sdcp) {
+  CFLOW_NVTX_RANGE("stationary_flow_substep");
+  const Device& dev = objective.device();
+  const index_t d = objective.dim();
+  CentralSubstep result;
+  CriticalSet<T> critical;
+  Buffer<T> expected(dev, d), p_next(dev, d), relative(dev, d), inverse_p(dev, d), pinv_g(dev, d), products;
+  std::unique_ptr<ThirdDerivatives<T>> third;  // at the last iteration's U
+  double step = 1, previous_change = 0;
+  state.preconditioner(p);
+  // ν ← E[g⊙g] under the Σ of the SDCP with P(ν), until P stops moving.
+  for (result.iterations = 1;; ++result.iterations) {
+    critical = critical_at(p);
+    const index_t k = critical.k();
+    CFLOW_DISPATCH(dev, reciprocal<T>, dev, d, p, inverse_p.data());
+    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, 1, inverse_p.data(), g, pinv_g.data());
+    products = Buffer<T>(dev, d * pair_count(k));  // u_c ⊙ u_e
+    result.X.clear();
+    third.reset();
+    if (k > 0) {
+      third = std::make_unique<ThirdDerivatives<T>>(objective, w, critical.U, k, inverse_p.data());
+      result.seconds_d3 += third->seconds;
+      std::vector<double> d_g, d_metric;
+      derivative_terms(dev, d, k, *third, pinv_g.data(), d_g, d_metric);
+      CFLOW_DISPATCH(dev, pair_products<T>, dev, d, k, critical.U, products.data());
+      // The margin after the substep: ΔP over the substep is the response itself, so the central
+      // flow's dt·UᵀṖU becomes UᵀΔPU (next_margin multiplies its rate by dt).
+      PreconditionerRateOnSpan response =
+          state.stationary_response_on_span(g, p, critical.U, k, products.data(), critical.eigenvalues);
+      for (double& x : response.at_zero) x /= dt;
+      for (double& x : response.per_x) x /= dt;
+      solve_or_throw(dev, "stationary flow", k, next_margin(k, critical.eigenvalues, d_g, d_metric, response, dt), sdcp,
+                     result);
+      // X is PSD to the solver's residual; ν̂ is built from X here, and on a coordinate with ν̂ ≈ 0 a
+      // −1e-12 eigenvalue would make it negative.
+      result.X = psd_part(k, result.X);
+    }
+    expected_grad_sq_under(dev, d, g, p, products.data(), result.X, critical.eigenvalues, expected.data());
+    // A full step unless the iteration stopped contracting (a 2-cycle across the edge): then halve it.
+    if (result.iterations > 1 && result.fixed_point_change >= previous_change) step = std::max(step / 2, 1.0 / 64);
+    previous_change = result.fixed_point_change;
+    state.hold_stationary(expected.data(), step);
+    // The root-mean-square relative change of P: every coordinate counts, however small its ν.
+    state.preconditioner(p_next.data());
+    CFLOW_DISPATCH(dev, reciprocal<T>, dev, d, p, relative.data());
+    blas::axpy<T>(dev, d, T(-1), p, p_next.data());
+    CFLOW_DISPATCH(dev, multiply<T>, dev, d, relative.data(), p_next.data(), relative.data());
+    result.fixed_point_change = double(blas::nrm2<T>(dev, d, relative.data())) / std::sqrt(double(d));
+    if (result.fixed_point_change <= fixed.tolerance) break;
+    if (result.iterations >= fixed.max_iterations) {
+      std::ostringstream message;
+      message << "stationary flow: nu = E[g*g] did not converge in " << fixed.max_iterations
+              << " iterations (relative change of P " << std::scientific << result.fixed_point_change
+              << ", tolerance " << fixed.tolerance << "); raise --stationary-max-iterations or --stationary-tol";
+      throw Error(message.str());
+    }
+    state.preconditioner(p);
+  }
+  // w moves with the fixed point's P, U and X; only t is integrated.
+  move_point(dev, d, critical.k(), pinv_g.data(), third ? third->pinv_D.data() : nullptr, result.X, dt, w);
+  state.set_t(state.t() + dt);
   return result;
 }
 
@@ -150,5 +294,11 @@ template CentralSubstep central_flow_substep<float>(Objective<float>&, Optimizer
 template CentralSubstep central_flow_substep<double>(Objective<double>&, OptimizerState<double>&, double*,
                                                      const double*, const CriticalSet<double>&, double,
                                                      const SdcpOptions&);
+template CentralSubstep stationary_flow_substep<float>(Objective<float>&, OptimizerState<float>&, float*, const float*,
+                                                       const CriticalSetAt<float>&, float*, double, const FixedPoint&,
+                                                       const SdcpOptions&);
+template CentralSubstep stationary_flow_substep<double>(Objective<double>&, OptimizerState<double>&, double*,
+                                                        const double*, const CriticalSetAt<double>&, double*, double,
+                                                        const FixedPoint&, const SdcpOptions&);
 
 }  // namespace cflow

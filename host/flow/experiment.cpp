@@ -46,8 +46,7 @@ struct Experiment<T>::State {
     flow_state.update(g.data());
     const std::vector<T> start = w.to_host();
     for (ProcessKind kind : s.processes) {
-      const bool flow = kind == ProcessKind::stable || kind == ProcessKind::central;
-      processes.push_back(make_process(context, kind, std::span<const T>(start), flow ? flow_state : state));
+      processes.push_back(make_process(context, kind, std::span<const T>(start), is_flow(kind) ? flow_state : state));
     }
   }
 
@@ -160,12 +159,6 @@ Checkpoint Experiment<T>::checkpoint() const {
   }
   return cp;
 }
-
-namespace {
-
-bool is_flow(ProcessKind kind) { return kind == ProcessKind::stable || kind == ProcessKind::central; }
-
-}  // namespace
 
 template <class T>
 void Experiment<T>::restore(const Checkpoint& cp, std::optional<ProcessKind> source) {

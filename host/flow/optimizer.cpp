@@ -147,6 +147,36 @@ void OptimizerState<T>::preconditioner_rate_coefficients(T* a, T* b) const {
                  T(s.rate()), T(s.kt()), a, b);
 }
 
+namespace {
+
+// UᵀṖU for a per-coordinate ṗ = a ⊙ E[g⊙g] + b with E[g⊙g] = g⊙g + Σ_cd λ_cλ_d X_cd (Pu_c)⊙(Pu_d)
+// (docs/design.md §4.6): at_zero = Uᵀ diag(a⊙g⊙g + b) U and the coefficient of X_cd in (UᵀṖU)_ab,
+// λ_cλ_d Σ_r a_r p_r² (u_a u_b)_r (u_c u_d)_r.
+template <class T>
+PreconditionerRateOnSpan vector_rate_on_span(const Device& dev, index_t d, const T* a, const T* b, const T* g,
+                                             const T* p, const T* U, index_t k, const T* products,
+                                             const std::vector<double>& lambda) {
+  const index_t pairs = pair_count(k);
+  PreconditionerRateOnSpan out;
+  Buffer<T> rate(dev, d), weighted(dev, d * pairs), scaled_U(dev, d * k);
+  // ṗ⁰ = a ⊙ g⊙g + b
+  CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p, nullptr, rate.data());
+  CFLOW_DISPATCH(dev, multiply<T>, dev, d, a, rate.data(), rate.data());
+  blas::axpy<T>(dev, d, T(1), b, rate.data());
+  CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, k, rate.data(), U, scaled_U.data());
+  out.at_zero = device_gram(dev, d, k, U, scaled_U.data());
+  CFLOW_DISPATCH(dev, multiply<T>, dev, d, a, p, rate.data());
+  CFLOW_DISPATCH(dev, multiply<T>, dev, d, rate.data(), p, rate.data());
+  CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, pairs, rate.data(), products, weighted.data());
+  out.per_x = device_gram(dev, d, pairs, products, weighted.data());
+  for (index_t c = 0; c < k; ++c)
+    for (index_t e = c; e < k; ++e)
+      for (index_t ab = 0; ab < pairs; ++ab) out.per_x[std::size_t(ab + pairs * pair_index(c, e, k))] *= lambda[std::size_t(c)] * lambda[std::size_t(e)];
+  return out;
+}
+
+}  // namespace
+
 template <class T>
 PreconditionerRateOnSpan OptimizerState<T>::preconditioner_rate_on_span(const T* g, const T* p, const T* U, index_t k,
                                                                         const T* products,
@@ -157,23 +187,9 @@ PreconditionerRateOnSpan OptimizerState<T>::preconditioner_rate_on_span(const T*
   PreconditionerRateOnSpan out{std::vector<double>(std::size_t(k * k), 0.0),
                                std::vector<double>(std::size_t(pairs * pairs), 0.0)};
   if (s.spec.kind == OptimizerKind::rmsprop) {
-    Buffer<T> a(dev, d), b(dev, d), rate(dev, d), weighted(dev, d * pairs);
+    Buffer<T> a(dev, d), b(dev, d);
     preconditioner_rate_coefficients(a.data(), b.data());
-    // ṗ⁰ = a ⊙ g⊙g + b
-    CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p, nullptr, rate.data());
-    CFLOW_DISPATCH(dev, multiply<T>, dev, d, a.data(), rate.data(), rate.data());
-    blas::axpy<T>(dev, d, T(1), b.data(), rate.data());
-    Buffer<T> scaled_U(dev, d * k);
-    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, k, rate.data(), U, scaled_U.data());
-    out.at_zero = device_gram(dev, d, k, U, scaled_U.data());
-    // X part: ṗ_r = a_r p_r² Σ_cd λ_cλ_d u_cr u_dr X_cd, so the coefficient is λ_cλ_d Σ_r κ_r (u_a u_b)_r (u_c u_d)_r.
-    CFLOW_DISPATCH(dev, multiply<T>, dev, d, a.data(), p, rate.data());
-    CFLOW_DISPATCH(dev, multiply<T>, dev, d, rate.data(), p, rate.data());
-    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, pairs, rate.data(), products, weighted.data());
-    out.per_x = device_gram(dev, d, pairs, products, weighted.data());
-    for (index_t c = 0; c < k; ++c)
-      for (index_t e = c; e < k; ++e)
-        for (index_t ab = 0; ab < pairs; ++ab) out.per_x[std::size_t(ab + pairs * pair_index(c, e, k))] *= lambda[std::size_t(c)] * lambda[std::size_t(e)];
+    out = vector_rate_on_span(dev, d, a.data(), b.data(), g, p, U, k, products, lambda);
   } else if (s.spec.kind == OptimizerKind::scalar_rmsprop) {
     Buffer<T> a(dev, 1), b(dev, 1);
     preconditioner_rate_coefficients(a.data(), b.data());
@@ -209,6 +225,38 @@ void OptimizerState<T>::advance(const T* expected_grad_sq, double dt) {
     // ν = (1 − dt·c) ν + dt·c Σe: e as a d×1 matrix, transposed, times the ones vector.
     blas::gemv(s.dev, blas::Op::T, s.d, 1, take, expected_grad_sq, s.d, s.ones.data(), keep, s.nu.data());
   }
+}
+
+template <class T>
+PreconditionerRateOnSpan OptimizerState<T>::stationary_response_on_span(const T* g, const T* p, const T* U, index_t k,
+                                                                        const T* products,
+                                                                        const std::vector<double>& lambda) const {
+  const Impl& s = *impl_;
+  CFLOW_REQUIRE(s.spec.kind == OptimizerKind::rmsprop, "the stationary flow needs --opt rmsprop");
+  // p = (√ν̂ + ε)/η moved to ν̂ = e, linearized: Δp = a (e − ν̂) with a = 1/(2η√ν̂) (the rate kernel's a
+  // with c = 1 and no t-dependence). √ has an infinite slope at 0, so the slope is taken at
+  // ν̂ + 10⁻³·mean(ν̂): a coordinate whose ν̂ is tiny would otherwise weigh ~1/√ν̂ in the SDCP and ruin
+  // its conditioning. Any positive slope has the same fixed point (Δp = 0 where e = ν̂).
+  Buffer<T> nu_hat(s.dev, s.d), floored(s.dev, s.d), a(s.dev, s.d), b(s.dev, s.d);
+  blas::copy<T>(s.dev, s.d, s.nu.data(), nu_hat.data());
+  blas::scal<T>(s.dev, s.d, T(1 / s.denom()), nu_hat.data());
+  const double floor = 1e-3 * double(blas::dot<T>(s.dev, s.d, s.ones.data(), nu_hat.data())) / double(s.d);
+  CFLOW_DISPATCH(s.dev, fill<T>, s.dev, s.d, T(floor), floored.data());
+  blas::axpy<T>(s.dev, s.d, T(1), nu_hat.data(), floored.data());
+  CFLOW_DISPATCH(s.dev, rms_rate_coefficients<T>, s.dev, s.d, floored.data(), T(1), T(s.spec.lr), T(1), T(0), a.data(),
+                 b.data());
+  CFLOW_DISPATCH(s.dev, multiply<T>, s.dev, s.d, a.data(), nu_hat.data(), b.data());  // b = −a ν̂
+  blas::scal<T>(s.dev, s.d, T(-1), b.data());
+  return vector_rate_on_span(s.dev, s.d, a.data(), b.data(), g, p, U, k, products, lambda);
+}
+
+template <class T>
+void OptimizerState<T>::hold_stationary(const T* expected_grad_sq, double step) {
+  Impl& s = *impl_;
+  CFLOW_REQUIRE(s.spec.kind == OptimizerKind::rmsprop, "the stationary flow needs --opt rmsprop");
+  // ν̂ ← ν̂ + step (e − ν̂), with ν̂ = ν/denom
+  blas::scal<T>(s.dev, s.d, T(1 - step), s.nu.data());
+  blas::axpy<T>(s.dev, s.d, T(step * s.denom()), expected_grad_sq, s.nu.data());
 }
 
 template <class T>

@@ -170,6 +170,17 @@ CentralSubstep Process<T>::flow_substep(Context& c, T* grad, const CriticalSet<T
 }
 
 template <class T>
+CentralSubstep Process<T>::stationary_substep(Context& c, T* grad, const CriticalSetAt<T>& critical_at, T* precond,
+                                              double dt) {
+  const SdcpOptions sdcp{.max_seconds = c.settings.solver_max_seconds};
+  CentralSubstep result = stationary_flow_substep(c.f, state_next, w_next.data(), grad, critical_at, precond, dt,
+                                                  c.settings.flow.stationary, sdcp);
+  d3_seconds_ += result.seconds_d3;
+  sdcp_seconds_ += result.seconds_sdcp;
+  return result;
+}
+
+template <class T>
 std::unique_ptr<Process<T>> make_process(ProcessContext<T>& c, ProcessKind kind, std::span<const T> w0,
                                          const OptimizerState<T>& s) {
   switch (kind) {
@@ -177,6 +188,7 @@ std::unique_ptr<Process<T>> make_process(ProcessContext<T>& c, ProcessKind kind,
     case ProcessKind::midpoint: return make_midpoint_process(c, w0, s);
     case ProcessKind::stable: return make_stable_process(c, w0, s);
     case ProcessKind::central: return make_central_process(c, w0, s);
+    case ProcessKind::stationary: return make_stationary_process(c, w0, s);
   }
   throw Error("unknown ProcessKind");
 }

@@ -2,7 +2,7 @@
 // One process of docs/design.md §6 behind the interface the processes loop (experiment.cpp) uses:
 // prepare() computes the record at time t and the next state, commit() moves to it. One file per
 // kind: process_discrete.cpp (and its midpoint view, process_midpoint.cpp), process_stable.cpp,
-// process_central.cpp; the shared context and helpers are in process.cpp.
+// process_central.cpp, process_stationary.cpp; the shared context and helpers are in process.cpp.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -99,6 +99,7 @@ class Process {
   double gradient(Context& c, const T* at, T* grad);
   void eigen(Context& c, EigenTracker<T>& t, const T* at, const T* precond, bool full);
   CentralSubstep flow_substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt);
+  CentralSubstep stationary_substep(Context& c, T* grad, const CriticalSetAt<T>& critical_at, T* precond, double dt);
 
  private:
   double grad_seconds_ = 0, eig_seconds_ = 0, d3_seconds_ = 0, sdcp_seconds_ = 0;
@@ -131,5 +132,8 @@ std::unique_ptr<Process<T>> make_stable_process(ProcessContext<T>& c, std::span<
 template <class T>
 std::unique_ptr<Process<T>> make_central_process(ProcessContext<T>& c, std::span<const T> w0,
                                                  const OptimizerState<T>& s);
+template <class T>
+std::unique_ptr<Process<T>> make_stationary_process(ProcessContext<T>& c, std::span<const T> w0,
+                                                    const OptimizerState<T>& s);
 
 }  // namespace cflow

@@ -6,151 +6,128 @@
 #include <optional>
 
 #include "cflow/runtime/blas.h"
-#include "host/flow/process.h"
+#include "host/flow/process_central.h"
 #include "host/solvers/small_dense.h"
 #include "kernels/flow.h"
 
 namespace cflow {
-namespace {
 
 template <class T>
-class CentralProcess final : public Process<T> {
- public:
-  using Context = ProcessContext<T>;
-  CentralProcess(Context& c, std::span<const T> w0, const OptimizerState<T>& s)
-      : Process<T>(c, ProcessKind::central, w0, s) {}
-
-  SigmaDirections<T> sigma_directions() const override { return {directions_.data(), direction_count_}; }
-
- protected:
-  ProcessRecord prepare_step(Context& c) override {
-    const int nsub = c.settings.flow.central_nsubsteps;
-    blas::copy<T>(c.dev, c.d, this->w.data(), this->w_next.data());
-    this->state_next = this->state;
-    ProcessRecord r;
-    Buffer<T> substep_gradient(c.dev, c.d), p_sub(c.dev, c.d);
-    for (int sub = 0; sub < nsub; ++sub) {
-      T* grad = sub == 0 ? this->g.data() : substep_gradient.data();
-      T* precond = sub == 0 ? this->p.data() : p_sub.data();
-      const double loss = this->gradient(c, this->w_next.data(), grad);
-      if (this->diverged(c, loss, grad, ", substep " + std::to_string(sub))) {
-        r.stopped = true;
-        return r;
-      }
-      this->state_next.preconditioner(precond);
-      if (sub == 0) r = this->basic_record(c, this->w.data(), loss);
-      this->eigen(c, this->tracker, this->w_next.data(), precond, full_solve_at(c, sub));
-      CriticalSet<T> critical = critical_set(c);
-      if (sub > 0) {
-        if (!substep(c, grad, critical, 1.0 / nsub)) return stopped(r);
-        continue;
-      }
-      this->log_eigenvalues(c, r, this->w.data(), full_solve_at(c, sub));
-      // central_flow_substep advances w_next; the predictions need (λ, U) at time t first.
-      Buffer<T> U_t(c.dev, c.d * critical.k());
-      blas::copy<T>(c.dev, c.d * critical.k(), critical.U, U_t.data());
-      critical.U = U_t.data();
-      const std::optional<CentralSubstep> result = substep(c, grad, critical, 1.0 / nsub);
-      if (!result) return stopped(r);
-      predict(c, r, *result, critical, loss);
+ProcessRecord CentralProcess<T>::prepare_step(Context& c) {
+  const int nsub = c.settings.flow.central_nsubsteps;
+  blas::copy<T>(c.dev, c.d, this->w.data(), this->w_next.data());
+  this->state_next = this->state;
+  ProcessRecord r;
+  Buffer<T> substep_gradient(c.dev, c.d), p_sub(c.dev, c.d);
+  for (int sub = 0; sub < nsub; ++sub) {
+    T* grad = sub == 0 ? this->g.data() : substep_gradient.data();
+    T* precond = sub == 0 ? this->p.data() : p_sub.data();
+    const double loss = this->gradient(c, this->w_next.data(), grad);
+    if (this->diverged(c, loss, grad, ", substep " + std::to_string(sub))) {
+      r.stopped = true;
+      return r;
     }
-    r.substeps = nsub;
-    return r;
-  }
-
- private:
-  // A full eigen-solve at substep `sub`: at every substep with --central-eig-every-substep, else at
-  // the first substep of every eig.frequency-th step (Rayleigh refreshes of the basis in between).
-  bool full_solve_at(const Context& c, int sub) const {
-    return c.settings.flow.central_eig_every_substep || (sub == 0 && this->full_solve(c));
-  }
-
-  // The tracked effective eigenpairs above the SDCP threshold.
-  CriticalSet<T> critical_set(const Context& c) const {
-    CriticalSet<T> critical;
-    for (T lambda : this->tracker.eigenvalues())
-      if (double(lambda) > c.settings.flow.sdcp_threshold) critical.eigenvalues.push_back(double(lambda));
-    critical.U = this->tracker.U();
-    return critical;
-  }
-
-  // One central flow substep of w_next, state_next; a failed SDCP stops the process.
-  std::optional<CentralSubstep> substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt) {
-    try {
-      return this->flow_substep(c, grad, critical, dt);
-    } catch (const Error& e) {
-      this->stop("step " + std::to_string(c.step) + ": " + user_message(e));
-      return std::nullopt;
+    if (sub == 0) r = this->basic_record(c, this->w.data(), loss);
+    const std::optional<CentralSubstep> result = advance(c, grad, precond, sub == 0, 1.0 / nsub);
+    if (!result) {
+      r.stopped = true;
+      return r;
     }
+    if (sub > 0) continue;
+    // The record at time t: the eigenpairs and the predictions of the substep from w(t).
+    this->log_eigenvalues(c, r, this->w.data(), full_solve_at(c, true));
+    predict(c, r, *result, critical_set(c), loss);
   }
+  r.substeps = nsub;
+  return r;
+}
 
-  static ProcessRecord stopped(ProcessRecord r) {
-    r.stopped = true;
-    return r;
+template <class T>
+std::optional<CentralSubstep> CentralProcess<T>::advance(Context& c, T* grad, T* precond, bool first, double dt) {
+  this->state_next.preconditioner(precond);
+  this->eigen(c, this->tracker, this->w_next.data(), precond, full_solve_at(c, first));
+  try {
+    return this->flow_substep(c, grad, critical_set(c), dt);
+  } catch (const Error& e) {
+    this->stop("step " + std::to_string(c.step) + ": " + user_message(e));
+    return std::nullopt;
   }
+}
 
-  // ξ (descending) and directions_ = UQ from X = Q diag(ξ) Qᵀ.
-  std::vector<double> sigma_eigenbasis(Context& c, const std::vector<double>& X, const T* U, index_t k) {
-    std::vector<double> Q = X;
-    std::vector<double> xi = symmetric_eigen_qr(k, Q);
-    std::reverse(xi.begin(), xi.end());
-    std::vector<T> Q_desc(static_cast<std::size_t>(k * k));
-    for (index_t j = 0; j < k; ++j)
-      for (index_t i = 0; i < k; ++i) Q_desc[std::size_t(i + k * j)] = T(Q[std::size_t(i + k * (k - 1 - j))]);
-    direction_count_ = k;
-    directions_ = Buffer<T>(c.dev, c.d * k);
-    if (k > 0) {
-      Buffer<T> dQ(c.dev, std::span<const T>(Q_desc));
-      blas::gemm<T>(c.dev, blas::Op::N, blas::Op::N, c.d, k, k, T(1), U, c.d, dQ.data(), k, T(0),
-                    directions_.data(), c.d);
-    }
-    return xi;
+template <class T>
+bool CentralProcess<T>::full_solve_at(const Context& c, bool first) const {
+  return c.settings.flow.central_eig_every_substep || (first && this->full_solve(c));
+}
+
+template <class T>
+CriticalSet<T> CentralProcess<T>::critical_set(const Context& c) const {
+  CriticalSet<T> critical;
+  for (T lambda : this->tracker.eigenvalues())
+    if (double(lambda) > c.settings.flow.sdcp_threshold) critical.eigenvalues.push_back(double(lambda));
+  critical.U = this->tracker.U();
+  return critical;
+}
+
+// ξ (descending) and directions_ = UQ from X = Q diag(ξ) Qᵀ.
+template <class T>
+std::vector<double> CentralProcess<T>::sigma_eigenbasis(Context& c, const std::vector<double>& X, const T* U, index_t k) {
+  std::vector<double> Q = X;
+  std::vector<double> xi = symmetric_eigen_qr(k, Q);
+  std::reverse(xi.begin(), xi.end());
+  std::vector<T> Q_desc(static_cast<std::size_t>(k * k));
+  for (index_t j = 0; j < k; ++j)
+    for (index_t i = 0; i < k; ++i) Q_desc[std::size_t(i + k * j)] = T(Q[std::size_t(i + k * (k - 1 - j))]);
+  direction_count_ = k;
+  directions_ = Buffer<T>(c.dev, c.d * k);
+  if (k > 0) {
+    Buffer<T> dQ(c.dev, std::span<const T>(Q_desc));
+    blas::gemm<T>(c.dev, blas::Op::N, blas::Op::N, c.d, k, k, T(1), U, c.d, dQ.data(), k, T(0),
+                  directions_.data(), c.d);
   }
+  return xi;
+}
 
-  // Predictions from X = Q diag(ξ) Qᵀ (ξ descending), with HŨ ≈ 2PŨ on the critical span:
-  // E[L] ≈ L + Σξ, E‖g‖² ≈ ‖g‖² + Σ ξ_i ‖2Pũ_i‖², E[g²] ≈ g² + Σ ξ_i (2Pũ_i)², tr Σ = Σ ξ_i ‖ũ_i‖².
-  void predict(Context& c, ProcessRecord& r, const CentralSubstep& result, const CriticalSet<T>& critical,
-               double loss) {
-    const index_t k = critical.k();
-    r.sdcp_residual = k > 0 ? result.sdcp.residual : 0.0;
-    const std::vector<double> xi = sigma_eigenbasis(c, result.X, critical.U, k);
-    Buffer<T> scaled(c.dev, c.d * k);  // 2Pũ_i
-    CFLOW_DISPATCH(c.dev, scale_rows<T>, c.dev, c.d, k, this->p.data(), directions_.data(), scaled.data());
-    blas::scal<T>(c.dev, c.d * k, T(2), scaled.data());
-    double xi_sum = 0, grad_correction = 0, trace = 0;
-    for (index_t i = 0; i < k; ++i) {
-      const double x = std::max(xi[std::size_t(i)], 0.0);
-      xi_sum += x;
-      const double n2 = double(blas::nrm2<T>(c.dev, c.d, scaled.data() + i * c.d));
-      const double nu = double(blas::nrm2<T>(c.dev, c.d, directions_.data() + i * c.d));
-      grad_correction += x * n2 * n2;
-      trace += x * nu * nu;
-    }
-    r.predicted_variances = xi;
-    r.predicted_loss = loss + xi_sum;
-    r.predicted_grad_norm_sq = r.grad_norm_sq + grad_correction;
-    r.sigma_trace = trace;
-    r.predicted_grad_sq_selected = r.grad_sq_selected;
-    if (k == 0) return;
-    const std::vector<double> rows = c.gather(scaled.data(), k);
-    const std::size_t count = r.grad_sq_selected.size();
-    for (index_t i = 0; i < k; ++i)
-      for (std::size_t j = 0; j < count; ++j)
-        r.predicted_grad_sq_selected[j] += std::max(xi[std::size_t(i)], 0.0) * rows[j + count * i] * rows[j + count * i];
+// Predictions from X = Q diag(ξ) Qᵀ (ξ descending), with HŨ ≈ 2PŨ on the critical span:
+// E[L] ≈ L + Σξ, E‖g‖² ≈ ‖g‖² + Σ ξ_i ‖2Pũ_i‖², E[g²] ≈ g² + Σ ξ_i (2Pũ_i)², tr Σ = Σ ξ_i ‖ũ_i‖².
+template <class T>
+void CentralProcess<T>::predict(Context& c, ProcessRecord& r, const CentralSubstep& result, const CriticalSet<T>& critical,
+                                double loss) {
+  const index_t k = critical.k();
+  r.sdcp_residual = k > 0 ? result.sdcp.residual : 0.0;
+  const std::vector<double> xi = sigma_eigenbasis(c, result.X, critical.U, k);
+  Buffer<T> scaled(c.dev, c.d * k);  // 2Pũ_i
+  CFLOW_DISPATCH(c.dev, scale_rows<T>, c.dev, c.d, k, this->p.data(), directions_.data(), scaled.data());
+  blas::scal<T>(c.dev, c.d * k, T(2), scaled.data());
+  double xi_sum = 0, grad_correction = 0, trace = 0;
+  for (index_t i = 0; i < k; ++i) {
+    const double x = std::max(xi[std::size_t(i)], 0.0);
+    xi_sum += x;
+    const double n2 = double(blas::nrm2<T>(c.dev, c.d, scaled.data() + i * c.d));
+    const double nu = double(blas::nrm2<T>(c.dev, c.d, directions_.data() + i * c.d));
+    grad_correction += x * n2 * n2;
+    trace += x * nu * nu;
   }
-
-  // The P-normalized directions of Σ's eigenvectors (UQ, d × k) at time t.
-  Buffer<T> directions_;
-  index_t direction_count_ = 0;
-};
-
-}  // namespace
+  r.predicted_variances = xi;
+  r.predicted_loss = loss + xi_sum;
+  r.predicted_grad_norm_sq = r.grad_norm_sq + grad_correction;
+  r.sigma_trace = trace;
+  r.predicted_grad_sq_selected = r.grad_sq_selected;
+  if (k == 0) return;
+  const std::vector<double> rows = c.gather(scaled.data(), k);
+  const std::size_t count = r.grad_sq_selected.size();
+  for (index_t i = 0; i < k; ++i)
+    for (std::size_t j = 0; j < count; ++j)
+      r.predicted_grad_sq_selected[j] += std::max(xi[std::size_t(i)], 0.0) * rows[j + count * i] * rows[j + count * i];
+}
 
 template <class T>
 std::unique_ptr<Process<T>> make_central_process(ProcessContext<T>& c, std::span<const T> w0,
                                                  const OptimizerState<T>& s) {
   return std::make_unique<CentralProcess<T>>(c, w0, s);
 }
+
+template class CentralProcess<float>;
+template class CentralProcess<double>;
 
 template std::unique_ptr<Process<float>> make_central_process(ProcessContext<float>&, std::span<const float>,
                                                               const OptimizerState<float>&);

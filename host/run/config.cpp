@@ -402,6 +402,13 @@ std::vector<Key> make_keys() {
                                  "a full eigen-solve or SDCP solve running longer stops its process (a diverging "
                                  "trajectory)",
                                  &RunConfig::solver_max_seconds, 0, true)));
+  k.push_back(real_key("stationary-tol", flows,
+                       "stationary flow: its fixed point nu = E[g*g] is reached when P changes by at most this in an "
+                       "iteration (root-mean-square relative change)",
+                       &RunConfig::stationary_tol, 0, true, 1.0, true));
+  k.push_back(integer_key("stationary-max-iterations", flows,
+                          "stationary flow: most fixed-point iterations per substep (more: the flow stops)",
+                          &RunConfig::stationary_max_iterations, 1, 1 << 20));
 
   k.push_back(integer_key("seed", run, "seed of data order, synthetic data, weights and eigen-solver starts",
                           &RunConfig::seed, 0));
@@ -563,6 +570,7 @@ ExperimentSettings RunConfig::experiment_settings() const {
   s.flow.sdcp_threshold = sdcp_threshold;
   s.flow.stable_min_nsubsteps = stable_min_nsubsteps;
   s.flow.stable_max_seff = stable_max_seff;
+  s.flow.stationary = {stationary_tol, stationary_max_iterations};
   s.seed = seed;
   s.solver_max_seconds = solver_max_seconds;
   return s;
@@ -679,7 +687,13 @@ void validate(const RunConfig& c) {
                       c.data);
   }
   if (c.runs.empty() || (c.runs.size() == 1 && c.runs[0].empty())) {
-    throw ConfigError("--runs: expected at least one of discrete, central, stable, midpoint");
+    throw ConfigError("--runs: expected at least one of " + joined_choice_names(kProcessChoices, ", "));
+  }
+  if (std::find(c.runs.begin(), c.runs.end(), to_string(ProcessKind::stationary)) != c.runs.end() &&
+      c.opt != to_string(OptimizerKind::rmsprop)) {
+    throw ConfigError("--runs stationary: the stationary flow holds RMSProp's per-coordinate nu at E[g*g], so it "
+                      "needs --opt rmsprop (got --opt " + c.opt + "); drop stationary from --runs or "
+                      "use --opt rmsprop");
   }
   for (const auto& [name, kind] : kProcessChoices) {
     const int initial_k = c.for_process(kind).eig_initial_k;

@@ -107,6 +107,8 @@ struct RunConfig {
   int stable_min_nsubsteps = FlowSettings{}.stable_min_nsubsteps;
   double stable_max_seff = FlowSettings{}.stable_max_seff;
   double solver_max_seconds = ExperimentSettings{}.solver_max_seconds;
+  double stationary_tol = FixedPoint{}.tolerance;
+  int stationary_max_iterations = FixedPoint{}.max_iterations;
   // run
   std::uint64_t seed = 0;
   std::string device = "auto";

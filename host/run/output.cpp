@@ -48,8 +48,8 @@ std::vector<SeriesSpec> series_layout(const ExperimentSettings& settings, int k_
     if (settings.eig.raw_eigenvalues) layout.push_back({series(kind, "hessian_eigs"), k});
     layout.push_back({series(kind, "grad_sq_selected_idx"), selected});
     for (const char* name : kWorkNames) layout.push_back({series(kind, "work/" + std::string(name)), 0});
-    if (kind == ProcessKind::stable || kind == ProcessKind::central) layout.push_back({series(kind, "substeps"), 0});
-    if (kind == ProcessKind::central) {
+    if (is_flow(kind)) layout.push_back({series(kind, "substeps"), 0});
+    if (models_oscillation(kind)) {
       for (const char* name : {"predicted_loss", "predicted_grad_norm_sq", "sigma_trace", "sdcp_residual"})
         layout.push_back({series(kind, name), 0});
       layout.push_back({series(kind, "predicted_variances"), k});
@@ -106,8 +106,8 @@ void StepWriter::write(const StepRecord& record) {
     for (const auto& [name, count] : p.work) scalar(prefix + "work/" + name, count);
     for (const auto& [name, value] : p.state.values) scalar(prefix + name, value);
     for (const auto& [name, values] : p.state.vectors) put(prefix + name, step, values);
-    if (kind == ProcessKind::stable || kind == ProcessKind::central) scalar(prefix + "substeps", p.substeps);
-    if (kind == ProcessKind::central) {
+    if (is_flow(kind)) scalar(prefix + "substeps", p.substeps);
+    if (models_oscillation(kind)) {
       scalar(prefix + "predicted_loss", p.predicted_loss);
       scalar(prefix + "predicted_grad_norm_sq", p.predicted_grad_norm_sq);
       scalar(prefix + "sigma_trace", p.sigma_trace);

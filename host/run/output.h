@@ -11,6 +11,7 @@
 //   <process>/opt.<name>                         [steps] or [steps x m]  the optimizer's state summary
 //   <process>/times/<phase>                      [steps]          seconds: grad_and_value, eig, d3, sdcp, total
 //   stable/substeps, central/substeps            [steps]          Euler substeps taken in the step
+//   (stationary/: substeps and every central/ series below but deltas, for its own Σ)
 //   central/predicted_loss, predicted_grad_norm_sq, sigma_trace, sdcp_residual   [steps]
 //   central/predicted_variances                  [steps x k_max]  ξ, eigenvalues of X, descending
 //   central/predicted_grad_sq_selected_idx       [steps x 25]

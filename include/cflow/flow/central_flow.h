@@ -1,6 +1,7 @@
 #pragma once
 // The flows of docs/design.md §6 as explicit Euler substeps on (w, s), for any optimizer of
 // include/cflow/flow/optimizer.h ("preconditioner P(s) + state dynamics").
+#include <functional>
 #include <vector>
 
 #include "cflow/engine/objective.h"
@@ -22,7 +23,22 @@ struct CriticalSet {
 struct CentralSubstep {
   std::vector<double> X;  // k × k oscillation covariance in the critical basis (Σ = UXUᵀ)
   SdcpResult sdcp;        // the solver's residuals (empty X and 0 iterations when k = 0)
-  double seconds_d3 = 0, seconds_sdcp = 0;  // time in the third derivatives and in the SDCP solve
+  double seconds_d3 = 0, seconds_sdcp = 0;  // time in the third derivatives and in the SDCP solve(s)
+  // The stationary flow: iterations of its fixed point ν = E[g⊙g] and the last change of P (FixedPoint).
+  int iterations = 0;
+  double fixed_point_change = 0;
+};
+
+// The critical set of P⁻¹H at the current point for a preconditioner p (device, d): the caller's
+// eigen-solve or refresh. Its U stays valid until the next call.
+template <class T>
+using CriticalSetAt = std::function<CriticalSet<T>(const T* p)>;
+
+// The stationary flow's fixed-point iteration (docs/design.md §6.9): converged when the root-mean-square
+// relative change of P, ‖(p_new − p)/p‖₂/√d, is at most the tolerance; an Error after max_iterations.
+struct FixedPoint {
+  double tolerance = 1e-6;
+  int max_iterations = 50;
 };
 
 // Stable flow substep: w += dt·(−P⁻¹g), s += dt·ṡ(g⊙g), all evaluated at the start of the substep.
@@ -36,5 +52,14 @@ void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, cons
 template <class T>
 CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
                                     const CriticalSet<T>& critical, double dt, const SdcpOptions& sdcp = {});
+
+// Stationary flow substep (rmsprop): the state held at ν̂ = E[g⊙g] under the oscillation model, found
+// by iterating ν ← E[g⊙g](X) with X the SDCP of the margin Uᵀ(2P(ν) − H)U linearized in ν; then
+// w += dt·ẇ(X) with the fixed point's P, U, X and t += dt. p receives P of the last iteration. A
+// failed SDCP (within the bounds of `sdcp`) or a fixed point not reached within the cap is an Error.
+template <class T>
+CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
+                                       const CriticalSetAt<T>& critical_at, T* p, double dt, const FixedPoint& fixed,
+                                       const SdcpOptions& sdcp = {});
 
 }  // namespace cflow

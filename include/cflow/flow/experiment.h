@@ -15,17 +15,27 @@
 
 #include "cflow/engine/objective.h"
 #include "cflow/runtime/choice.h"
+#include "cflow/flow/central_flow.h"
 #include "cflow/flow/optimizer.h"
 
 namespace cflow {
 
-enum class ProcessKind { discrete, midpoint, stable, central };
-inline constexpr ChoiceTable<ProcessKind, 4> kProcessChoices{{{"discrete", ProcessKind::discrete},
+enum class ProcessKind { discrete, midpoint, stable, central, stationary };
+inline constexpr ChoiceTable<ProcessKind, 5> kProcessChoices{{{"discrete", ProcessKind::discrete},
                                                               {"central", ProcessKind::central},
                                                               {"stable", ProcessKind::stable},
-                                                              {"midpoint", ProcessKind::midpoint}}};
+                                                              {"midpoint", ProcessKind::midpoint},
+                                                              {"stationary", ProcessKind::stationary}}};
 ProcessKind parse_process(std::string_view name);  // throws cflow::Error naming the valid choices
 std::string to_string(ProcessKind kind);
+// The flows: they start from the state after one update with g(w₀) and log their Euler substeps.
+inline bool is_flow(ProcessKind kind) {
+  return kind == ProcessKind::stable || kind == ProcessKind::central || kind == ProcessKind::stationary;
+}
+// The flows that model the oscillation by an SDCP and log the central flow's predictions (§6.6).
+inline bool models_oscillation(ProcessKind kind) {
+  return kind == ProcessKind::central || kind == ProcessKind::stationary;
+}
 
 struct EigenSettings {
   int frequency = 1;             // a full LOBPCG solve every `frequency` steps, Rayleigh refreshes between
@@ -44,6 +54,7 @@ struct FlowSettings {
   int stable_min_nsubsteps = 4;
   double stable_max_seff = 100;  // the stable flow stops past this effective sharpness
   bool central_eig_every_substep = false;  // a full eigen-solve at every central substep, not once per step
+  FixedPoint stationary;  // the stationary flow's ν = E[g⊙g] per substep (docs/design.md §6.9)
 };
 
 struct ExperimentSettings {

@@ -112,6 +112,14 @@ class OptimizerState {
   // s += dt · ṡ(e): t += dt, ν += dt · c (e − ν) (scalar: e summed).
   void advance(const T* expected_grad_sq, double dt);
 
+  // The stationary flow (docs/design.md §6.9, rmsprop only). The state is held at ν̂ = e for a given
+  // E[g⊙g] = e: hold_stationary moves ν̂ a fraction `step` of the way to e (ν = (1 − β₂^t)·ν̂), and stationary_response_on_span is
+  // the change of UᵀPU when ν̂ jumps from its value to E[g⊙g] (same form as
+  // preconditioner_rate_on_span), linearized in ν̂: Δp = (e − ν̂)/(2η√(ν̂ + 10⁻³·mean ν̂)).
+  PreconditionerRateOnSpan stationary_response_on_span(const T* g, const T* p, const T* U, index_t k,
+                                                       const T* products, const std::vector<double>& lambda) const;
+  void hold_stationary(const T* expected_grad_sq, double step = 1);
+
   StateSummary summary() const;
 
  private:
