@@ -12,10 +12,12 @@ CFLOW_KERNEL void activation_forward_kernel(Activation act, index_t size, const 
 template <class T>
 CFLOW_KERNEL void activation_tangents_kernel(Activation act, int order, index_t size, index_t m, const T* y0,
                                              const T* y1, const T* y2, T* a1, T* a2) {
-  for (index_t i : grid_stride(size * m)) {
-    const ActivationJet<T> s = activation_jet(act, y0[i % size]);
-    a1[i] = s.d1 * y1[i];
-    if (order == 2) a2[i] = (y2 ? s.d1 * y2[i] : T(0)) + s.d2 * y1[i] * y1[i];
+  for (index_t r : grid_stride(size)) {
+    const ActivationJet<T> s = activation_jet(act, y0[r]);  // once per element, for every direction
+    for (index_t i = r; i < size * m; i += size) {
+      a1[i] = s.d1 * y1[i];
+      if (order == 2) a2[i] = (y2 ? s.d1 * y2[i] : T(0)) + s.d2 * y1[i] * y1[i];
+    }
   }
 }
 
@@ -23,21 +25,23 @@ template <class T>
 CFLOW_KERNEL void activation_reverse_kernel(Activation act, int order, index_t size, index_t m, const T* y0,
                                             const T* y1, const T* y2, const T* ab0, const T* ab1, const T* ab2,
                                             T* yb0, T* yb1, T* yb2) {
-  for (index_t i : grid_stride(size * m)) {
-    const ActivationJet<T> s = activation_jet(act, y0[i % size]);
-    T b0 = s.d1 * ab0[i];
-    if (order >= 1) {
-      b0 += s.d2 * y1[i] * ab1[i];
-      T b1 = s.d1 * ab1[i];
-      if (order == 2) {
-        const T second = y2 ? y2[i] : T(0);
-        b0 += (s.d2 * second + s.d3 * y1[i] * y1[i]) * ab2[i];
-        b1 += T(2) * s.d2 * y1[i] * ab2[i];
-        yb2[i] = s.d1 * ab2[i];
+  for (index_t r : grid_stride(size)) {
+    const ActivationJet<T> s = activation_jet(act, y0[r]);  // once per element, for every direction
+    for (index_t i = r; i < size * m; i += size) {
+      T b0 = s.d1 * ab0[i];
+      if (order >= 1) {
+        b0 += s.d2 * y1[i] * ab1[i];
+        T b1 = s.d1 * ab1[i];
+        if (order == 2) {
+          const T second = y2 ? y2[i] : T(0);
+          b0 += (s.d2 * second + s.d3 * y1[i] * y1[i]) * ab2[i];
+          b1 += T(2) * s.d2 * y1[i] * ab2[i];
+          yb2[i] = s.d1 * ab2[i];
+        }
+        yb1[i] = b1;
       }
-      yb1[i] = b1;
+      yb0[i] = b0;
     }
-    yb0[i] = b0;
   }
 }
 
@@ -48,13 +52,13 @@ void activation_forward(const Device& dev, Activation act, index_t size, const T
 template <class T>
 void activation_tangents(const Device& dev, Activation act, int order, index_t size, index_t m, const T* y0,
                          const T* y1, const T* y2, T* a1, T* a2) {
-  launch(dev, size * m, activation_tangents_kernel<T>, act, order, size, m, y0, y1, y2, a1, a2);
+  launch_weighted(dev, size, m, activation_tangents_kernel<T>, act, order, size, m, y0, y1, y2, a1, a2);
 }
 template <class T>
 void activation_reverse(const Device& dev, Activation act, int order, index_t size, index_t m, const T* y0,
                         const T* y1, const T* y2, const T* ab0, const T* ab1, const T* ab2, T* yb0, T* yb1, T* yb2) {
-  launch(dev, size * m, activation_reverse_kernel<T>, act, order, size, m, y0, y1, y2, ab0, ab1, ab2, yb0, yb1,
-         yb2);
+  launch_weighted(dev, size, m, activation_reverse_kernel<T>, act, order, size, m, y0, y1, y2, ab0, ab1, ab2, yb0,
+                  yb1, yb2);
 }
 
 #define CFLOW_INSTANTIATE(T)                                                                                    \

@@ -1,21 +1,30 @@
 #include "kernels/conv.h"
+#include "kernels/fast_divisor.h"
 #include "kernels/portable.h"
 
 namespace cflow::CFLOW_BACKEND {
 
-// Index arithmetic: only the split of the flat index into (example, rest) is 64-bit; everything
-// inside one example (C·H·W ≤ 2³¹, checked by the layer) is 32-bit, which is much cheaper.
+// Index arithmetic: the flat index is split by FastDivisors (kernels/fast_divisor.h, no hardware
+// divide per element); everything inside one example (C·H·W ≤ 2³¹, checked by the layer) is 32-bit.
+
+// The divisors of one launch, built on the host.
+struct ConvSplit {
+  FastDivisor image, first, second;  // the example's size, then the two splits inside it
+  FastDivisor stride;                // col2im's taps
+};
 
 // One thread per (output pixel q, channel c), channel fastest: it writes the k² contiguous entries
 // col[c·k² .. c·k² + k² − 1, q] = col[k²·i ..], so consecutive threads write consecutive memory.
+// split: image C·OH·OW, first C, second OW.
 template <class T>
-CFLOW_KERNEL void im2col_kernel(ConvGeometry g, index_t count, const T* x, T* col) {
-  const int C = int(g.channels), H = int(g.height), W = int(g.width), k = g.kernel, s = g.stride, pad = k / 2;
-  const int OW = g.out_width(), k2 = k * k;
-  const index_t pixels = index_t(H) * W, image = index_t(C) * g.out_height() * OW;
+CFLOW_KERNEL void im2col_kernel(ConvGeometry g, ConvSplit split, index_t count, const T* x, T* col) {
+  const int H = int(g.height), W = int(g.width), k = g.kernel, s = g.stride, pad = k / 2, k2 = k * k;
+  const int C = int(g.channels);
+  const index_t pixels = index_t(H) * W, image = split.image.divisor();
   for (index_t i : grid_stride(image * count)) {
-    const index_t e = i / image;
-    const int r = int(i - e * image), p = r / C, c = r - p * C, oh = p / OW, ow = p - oh * OW;
+    const index_t e = split.image.div(i);
+    const index_t r = i - e * image, p = split.first.div(r);
+    const int c = int(r - p * C), oh = int(split.second.div(p)), ow = int(p) - oh * g.out_width();
     const T* plane = x + (e * C + c) * pixels;
     T* out = col + k2 * i;
     for (int kh = 0; kh < k; ++kh) {
@@ -29,67 +38,82 @@ CFLOW_KERNEL void im2col_kernel(ConvGeometry g, index_t count, const T* x, T* co
 }
 
 // One thread per input pixel: x[e, c, h, w] = Σ col[c·k² + kh·k + kw, (e, oh, ow)] over the taps with
-// oh·s + kh − pad = h and ow·s + kw − pad = w inside the output.
+// oh·s + kh − pad = h and ow·s + kw − pad = w inside the output. split: image C·H·W, first H·W,
+// second W.
 template <class T>
-CFLOW_KERNEL void col2im_kernel(ConvGeometry g, index_t count, const T* col, T* x) {
+CFLOW_KERNEL void col2im_kernel(ConvGeometry g, ConvSplit split, index_t count, const T* col, T* x) {
   const int C = int(g.channels), H = int(g.height), W = int(g.width), k = g.kernel, s = g.stride, pad = k / 2;
   const int OH = g.out_height(), OW = g.out_width(), HW = H * W, k2 = k * k;
-  const index_t K = index_t(C) * k2, out_pixels = index_t(OH) * OW, image = index_t(C) * HW;
+  const index_t K = index_t(C) * k2, out_pixels = index_t(OH) * OW, image = split.image.divisor();
   for (index_t i : grid_stride(image * count)) {
-    const index_t e = i / image;
-    const int r = int(i - e * image), c = r / HW, p = r - c * HW, h = p / W, w = p - h * W;
+    const index_t e = split.image.div(i);
+    const index_t r = i - e * image, c = split.first.div(r);
+    const int p = int(r - c * HW), h = int(split.second.div(p)), w = p - h * W;
     const T* block = col + e * out_pixels * K + c * k2;
     T sum = T(0);
     for (int kh = 0; kh < k; ++kh) {
       const int hs = h + pad - kh;
-      if (hs < 0 || hs % s != 0 || hs / s >= OH) continue;
+      const int oh = hs < 0 ? -1 : int(split.stride.div(hs));
+      if (hs < 0 || oh * s != hs || oh >= OH) continue;
       for (int kw = 0; kw < k; ++kw) {
         const int ws = w + pad - kw;
-        if (ws < 0 || ws % s != 0 || ws / s >= OW) continue;
-        sum += block[((hs / s) * OW + ws / s) * K + kh * k + kw];
+        const int ow = ws < 0 ? -1 : int(split.stride.div(ws));
+        if (ws < 0 || ow * s != ws || ow >= OW) continue;
+        sum += block[(oh * OW + ow) * K + kh * k + kw];
       }
     }
     x[i] = sum;
   }
 }
 
+// dst[e, p, c] = src[e, c, p]: split image C·pixels, first C.
 template <class T>
-CFLOW_KERNEL void nchw_to_nhwc_kernel(index_t channels, index_t pixels, index_t count, const T* src, T* dst) {
-  const index_t image = channels * pixels;
-  const int C = int(channels);
+CFLOW_KERNEL void nchw_to_nhwc_kernel(ConvSplit split, index_t pixels, index_t count, const T* src, T* dst) {
+  const index_t image = split.image.divisor(), channels = split.first.divisor();
   for (index_t i : grid_stride(image * count)) {
-    const index_t e = i / image;
-    const int r = int(i - e * image), p = r / C, c = r - p * C;
-    dst[i] = src[e * image + index_t(c) * pixels + p];
+    const index_t e = split.image.div(i);
+    const index_t r = i - e * image, p = split.first.div(r), c = r - p * channels;
+    dst[i] = src[e * image + c * pixels + p];
   }
 }
 
+// dst[e, c, p] = src[e, p, c]: split image C·pixels, first pixels.
 template <class T>
-CFLOW_KERNEL void nhwc_to_nchw_kernel(index_t channels, index_t pixels, index_t count, const T* src, T* dst) {
-  const index_t image = channels * pixels;
-  const int HW = int(pixels);
+CFLOW_KERNEL void nhwc_to_nchw_kernel(ConvSplit split, index_t channels, index_t count, const T* src, T* dst) {
+  const index_t image = split.image.divisor(), pixels = split.first.divisor();
   for (index_t i : grid_stride(image * count)) {
-    const index_t e = i / image;
-    const int r = int(i - e * image), c = r / HW, p = r - c * HW;
-    dst[i] = src[e * image + index_t(p) * channels + c];
+    const index_t e = split.image.div(i);
+    const index_t r = i - e * image, c = split.first.div(r), p = r - c * pixels;
+    dst[i] = src[e * image + p * channels + c];
   }
 }
 
 template <class T>
 void im2col(const Device& dev, ConvGeometry g, index_t count, const T* x, T* col) {
-  launch(dev, g.channels * g.out_height() * g.out_width() * count, im2col_kernel<T>, g, count, x, col);
+  const index_t image = g.channels * g.out_height() * g.out_width();
+  if (image * count <= 0) return;
+  const ConvSplit split{FastDivisor(image), FastDivisor(g.channels), FastDivisor(g.out_width()), {}};
+  launch(dev, image * count, im2col_kernel<T>, g, split, count, x, col);
 }
 template <class T>
 void col2im(const Device& dev, ConvGeometry g, index_t count, const T* col, T* x) {
-  launch(dev, g.channels * g.height * g.width * count, col2im_kernel<T>, g, count, col, x);
+  const index_t image = g.channels * g.height * g.width;
+  if (image * count <= 0) return;
+  const ConvSplit split{FastDivisor(image), FastDivisor(g.height * g.width), FastDivisor(g.width),
+                        FastDivisor(g.stride)};
+  launch(dev, image * count, col2im_kernel<T>, g, split, count, col, x);
 }
 template <class T>
 void nchw_to_nhwc(const Device& dev, index_t channels, index_t pixels, index_t count, const T* src, T* dst) {
-  launch(dev, channels * pixels * count, nchw_to_nhwc_kernel<T>, channels, pixels, count, src, dst);
+  if (channels * pixels * count <= 0) return;
+  const ConvSplit split{FastDivisor(channels * pixels), FastDivisor(channels), {}, {}};
+  launch(dev, channels * pixels * count, nchw_to_nhwc_kernel<T>, split, pixels, count, src, dst);
 }
 template <class T>
 void nhwc_to_nchw(const Device& dev, index_t channels, index_t pixels, index_t count, const T* src, T* dst) {
-  launch(dev, channels * pixels * count, nhwc_to_nchw_kernel<T>, channels, pixels, count, src, dst);
+  if (channels * pixels * count <= 0) return;
+  const ConvSplit split{FastDivisor(channels * pixels), FastDivisor(pixels), {}, {}};
+  launch(dev, channels * pixels * count, nhwc_to_nchw_kernel<T>, split, channels, count, src, dst);
 }
 
 #define CFLOW_INSTANTIATE(T)                                                                                  \

@@ -11,7 +11,8 @@ CFLOW_KERNEL void reciprocal_kernel(index_t n, const T* x, T* out) {
 
 template <class T>
 CFLOW_KERNEL void scale_rows_kernel(index_t d, index_t cols, const T* s, const T* A, T* out) {
-  for (index_t i : grid_stride(d * cols)) out[i] = A[i] * s[i % d];
+  for (index_t r : grid_stride(d))
+    for (index_t i = r; i < d * cols; i += d) out[i] = A[i] * s[r];
 }
 
 template <class T>
@@ -39,7 +40,7 @@ template <class T> void reciprocal(const Device& dev, index_t n, const T* x, T* 
   launch(dev, n, reciprocal_kernel<T>, n, x, out);
 }
 template <class T> void scale_rows(const Device& dev, index_t d, index_t cols, const T* s, const T* A, T* out) {
-  launch(dev, d * cols, scale_rows_kernel<T>, d, cols, s, A, out);
+  launch_weighted(dev, d, cols, scale_rows_kernel<T>, d, cols, s, A, out);
 }
 template <class T> void pair_products(const Device& dev, index_t d, index_t k, const T* U, T* Z) {
   launch(dev, d, pair_products_kernel<T>, d, k, U, Z);
