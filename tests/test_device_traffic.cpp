@@ -1,5 +1,5 @@
-// Steady-state device traffic of every process (docs/design.md §7): after warm-up (each kind of step run once) a step
-// allocates nothing from the backend, sends less than 64 KiB to the host and no parameter-sized
+// Steady-state device traffic of every process (docs/design.md §7): after warm-up (each kind of
+// step run once) a step allocates nothing from the backend, sends less than 64 KiB to the host and no parameter-sized
 // array (the figure does not grow with d). Counted on the CPU backend at the call sites the CUDA
 // backend shares, so it holds for both.
 #include <cmath>
