@@ -218,6 +218,31 @@ def plot_distances(run, plots_dir):
     return _save(fig, plots_dir, "distances.png")
 
 
+OUTPUT_EXAMPLES = 3  # trajectories shown by plot_outputs: the first examples, every class
+
+
+def plot_outputs(run, plots_dir):
+    """The network's outputs (logits) on the first examples (--log-outputs), one panel per example,
+    every class of the discrete process (solid) against the central flow (dashed)."""
+    outputs = {p: run.get(p + "/outputs") for p in ("discrete", "central")}
+    outputs = {p: v for p, v in outputs.items() if v is not None and v.ndim == 3}
+    if not outputs:
+        return None
+    examples = min(OUTPUT_EXAMPLES, min(v.shape[1] for v in outputs.values()))
+    fig, axes = _new_figure("network outputs on the first training examples", ncols=examples)
+    styles = {"discrete": "-", "central": "--"}
+    for i, ax in enumerate(axes):
+        for process, values in outputs.items():
+            for c in range(values.shape[2]):
+                ax.plot(run.steps, values[:, i, c], color=f"C{c}", ls=styles[process],
+                        label=f"{LABELS[process]}, output {c}")
+        ax.set_title(f"example {i}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("output")
+    axes[0].legend(fontsize=8)
+    return _save(fig, plots_dir, "outputs.png")
+
+
 def _as_columns(values):
     return values if values.ndim == 2 else values[:, None]
 
@@ -471,6 +496,7 @@ def main(argv=None):
         plot_distances(run, plots_dir),
         plot_variances(run, plots_dir),
         plot_optimizer_state(run, plots_dir),
+        plot_outputs(run, plots_dir),
     ] if run.rows else []
     plots = [p for p in figures if p is not None]
     report = write_report(args.run_dir, run, plots)

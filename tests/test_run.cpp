@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "cflow/data/dataset.h"
+#include "cflow/engine/network.h"
 #include "cli_support.h"
 #include "host/run/checkpoint.h"
 #include "host/run/config.h"
@@ -520,7 +522,7 @@ TEST(RunCommand, SummaryReportsSteadyStateDeviceTrafficPerProcess) {
 
 TEST(RunCommand, ResumeEqualsAnUninterruptedRunBitForBit) {
   TempDir dir;
-  const std::vector<std::string> common{"--checkpoint-every", "3", "--no-plots", "--quiet"};
+  const std::vector<std::string> common{"--checkpoint-every", "3", "--no-plots", "--quiet", "--log-outputs", "3"};
   auto with = [&](std::vector<std::string> extra) {
     extra.insert(extra.end(), common.begin(), common.end());
     return tiny(extra);
@@ -538,6 +540,7 @@ TEST(RunCommand, ResumeEqualsAnUninterruptedRunBitForBit) {
   ASSERT_EQ(run_cflow({"run", "--resume", (dir / "extended").string(), "--steps", "12"}, dir.path(), "ext").code, 0);
 
   const auto whole = read_all(dir / "whole" / "data.h5");
+  ASSERT_EQ(whole.at("central/outputs").dims, (std::vector<hsize_t>{12, 3, 2}));  // the 3-D series are covered
   for (const char* other : {"crashed", "extended"}) {
     const auto data = read_all(dir / other / "data.h5");
     ASSERT_EQ(data.size(), whole.size()) << other;
@@ -551,6 +554,51 @@ TEST(RunCommand, ResumeEqualsAnUninterruptedRunBitForBit) {
   const auto config = nlohmann::ordered_json::parse(read_text(dir / "crashed" / "config.json"));
   EXPECT_EQ(config["resumes"].size(), 1u);
   EXPECT_EQ(config["resumes"][0]["from_step"], 6);
+}
+
+// --log-outputs K: <process>/outputs [steps x K x C]; step 0 holds the forward of the model at the
+// initial weights on the first K training examples, computed here through the Network API on the
+// whole training set (not the run's K-example network); the processes share step 0 and part later.
+TEST(RunCommand, LogOutputsRecordsTheLogitsOnTheFirstExamples) {
+  TempDir dir;
+  const std::int64_t K = 5, steps = 6;
+  const Result r = run_cflow(tiny({"--steps", std::to_string(steps), "--out", (dir / "run").string(), "--no-plots",
+                                   "--quiet", "--log-outputs", std::to_string(K)}),
+                             dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto data = read_all(dir / "run" / "data.h5");
+  const RunConfig c = parse({"--data", "moons", "--n", "32", "--n-test", "32", "--width", "8", "--dtype", "f64"});
+  const DataSplits splits = load_dataset(c.data_spec());
+  const ModelSpec spec = c.model_spec(splits.train.shape());
+  const std::size_t C = std::size_t(spec.classes), row = std::size_t(K) * C;
+  const Device dev = Device::open("cpu", 1);
+  Network<double> whole(dev, spec, splits.train.inputs, make_targets(splits.train, spec.loss));
+  const Buffer<double> w0(dev, std::span<const double>(whole.initial_parameters(c.seed)));
+  Buffer<double> logits(dev, index_t(splits.train.n * C));
+  whole.outputs(w0.data(), logits.data());  // [C x n]: example i's outputs at i·C
+  const std::vector<double> expected = logits.to_host();
+
+  const std::vector<double> discrete = as_doubles(data.at("discrete/outputs"));
+  ASSERT_EQ(data.at("discrete/outputs").dims, (std::vector<hsize_t>{hsize_t(steps), hsize_t(K), C}));
+  for (std::size_t j = 0; j < row; ++j) EXPECT_NEAR(discrete[j], expected[j], 1e-12 * (1 + std::abs(expected[j]))) << j;
+  for (const char* process : {"central", "stable", "midpoint"}) {
+    const std::vector<double> other = as_doubles(data.at(std::string(process) + "/outputs"));
+    ASSERT_EQ(other.size(), discrete.size()) << process;
+    for (std::size_t j = 0; j < row; ++j) EXPECT_EQ(other[j], discrete[j]) << process << " " << j;
+  }
+  const std::vector<double> central = as_doubles(data.at("central/outputs"));
+  double last_gap = 0;
+  for (std::size_t j = (steps - 1) * row; j < std::size_t(steps) * row; ++j) {
+    ASSERT_TRUE(std::isfinite(discrete[j]) && std::isfinite(central[j])) << j;
+    last_gap = std::max(last_gap, std::abs(discrete[j] - central[j]));
+  }
+  EXPECT_GT(last_gap, 0) << "GD and the central flow should part after step 0";
+
+  const Result over = run_cflow(tiny({"--steps", "2", "--out", (dir / "over").string(), "--log-outputs", "33"}),
+                                dir.path());
+  EXPECT_EQ(over.code, 2);
+  EXPECT_NE(over.err.find("--log-outputs 33"), std::string::npos) << over.err;
+  EXPECT_NE(over.err.find("at most 32"), std::string::npos) << over.err;
 }
 
 TEST(RunCommand, SigintFlushesCheckpointsAndExits130) {

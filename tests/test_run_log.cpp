@@ -284,11 +284,11 @@ TEST_F(RunLogTest, BadWritesAndDeclarationsThrowNamingFileAndSeries) {
                           {"step 105", "[100, 105)"});
   expect_error_mentioning(
       [&] { log.write("discrete/effective_hessian_eigs", 100, std::vector<double>{1, 2, 3}); },
-      {file_name, "discrete/effective_hessian_eigs", "3 values", "2 columns"});
+      {file_name, "discrete/effective_hessian_eigs", "3 values", "rows of 2 (shape [steps x 2])"});
   expect_error_mentioning([&] { log.write("discrete/train_loss", 100, std::vector<double>{1, 2}); },
-                          {"2 values", "1 columns"});
+                          {"2 values", "rows of 1 (shape [steps])"});
   expect_error_mentioning([&] { log.declare("discrete/train_loss", 4); },
-                          {"discrete/train_loss", "already has 0 columns"});
+                          {"discrete/train_loss", "already has shape [steps], not [steps x 4]"});
   expect_error_mentioning([&] { log.declare("step"); }, {"not `step`"});
   expect_error_mentioning([&] { log.declare("/deltas"); }, {"relative"});
   expect_error_mentioning([&] { log.declare("deltas", -1); }, {"columns"});
@@ -474,12 +474,44 @@ TEST_F(RunLogTest, ReopenedCleanFileContinuesAtAStepWithItsLayout) {
     EXPECT_TRUE(log.contains("discrete/train_loss"));
     EXPECT_FALSE(log.contains("step"));
     expect_error_mentioning([&] { log.declare("discrete/effective_hessian_eigs", 3); },
-                            {"already has 2 columns"});
+                            {"already has shape [steps x 2], not [steps x 3]"});
     log.start_swmr();
     write_swmr_rows(log, 22, 24);
   }
   const Dataset loss = read_all(file(), false).at("discrete/train_loss");
   for (std::int64_t row = 0; row < 4; ++row) EXPECT_EQ(loss.at(row), loss_at(20 + row));
+}
+
+// A series with a row shape of two extents ([steps x K x C]): rows go in row-major order, a short
+// row is NaN-padded, the shape survives a reopen and a grow, and a bad shape is refused.
+TEST_F(RunLogTest, ThreeDimensionalSeriesKeepTheirRowShapeThroughAResume) {
+  const std::int64_t shape[2] = {2, 3};
+  {
+    RunLog log = RunLog::create(file(), 2);
+    log.declare("discrete/outputs", shape);
+    log.start_swmr();
+    log.write("discrete/outputs", 0, std::vector<double>{0, 1, 2, 10, 11, 12});
+    log.write("discrete/outputs", 1, std::vector<double>{5});
+  }
+  {
+    RunLog log = RunLog::open_existing(file());
+    EXPECT_EQ(log.row_shape("discrete/outputs"), (std::vector<std::int64_t>{2, 3}));
+    EXPECT_EQ(log.columns("discrete/outputs"), 6);
+    log.declare("discrete/outputs", shape);  // the same shape again: nothing happens
+    const std::int64_t other[2] = {3, 2}, empty[2] = {2, 0};
+    expect_error_mentioning([&] { log.declare("discrete/outputs", other); },
+                            {"already has shape [steps x 2 x 3], not [steps x 3 x 2]"});
+    expect_error_mentioning([&] { log.declare("central/outputs", empty); }, {"at least 1", "[steps x 2 x 0]"});
+    log.grow(3);
+    log.start_swmr();
+    log.write("discrete/outputs", 2, std::vector<double>{7, 7, 7, 7, 7, 7});
+  }
+  const Dataset outputs = read_all(file(), false).at("discrete/outputs");
+  EXPECT_EQ(outputs.dims, (std::vector<hsize_t>{3, 2, 3}));
+  EXPECT_EQ(outputs.values[3], 10);  // row 0, example 1, class 0
+  EXPECT_EQ(outputs.values[6], 5);
+  for (int j = 7; j < 12; ++j) EXPECT_TRUE(std::isnan(outputs.values[j])) << j;
+  EXPECT_EQ(outputs.values[17], 7);
 }
 
 }  // namespace

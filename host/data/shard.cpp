@@ -17,7 +17,11 @@ Dataset shard(const Dataset& data, int rank, int ranks) {
     throw DataError("a split of " + std::to_string(data.n) + " examples cannot be shared by " + std::to_string(ranks) +
                     " ranks (each needs at least one): use more examples or fewer ranks");
   }
-  const ShardRange range = shard_range(data.n, rank, ranks);
+  return examples_in(data, shard_range(data.n, rank, ranks));
+}
+
+Dataset examples_in(const Dataset& data, ShardRange range) {
+  CFLOW_REQUIRE(range.first + range.count <= data.n, "an example range beyond the data set");
   Dataset part = data;
   part.n = range.count;
   const auto inputs = data.inputs.begin() + std::ptrdiff_t(range.first * data.features());

@@ -22,7 +22,7 @@ struct Experiment<T>::State {
   std::int64_t steps = 0;
 
   State(Objective<T>& f, Evaluate train, Evaluate test, std::span<const T> w0, const ExperimentSettings& s)
-      : context{CountingObjective<T>(f), std::move(train), std::move(test), s, f.device(), f.dim(), 0, {}, {}} {
+      : context{CountingObjective<T>(f), std::move(train), std::move(test), s, f.device(), f.dim(), 0, {}, {}, {}} {
     CFLOW_REQUIRE(index_t(w0.size()) == context.d, "initial parameters of the wrong size");
     CFLOW_REQUIRE(s.eig.frequency >= 1 && s.flow.central_nsubsteps >= 1 && s.flow.stable_min_nsubsteps >= 1,
                   "eigen frequency and substep counts must be positive");
@@ -64,6 +64,11 @@ Experiment<T>::Experiment(Objective<T>& train, Evaluate evaluate_train, Evaluate
 
 template <class T>
 Experiment<T>::~Experiment() = default;
+
+template <class T>
+void Experiment<T>::record_outputs(Outputs outputs) {
+  state_->context.outputs = std::move(outputs);
+}
 
 template <class T>
 StepRecord Experiment<T>::step() {

@@ -113,6 +113,7 @@ ProcessRecord Process<T>::basic_record(Context& c, const T* at, double loss) {
       r.test_acc = test.accuracy;
     }
   }
+  if (c.outputs) r.outputs = c.outputs(at);
   r.grad_norm_sq = double(blas::dot<T>(c.dev, c.d, g.data(), g.data()));
   r.state = state.summary();
   r.grad_sq_selected = c.gather(g.data());

@@ -29,6 +29,7 @@ struct ProcessContext {
   std::int64_t step = 0;
   Buffer<index_t> selected;  // the logged coordinates
   std::vector<index_t> selected_host;
+  typename Experiment<T>::Outputs outputs;  // empty: the records carry no outputs
 
   // A full LOBPCG solve of P⁻¹H at w (preconditioner p), or a Rayleigh refresh of the tracked basis.
   void solve_or_refresh(EigenTracker<T>& tracker, const T* w, const T* p, bool full);

@@ -429,6 +429,10 @@ std::vector<Key> make_keys() {
                                     "backend and thread count",
                                     &RunConfig::threads, 0, 4096)));
   k.push_back(integer_key("chunk", run, "examples per pass (0: all); bounds memory", &RunConfig::chunk, 0));
+  k.push_back(integer_key("log-outputs", run,
+                          "record each process's network outputs (logits) on the first K training examples "
+                          "every step, <process>/outputs [steps x K x classes] (0: off; at most --n)",
+                          &RunConfig::log_outputs, 0));
   k.push_back(text_key("out", run, "DIR", "run directory", &RunConfig::out));
   k.push_back(resumable(integer_key("checkpoint-every", run,
                                     "checkpoint every N steps (0: only at the end and on "
@@ -672,6 +676,11 @@ void validate(const RunConfig& c) {
   }
   if (c.data != "moons" && c.n % classes.count != 0) {
     throw ConfigError("--n " + std::to_string(c.n) + ": expected a multiple of " + classes_text);
+  }
+  if (c.log_outputs > c.n) {
+    throw ConfigError("--log-outputs " + std::to_string(c.log_outputs) + ": there are only " + std::to_string(c.n) +
+                      " training examples (--n " + std::to_string(c.n) + "); expected at most " +
+                      std::to_string(c.n) + " (0: off)");
   }
   if (c.data != "moons" && c.n_test > 0 && c.n_test % classes.count != 0) {
     throw ConfigError("--n-test " + std::to_string(c.n_test) + ": expected a multiple of " + classes_text +

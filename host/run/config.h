@@ -114,6 +114,7 @@ struct RunConfig {
   std::string device = "auto";
   int threads = 0;  // 0: OpenMP's default
   std::int64_t chunk = 0;
+  std::int64_t log_outputs = 0;  // record the logits on the first K training examples (0: off)
   std::string out;  // empty: runs/<timestamp>-<id>
   std::int64_t checkpoint_every = 50;
   std::vector<std::int64_t> checkpoint_steps;  // also checkpoint (and keep) these steps

@@ -93,8 +93,24 @@ Result check(Result result, const std::filesystem::path& file, std::string_view 
   return result;
 }
 
-hsize_t rows_per_chunk(std::int64_t cols, std::int64_t steps) {
-  const std::int64_t row_bytes = std::max<std::int64_t>(cols, 1) * std::int64_t{sizeof(double)};
+// The most dimensions a series may have: the step axis and up to 3 row dimensions.
+constexpr int kMaxRank = 4;
+
+// Values in one row of a series whose rows have `row_shape` (1 for a 1-D series).
+std::int64_t row_length(std::span<const std::int64_t> row_shape) {
+  std::int64_t length = 1;
+  for (const std::int64_t extent : row_shape) length *= extent;
+  return length;
+}
+
+std::string shape_text(std::span<const std::int64_t> row_shape) {
+  std::string text = "[steps";
+  for (const std::int64_t extent : row_shape) text += " x " + std::to_string(extent);
+  return text + "]";
+}
+
+hsize_t rows_per_chunk(std::int64_t row_values, std::int64_t steps) {
+  const std::int64_t row_bytes = row_values * std::int64_t{sizeof(double)};
   return static_cast<hsize_t>(std::clamp<std::int64_t>(kChunkBytes / row_bytes, 1,
                                                        std::max<std::int64_t>(steps, 1)));
 }
@@ -122,14 +138,16 @@ Hid file_access_properties(const std::filesystem::path& file) {
   return fapl;
 }
 
-// An extensible, chunked dataset of `steps` rows ([steps] when cols == 0, else [steps x cols]).
+// An extensible, chunked dataset of `steps` rows of `row_shape` ([steps x row_shape...]); a chunk
+// holds whole rows, so a row write touches one chunk.
 Hid create_time_series(hid_t file_id, const std::filesystem::path& file, const std::string& path,
-                       hid_t stored_type, std::int64_t cols, std::int64_t steps,
+                       hid_t stored_type, std::span<const std::int64_t> row_shape, std::int64_t steps,
                        const double* fill_value) {
-  const int rank = cols == 0 ? 1 : 2;
-  const hsize_t dims[2] = {static_cast<hsize_t>(steps), static_cast<hsize_t>(cols)};
-  const hsize_t max_dims[2] = {H5S_UNLIMITED, static_cast<hsize_t>(cols)};
-  const hsize_t chunk[2] = {rows_per_chunk(cols, steps), static_cast<hsize_t>(cols)};
+  const int rank = 1 + int(row_shape.size());
+  hsize_t dims[kMaxRank] = {static_cast<hsize_t>(steps)}, max_dims[kMaxRank] = {H5S_UNLIMITED},
+          chunk[kMaxRank] = {rows_per_chunk(row_length(row_shape), steps)};
+  for (std::size_t i = 0; i < row_shape.size(); ++i)
+    dims[i + 1] = max_dims[i + 1] = chunk[i + 1] = static_cast<hsize_t>(row_shape[i]);
   Hid space(check(H5Screate_simple(rank, dims, max_dims), file, path, "H5Screate_simple"));
   Hid dcpl(check(H5Pcreate(H5P_DATASET_CREATE), file, path, "H5Pcreate"));
   check(H5Pset_chunk(dcpl.get(), rank, chunk), file, path, "H5Pset_chunk");
@@ -176,8 +194,9 @@ struct RunLog::State {
   struct Series {
     Hid dataset;
     Hid file_space;    // current extent; each write selects its row in it
-    Hid row_space;     // memory space of one row
-    std::int64_t cols = 0;
+    Hid row_space;     // memory space of one row (flat)
+    std::vector<std::int64_t> row_shape;  // {} for a 1-D series
+    std::int64_t row_values = 1;          // the product of row_shape
     std::int64_t chunk_rows = 1;
   };
 
@@ -200,7 +219,7 @@ struct RunLog::State {
     if (dirty_last < dirty_first) return bytes;
     for (const auto& [path, s] : series) {
       const std::int64_t chunks = dirty_last / s.chunk_rows - dirty_first / s.chunk_rows + 1;
-      bytes += std::uint64_t(chunks * s.chunk_rows * std::max<std::int64_t>(s.cols, 1)) * sizeof(double);
+      bytes += std::uint64_t(chunks * s.chunk_rows * s.row_values) * sizeof(double);
     }
     return bytes;
   }
@@ -262,21 +281,22 @@ struct RunLog::State {
     s.file_space = Hid(check(H5Dget_space(s.dataset.get()), file, path, "H5Dget_space"));
     const int rank = check(H5Sget_simple_extent_ndims(s.file_space.get()), file, path,
                            "H5Sget_simple_extent_ndims");
-    hsize_t dims[2] = {0, 0};
-    if (rank != 1 && rank != 2) fail(file, path, "is neither 1-D nor 2-D");
+    hsize_t dims[kMaxRank] = {};
+    if (rank < 1 || rank > kMaxRank) fail(file, path, "is not a time series of at most " + std::to_string(kMaxRank) + " dimensions");
     check(H5Sget_simple_extent_dims(s.file_space.get(), dims, nullptr), file, path,
           "H5Sget_simple_extent_dims");
     if (static_cast<std::int64_t>(dims[0]) != steps) {
       fail(file, path,
            "has " + std::to_string(dims[0]) + " rows but `step` has " + std::to_string(steps));
     }
-    s.cols = rank == 2 ? static_cast<std::int64_t>(dims[1]) : 0;
+    s.row_shape.assign(dims + 1, dims + rank);
+    s.row_values = row_length(s.row_shape);
     Hid dcpl(check(H5Dget_create_plist(s.dataset.get()), file, path, "H5Dget_create_plist"));
-    hsize_t chunk[2] = {1, 1};
-    check(H5Pget_chunk(dcpl.get(), 2, chunk), file, path, "H5Pget_chunk");
+    hsize_t chunk[kMaxRank] = {1};
+    check(H5Pget_chunk(dcpl.get(), kMaxRank, chunk), file, path, "H5Pget_chunk");
     s.chunk_rows = std::max<std::int64_t>(std::int64_t(chunk[0]), 1);
-    const hsize_t row_length[1] = {static_cast<hsize_t>(std::max<std::int64_t>(s.cols, 1))};
-    s.row_space = Hid(check(H5Screate_simple(1, row_length, nullptr), file, path,
+    const hsize_t flat_row[1] = {static_cast<hsize_t>(s.row_values)};
+    s.row_space = Hid(check(H5Screate_simple(1, flat_row, nullptr), file, path,
                             "H5Screate_simple"));
     return s;
   }
@@ -316,7 +336,7 @@ RunLog RunLog::create(const std::filesystem::path& file, std::int64_t steps,
   state->file_id = Hid(check(H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()),
                              file, "", "H5Fcreate"));
   state->step_dataset = create_time_series(state->file_id.get(), file, kStepDataset,
-                                           H5T_STD_I64LE, 0, steps, nullptr);
+                                           H5T_STD_I64LE, {}, steps, nullptr);
   write_step_numbers(state->step_dataset.get(), file, first_step, 0, steps);
   state->unflushed_step_bytes = std::uint64_t(steps) * sizeof(std::int64_t);
   return RunLog(std::move(state));
@@ -383,23 +403,27 @@ RunLog RunLog::open_existing(const std::filesystem::path& file) {
 }
 
 void RunLog::declare(std::string_view path, std::int64_t cols) {
+  if (cols < 0) fail(state_->file, path, "the number of columns must not be negative");
+  const std::int64_t shape[1] = {cols};
+  declare(path, std::span<const std::int64_t>(shape, cols == 0 ? 0 : 1));
+}
+
+void RunLog::declare(std::string_view path, std::span<const std::int64_t> row_shape) {
   State& s = *state_;
   s.require_declaration_phase(path);
-  if (cols < 0) fail(s.file, path, "the number of columns must not be negative");
+  if (int(row_shape.size()) >= kMaxRank || std::any_of(row_shape.begin(), row_shape.end(), [](std::int64_t n) { return n < 1; }))
+    fail(s.file, path, "a row shape has at most " + std::to_string(kMaxRank - 1) + " extents, each at least 1, not " + shape_text(row_shape));
   if (path.empty() || path.front() == '/' || path.back() == '/' || path == kStepDataset) {
     fail(s.file, path, "a series path must be relative, non-empty and not `step`");
   }
   if (auto it = s.series.find(path); it != s.series.end()) {
-    if (it->second.cols != cols) {
-      fail(s.file, path,
-           "already has " + std::to_string(it->second.cols) + " columns, not " +
-               std::to_string(cols));
-    }
+    if (!std::ranges::equal(it->second.row_shape, row_shape))
+      fail(s.file, path, "already has shape " + shape_text(it->second.row_shape) + ", not " + shape_text(row_shape));
     return;
   }
   const std::string name(path);
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  Hid dataset = create_time_series(s.file_id.get(), s.file, name, H5T_IEEE_F64LE, cols, s.steps,
+  Hid dataset = create_time_series(s.file_id.get(), s.file, name, H5T_IEEE_F64LE, row_shape, s.steps,
                                    &nan);
   s.series.emplace(name, s.attach(name, std::move(dataset)));
 }
@@ -418,7 +442,8 @@ void RunLog::grow(std::int64_t steps) {
   write_step_numbers(s.step_dataset.get(), s.file, s.first_step, s.steps, steps);
   s.unflushed_step_bytes += std::uint64_t(steps - s.steps) * sizeof(std::int64_t);
   for (auto& [path, series] : s.series) {
-    const hsize_t dims[2] = {static_cast<hsize_t>(steps), static_cast<hsize_t>(series.cols)};
+    hsize_t dims[kMaxRank] = {static_cast<hsize_t>(steps)};
+    std::copy(series.row_shape.begin(), series.row_shape.end(), dims + 1);
     check(H5Dset_extent(series.dataset.get(), dims), s.file, path, "H5Dset_extent");
     series.file_space =
         Hid(check(H5Dget_space(series.dataset.get()), s.file, path, "H5Dget_space"));
@@ -456,16 +481,17 @@ void RunLog::start_swmr() {
 void RunLog::write(std::string_view path, std::int64_t step, std::span<const double> row) {
   State& s = *state_;
   State::Series& series = s.find(path);
-  const std::size_t row_length = static_cast<std::size_t>(std::max<std::int64_t>(series.cols, 1));
+  const std::size_t row_length = static_cast<std::size_t>(series.row_values);
   if (row.size() > row_length) {
     fail(s.file, path,
-         "a row of " + std::to_string(row.size()) + " values does not fit in " +
-             std::to_string(row_length) + " columns");
+         "a row of " + std::to_string(row.size()) + " values does not fit in its rows of " +
+             std::to_string(row_length) + " (shape " + shape_text(series.row_shape) + ")");
   }
-  const hsize_t start[2] = {row_of(s.file, path, step, s.first_step, s.steps), 0};
+  const hsize_t start[kMaxRank] = {row_of(s.file, path, step, s.first_step, s.steps)};
   s.dirty_first = std::min(s.dirty_first, std::int64_t(start[0]));
   s.dirty_last = std::max(s.dirty_last, std::int64_t(start[0]));
-  const hsize_t count[2] = {1, row_length};
+  hsize_t count[kMaxRank] = {1};
+  std::copy(series.row_shape.begin(), series.row_shape.end(), count + 1);
   const double* values = row.data();
   if (row.size() < row_length) {
     s.padded_row.assign(row_length, std::numeric_limits<double>::quiet_NaN());
@@ -519,7 +545,13 @@ bool RunLog::contains(std::string_view path) const { return state_->series.conta
 std::int64_t RunLog::columns(std::string_view path) const {
   auto it = state_->series.find(path);
   if (it == state_->series.end()) fail(state_->file, path, "unknown series");
-  return it->second.cols;
+  return it->second.row_shape.empty() ? 0 : it->second.row_values;
+}
+
+std::vector<std::int64_t> RunLog::row_shape(std::string_view path) const {
+  auto it = state_->series.find(path);
+  if (it == state_->series.end()) fail(state_->file, path, "unknown series");
+  return it->second.row_shape;
 }
 
 std::string RunLog::attribute(std::string_view name) const {

@@ -19,6 +19,9 @@ bool has(const ExperimentSettings& settings, ProcessKind kind) {
 
 std::string series(ProcessKind kind, std::string_view name) { return to_string(kind) + "/" + std::string(name); }
 
+// The row shape of a series of `cols` values per row: 1-D when cols == 0.
+std::vector<std::int64_t> columns(std::int64_t cols) { return cols == 0 ? std::vector<std::int64_t>{} : std::vector{cols}; }
+
 // The phases a ProcessRecord times; declared for every process so that a phase that first shows up
 // after the first step (the SDCP once the flow is at the edge of stability) still has its series.
 constexpr const char* kTimings[] = {"grad_and_value", "eig", "d3", "sdcp", "total"};
@@ -38,28 +41,30 @@ struct Handle {
 
 }  // namespace
 
-std::vector<SeriesSpec> series_layout(const ExperimentSettings& settings, int k_max) {
+std::vector<SeriesSpec> series_layout(const ExperimentSettings& settings, int k_max,
+                                      const std::vector<std::int64_t>& outputs) {
   const std::int64_t k = k_max, selected = settings.selected_coordinates;
   std::vector<SeriesSpec> layout;
   for (const ProcessKind kind : settings.processes) {
     for (const char* name : {"train_loss", "train_acc", "test_loss", "test_acc", "grad_norm_sq"})
-      layout.push_back({series(kind, name), 0});
-    layout.push_back({series(kind, "effective_hessian_eigs"), k});
-    if (settings.eig.raw_eigenvalues) layout.push_back({series(kind, "hessian_eigs"), k});
-    layout.push_back({series(kind, "grad_sq_selected_idx"), selected});
-    for (const char* name : kWorkNames) layout.push_back({series(kind, "work/" + std::string(name)), 0});
-    if (is_flow(kind)) layout.push_back({series(kind, "substeps"), 0});
+      layout.push_back({series(kind, name), {}});
+    layout.push_back({series(kind, "effective_hessian_eigs"), {k}});
+    if (settings.eig.raw_eigenvalues) layout.push_back({series(kind, "hessian_eigs"), {k}});
+    layout.push_back({series(kind, "grad_sq_selected_idx"), columns(selected)});
+    for (const char* name : kWorkNames) layout.push_back({series(kind, "work/" + std::string(name)), {}});
+    if (is_flow(kind)) layout.push_back({series(kind, "substeps"), {}});
+    if (!outputs.empty()) layout.push_back({series(kind, "outputs"), outputs});
     if (models_oscillation(kind)) {
       for (const char* name : {"predicted_loss", "predicted_grad_norm_sq", "sigma_trace", "sdcp_residual"})
-        layout.push_back({series(kind, name), 0});
-      layout.push_back({series(kind, "predicted_variances"), k});
-      layout.push_back({series(kind, "predicted_grad_sq_selected_idx"), selected});
+        layout.push_back({series(kind, name), {}});
+      layout.push_back({series(kind, "predicted_variances"), {k}});
+      layout.push_back({series(kind, "predicted_grad_sq_selected_idx"), columns(selected)});
     }
   }
   for (std::size_t a = 0; a < settings.processes.size(); ++a)
     for (std::size_t b = a + 1; b < settings.processes.size(); ++b)
-      layout.push_back({distance_series(to_string(settings.processes[a]), to_string(settings.processes[b])), 0});
-  if (has(settings, ProcessKind::discrete) && has(settings, ProcessKind::central)) layout.push_back({"deltas", k});
+      layout.push_back({distance_series(to_string(settings.processes[a]), to_string(settings.processes[b])), {}});
+  if (has(settings, ProcessKind::discrete) && has(settings, ProcessKind::central)) layout.push_back({"deltas", {k}});
   return layout;
 }
 
@@ -68,16 +73,16 @@ std::vector<SeriesSpec> state_layout(const StepRecord& record) {
   for (const auto& [kind, process] : record.processes) {
     std::set<std::string> timings(std::begin(kTimings), std::end(kTimings));
     for (const auto& [name, seconds] : process.seconds) timings.insert(name);
-    for (const std::string& name : timings) layout.push_back({series(kind, "times/" + name), 0});
-    for (const auto& [name, value] : process.state.values) layout.push_back({series(kind, name), 0});
+    for (const std::string& name : timings) layout.push_back({series(kind, "times/" + name), {}});
+    for (const auto& [name, value] : process.state.values) layout.push_back({series(kind, name), {}});
     for (const auto& [name, values] : process.state.vectors)
-      layout.push_back({series(kind, name), std::max<std::int64_t>(1, std::int64_t(values.size()))});
+      layout.push_back({series(kind, name), {std::max<std::int64_t>(1, std::int64_t(values.size()))}});
   }
   return layout;
 }
 
 void declare(RunLog& log, const std::vector<SeriesSpec>& layout) {
-  for (const SeriesSpec& s : layout) log.declare(s.path, s.cols);
+  for (const SeriesSpec& s : layout) log.declare(s.path, s.row_shape);
 }
 
 void StepWriter::put(const std::string& path, std::int64_t step, std::span<const double> row) {
@@ -107,6 +112,7 @@ void StepWriter::write(const StepRecord& record) {
     for (const auto& [name, value] : p.state.values) scalar(prefix + name, value);
     for (const auto& [name, values] : p.state.vectors) put(prefix + name, step, values);
     if (is_flow(kind)) scalar(prefix + "substeps", p.substeps);
+    if (!p.outputs.empty()) put(prefix + "outputs", step, p.outputs);
     if (models_oscillation(kind)) {
       scalar(prefix + "predicted_loss", p.predicted_loss);
       scalar(prefix + "predicted_grad_norm_sq", p.predicted_grad_norm_sq);

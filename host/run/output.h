@@ -15,6 +15,8 @@
 //   central/predicted_loss, predicted_grad_norm_sq, sigma_trace, sdcp_residual   [steps]
 //   central/predicted_variances                  [steps x k_max]  ξ, eigenvalues of X, descending
 //   central/predicted_grad_sq_selected_idx       [steps x 25]
+//   <process>/outputs                            [steps x K x C]  logits on the first K training examples
+//                                                                 (--log-outputs K; C = classes)
 //   distances/<a>-<b>                            [steps]          ‖w_a − w_b‖ for every pair, a < b
 //   deltas                                       [steps x k_max]  (UQ)ᵀP(w_discrete − w_central)
 // k_max = Experiment::max_tracked(). Every row is NaN until its step is written; a short row (k
@@ -34,11 +36,13 @@ namespace cflow::run {
 
 struct SeriesSpec {
   std::string path;
-  std::int64_t cols = 0;  // 0: a 1-D series
+  std::vector<std::int64_t> row_shape;  // {}: a 1-D series (RunLog::declare)
 };
 
-// Every series fixed by the settings (all but opt.*).
-std::vector<SeriesSpec> series_layout(const ExperimentSettings& settings, int k_max);
+// Every series fixed by the settings (all but opt.*); `outputs` is the row shape {K, classes} of
+// <process>/outputs, {} for none.
+std::vector<SeriesSpec> series_layout(const ExperimentSettings& settings, int k_max,
+                                      const std::vector<std::int64_t>& outputs = {});
 // The opt.* and times/* series of each process, from a record (names and widths come from the
 // optimizer and the processes).
 std::vector<SeriesSpec> state_layout(const StepRecord& record);

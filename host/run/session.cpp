@@ -130,6 +130,21 @@ class Runner {
       };
     settings_ = c_.experiment_settings();
     experiment_.emplace(*objective_, evaluate_train, evaluate_test, train_->initial_parameters(c_.seed), settings_);
+    if (c_.log_outputs > 0 && writes_) record_outputs();
+  }
+
+  // --log-outputs K: each process's logits on the first K training examples, by one forward of a
+  // network that holds just those examples; K x classes values cross to the host (docs/design.md §8).
+  // Every rank loads the whole training set before taking its shard and holds the whole w, so in a
+  // data-parallel run the writing rank computes them alone, whichever shards the K examples are on.
+  void record_outputs() {
+    probe_.emplace(network_of(examples_in(data_.train, {0, std::size_t(c_.log_outputs)})));
+    probe_out_ = Buffer<T>(*dev_, index_t(c_.log_outputs) * spec_.classes);
+    experiment_->record_outputs([this](const T* w) {
+      probe_->outputs(w, probe_out_.data());  // [classes x K], an example per column: row-major [K x classes]
+      const std::vector<T> logits = probe_out_.to_host();
+      return std::vector<double>(logits.begin(), logits.end());
+    });
   }
 
   // Before the networks allocate: every process keeps ~10 parameter-sized vectors plus 2·k_max
@@ -193,7 +208,9 @@ class Runner {
                         {"device", dev_->description()},
                         {"ranks", comm_.size()}};
     checkpoint_meta_.update(checkpoint_identity(c_));
-    layout_ = series_layout(settings_, experiment_->max_tracked());
+    layout_ = series_layout(settings_, experiment_->max_tracked(),
+                            c_.log_outputs > 0 ? std::vector<std::int64_t>{c_.log_outputs, spec_.classes}
+                                               : std::vector<std::int64_t>{});
     if (plan_.resume && writes_) {
       log_.emplace(RunLog::open_existing(dir_ / kRunLogFileName));
       if (log_->steps() < c_.steps - first_row_step_) log_->grow(c_.steps - first_row_step_);
@@ -436,6 +453,8 @@ class Runner {
   std::optional<Network<T>> train_, test_;  // this rank's shards
   index_t train_n_ = 0, test_n_ = 0;         // their examples
   std::optional<ShardedObjective<T>> objective_;
+  std::optional<Network<T>> probe_;  // the first --log-outputs training examples (writing rank only)
+  Buffer<T> probe_out_;              // their outputs
   ExperimentSettings settings_;
   std::optional<Experiment<T>> experiment_;
   json config_json_;

@@ -15,6 +15,9 @@ struct ShardRange {
 
 ShardRange shard_range(std::size_t n, int rank, int ranks);
 
+// The examples [range.first, range.first + range.count) of `data` (within its n).
+Dataset examples_in(const Dataset& data, ShardRange range);
+
 // The examples of `data` that rank `rank` of `ranks` holds. Throws DataError when a shard would be
 // empty (fewer examples than ranks).
 Dataset shard(const Dataset& data, int rank, int ranks);

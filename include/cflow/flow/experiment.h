@@ -105,6 +105,9 @@ struct ProcessRecord {
   std::vector<std::pair<std::string, double>> seconds;
   // The oracle work of the step (directions asked for, see CountingObjective), named as in kWorkNames.
   std::vector<std::pair<std::string, double>> work;
+  // The network's outputs (logits) at the reported point on the examples of Experiment::record_outputs,
+  // row-major [examples x classes]; empty when not recorded (docs/design.md §8).
+  std::vector<double> outputs;
   // What the runtime did while this process computed its record and next state (its share of the step).
   DeviceTraffic traffic;
 };
@@ -132,6 +135,8 @@ template <class T>
 class Experiment {
  public:
   using Evaluate = std::function<Evaluation(const T* w)>;
+  // The network's outputs at a point on fixed examples, row-major [examples x classes] (host).
+  using Outputs = std::function<std::vector<double>(const T* w)>;
   // train: the oracle; evaluate_train/evaluate_test: loss and accuracy at a point (evaluate_test may
   // be empty); w0: the initialization (host). Warm-start steps are taken here.
   Experiment(Objective<T>& train, Evaluate evaluate_train, Evaluate evaluate_test, std::span<const T> w0,
@@ -145,6 +150,9 @@ class Experiment {
   const ExperimentSettings& settings() const;
   // Largest number of eigenvalues any process can track (columns of the eigenvalue datasets).
   int max_tracked() const;
+
+  // From the next step on, every process's record carries `outputs` at its reported point.
+  void record_outputs(Outputs outputs);
 
   Checkpoint checkpoint() const;
   // Continues from `checkpoint`: every process from its own saved state, or, with `source`, every

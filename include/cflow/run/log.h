@@ -2,7 +2,7 @@
 //
 // Layout (every series is float64, one row per step, NaN until written):
 //   step                                  int64 [steps]          global step number of each row
-//   <process>/<name>                      [steps] or [steps x cols]
+//   <process>/<name>                      [steps x row shape]: [steps], [steps x cols], [steps x K x C], ...
 //       process: discrete | central | stable | midpoint
 //       name:    train_loss, train_acc, test_loss, test_acc, grad_norm_sq,
 //                effective_hessian_eigs [k_max], hessian_eigs [k_max], opt.<summary>, ...
@@ -27,6 +27,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cflow {
 
@@ -61,10 +62,13 @@ public:
 
   // ---- declaration phase (before start_swmr) ----
 
-  // Declares series `path` ("central/predicted_loss", "deltas", ...): cols == 0 gives a 1-D series
-  // [steps], cols >= 1 a 2-D series [steps x cols]. Intermediate groups are created as needed.
-  // Declaring an existing series again with the same cols does nothing (so a resumed run can repeat
-  // its declarations); with other cols it throws.
+  // Declares series `path` ("central/predicted_loss", "deltas", "discrete/outputs", ...) whose rows
+  // have `row_shape`: {} gives a 1-D series [steps], {cols} a 2-D one [steps x cols], {K, C} a 3-D
+  // one [steps x K x C], and so on (every extent >= 1). Intermediate groups are created as needed.
+  // Declaring an existing series again with the same row shape does nothing (so a resumed run can
+  // repeat its declarations); with another shape it throws.
+  void declare(std::string_view path, std::span<const std::int64_t> row_shape);
+  // The same with row shape {} when cols == 0, else {cols}.
   void declare(std::string_view path, std::int64_t cols = 0);
 
   // Grows every series (and `step`) to `steps` rows; the new rows are NaN. Never shrinks.
@@ -78,9 +82,9 @@ public:
 
   // ---- writing (any phase) ----
 
-  // Writes the row of `step`. A 2-D series takes at most cols values; columns beyond row.size()
-  // are (re)set to NaN, so k tracked eigenvalues go into a k_max-column series as they are.
-  // A 1-D series takes at most one value.
+  // Writes the row of `step`, flattened in row-major (C) order. A row takes at most the product of
+  // the row shape (one value for a 1-D series); values beyond row.size() are (re)set to NaN, so k
+  // tracked eigenvalues go into a k_max-column series as they are.
   void write(std::string_view path, std::int64_t step, std::span<const double> row);
   void write(std::string_view path, std::int64_t step, double value);
 
@@ -90,7 +94,7 @@ public:
   void flush();
 
   // Flushes and closes the file; afterwards only file(), first_step(), steps(), swmr(),
-  // contains() and columns() may be used.
+  // contains(), columns() and row_shape() may be used.
   void close();
 
   // ---- accessors ----
@@ -99,7 +103,8 @@ public:
   std::int64_t steps() const;
   bool swmr() const;
   bool contains(std::string_view path) const;
-  std::int64_t columns(std::string_view path) const;  // 0 for a 1-D series
+  std::int64_t columns(std::string_view path) const;  // values per row; 0 for a 1-D series
+  std::vector<std::int64_t> row_shape(std::string_view path) const;  // {} for a 1-D series
   std::string attribute(std::string_view name) const;
 
 private:
