@@ -80,10 +80,21 @@ struct LossAt {
 
 }  // namespace
 
+// A position that does not count (counted[i] == 0, docs/design.md §3.11) contributes exactly zero: its
+// outputs are not read, so even a non-finite one cannot leak into the sums.
+template <class T>
+CFLOW_DEVICE bool skipped(const T* counted, index_t i) {
+  return counted && counted[i] == T(0);
+}
+
 template <class T>
 CFLOW_KERNEL void loss_values_kernel(LossFunction fn, index_t classes, index_t nb, const T* f0, const T* targets,
-                                     T* loss, T* correct) {
+                                     const T* counted, T* loss, T* correct) {
   for (index_t i : grid_stride(nb)) {
+    if (skipped(counted, i)) {
+      loss[i] = correct[i] = T(0);
+      continue;
+    }
     const T* f = f0 + i * classes;
     const T* t = targets + i * classes;
     T value = 0;
@@ -113,11 +124,19 @@ CFLOW_KERNEL void loss_values_kernel(LossFunction fn, index_t classes, index_t n
 
 template <class T>
 CFLOW_KERNEL void loss_adjoint_kernel(LossFunction fn, int order, index_t classes, index_t nb, index_t m, T scale,
-                                      const T* f0, const T* f1, const T* f2, const T* targets, T* fb0, T* fb1,
-                                      T* fb2) {
+                                      const T* f0, const T* f1, const T* f2, const T* targets, const T* counted,
+                                      T* fb0, T* fb1, T* fb2) {
   for (index_t idx : grid_stride(nb * m)) {
     const index_t i = idx % nb;
     const index_t column = idx * classes;  // (example i, direction idx / nb)
+    if (skipped(counted, i)) {
+      for (index_t c = 0; c < classes; ++c) {
+        fb0[column + c] = T(0);
+        if (order >= 1) fb1[column + c] = T(0);
+        if (order >= 2) fb2[column + c] = T(0);
+      }
+      continue;
+    }
     const T* tangent1 = order >= 1 ? f1 + column : nullptr;
     const LossAt<T> at(fn, classes, f0 + i * classes, targets + i * classes, tangent1);
     if (order == 0) {
@@ -141,9 +160,13 @@ CFLOW_KERNEL void loss_adjoint_kernel(LossFunction fn, int order, index_t classe
 
 template <class T>
 CFLOW_KERNEL void loss_second_order_kernel(LossFunction fn, index_t classes, index_t nb, index_t m, const T* f0,
-                                           const T* f1, const T* f2, const T* targets, T* second) {
+                                           const T* f1, const T* f2, const T* targets, const T* counted, T* second) {
   for (index_t idx : grid_stride(nb * m)) {
     const index_t i = idx % nb;
+    if (skipped(counted, i)) {
+      second[idx] = T(0);
+      continue;
+    }
     const index_t column = idx * classes;
     const T* tangent1 = f1 + column;
     const LossAt<T> at(fn, classes, f0 + i * classes, targets + i * classes, tangent1);
@@ -156,26 +179,28 @@ CFLOW_KERNEL void loss_second_order_kernel(LossFunction fn, index_t classes, ind
 
 template <class T>
 void loss_values(const Device& dev, LossFunction fn, index_t classes, index_t nb, const T* f0, const T* targets,
-                 T* loss, T* correct) {
-  launch(dev, nb, loss_values_kernel<T>, fn, classes, nb, f0, targets, loss, correct);
+                 const T* counted, T* loss, T* correct) {
+  launch(dev, nb, loss_values_kernel<T>, fn, classes, nb, f0, targets, counted, loss, correct);
 }
 template <class T>
 void loss_adjoint(const Device& dev, LossFunction fn, int order, index_t classes, index_t nb, index_t m, T scale,
-                  const T* f0, const T* f1, const T* f2, const T* targets, T* fb0, T* fb1, T* fb2) {
-  launch(dev, nb * m, loss_adjoint_kernel<T>, fn, order, classes, nb, m, scale, f0, f1, f2, targets, fb0, fb1, fb2);
+                  const T* f0, const T* f1, const T* f2, const T* targets, const T* counted, T* fb0, T* fb1, T* fb2) {
+  launch(dev, nb * m, loss_adjoint_kernel<T>, fn, order, classes, nb, m, scale, f0, f1, f2, targets, counted, fb0,
+         fb1, fb2);
 }
 template <class T>
 void loss_second_order(const Device& dev, LossFunction fn, index_t classes, index_t nb, index_t m, const T* f0,
-                       const T* f1, const T* f2, const T* targets, T* second) {
-  launch(dev, nb * m, loss_second_order_kernel<T>, fn, classes, nb, m, f0, f1, f2, targets, second);
+                       const T* f1, const T* f2, const T* targets, const T* counted, T* second) {
+  launch(dev, nb * m, loss_second_order_kernel<T>, fn, classes, nb, m, f0, f1, f2, targets, counted, second);
 }
 
 #define CFLOW_INSTANTIATE(T)                                                                                   \
-  template void loss_values<T>(const Device&, LossFunction, index_t, index_t, const T*, const T*, T*, T*);   \
+  template void loss_values<T>(const Device&, LossFunction, index_t, index_t, const T*, const T*, const T*,  \
+                               T*, T*);                                                                      \
   template void loss_adjoint<T>(const Device&, LossFunction, int, index_t, index_t, index_t, T, const T*,    \
-                                const T*, const T*, const T*, T*, T*, T*);                                   \
+                                const T*, const T*, const T*, const T*, T*, T*, T*);                         \
   template void loss_second_order<T>(const Device&, LossFunction, index_t, index_t, index_t, const T*,       \
-                                     const T*, const T*, const T*, T*);
+                                     const T*, const T*, const T*, const T*, T*);
 CFLOW_INSTANTIATE(float)
 CFLOW_INSTANTIATE(double)
 #undef CFLOW_INSTANTIATE

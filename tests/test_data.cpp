@@ -9,9 +9,11 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include "cflow/data/dataset.h"
+#include "cflow/data/shard.h"
 
 namespace cflow {
 namespace {
@@ -584,6 +586,72 @@ TEST(FashionMnist, LoadsFourClassesFromTheDebianPackage) {
   const auto [mean, stddev] = channel_moments(splits.train);
   EXPECT_NEAR(mean[0], 0.0, 0.2);
   EXPECT_NEAR(stddev[0], 1.0, 0.2);
+}
+
+
+// ---- the sorting task ------------------------------------------------------------------------------
+
+// Every example of a sorting split: the inputs are u (length tokens) then sort(u) without its last
+// token; the counted labels are exactly sort(u), the first length − 1 labels are masked.
+void expect_sorting_examples(const Dataset& data, int vocab, int length) {
+  const std::size_t tokens = std::size_t(2 * length - 1);
+  ASSERT_EQ(data.features(), tokens);
+  ASSERT_EQ(data.positions, int(tokens));
+  ASSERT_EQ(data.labels.size(), data.n * tokens);
+  for (std::size_t i = 0; i < data.n; ++i) {
+    const double* x = data.inputs.data() + i * tokens;
+    const int* y = data.labels.data() + i * tokens;
+    std::vector<int> sorted(x, x + length);
+    for (int token : sorted) ASSERT_TRUE(token >= 0 && token < vocab);
+    std::sort(sorted.begin(), sorted.end());
+    for (int t = 0; t < length - 1; ++t) {
+      EXPECT_EQ(y[t], kMaskedLabel);
+      EXPECT_EQ(x[length + t], sorted[std::size_t(t)]);
+    }
+    for (int t = length - 1; t < int(tokens); ++t) EXPECT_EQ(y[t], sorted[std::size_t(t - length + 1)]);
+  }
+}
+
+TEST(Sorting, CountedTargetsAreTheSortedSequence) {
+  DataSpec spec;
+  spec.name = "sorting";
+  spec.n_train = 40;
+  spec.n_test = 12;
+  spec.classes.count = spec.vocab_size = 5;
+  spec.length = 6;
+  spec.seed = 3;
+  const DataSplits a = load_dataset(spec);
+  ASSERT_EQ(a.train.n, 40u);
+  ASSERT_EQ(a.test.n, 12u);
+  expect_sorting_examples(a.train, 5, 6);
+  expect_sorting_examples(a.test, 5, 6);
+  EXPECT_EQ(std::count(a.train.labels.begin(), a.train.labels.end(), kMaskedLabel), 40 * 5);
+
+  const std::vector<double> counted = counted_positions(a.train);
+  const std::vector<double> targets = make_targets(a.train, LossKind::ce);
+  ASSERT_EQ(targets.size(), 40u * 11 * 5);
+  EXPECT_EQ(std::accumulate(counted.begin(), counted.end(), 0.0), 40.0 * 6);
+  for (std::size_t j = 0; j < a.train.labels.size(); ++j) {
+    EXPECT_EQ(counted[j], a.train.labels[j] == kMaskedLabel ? 0.0 : 1.0);
+    for (int c = 0; c < 5; ++c) EXPECT_EQ(targets[j * 5 + std::size_t(c)], a.train.labels[j] == c ? 1.0 : 0.0);
+  }
+
+  const DataSplits again = load_dataset(spec);
+  EXPECT_EQ(again.train.inputs, a.train.inputs);
+  EXPECT_EQ(again.train.labels, a.train.labels);
+  EXPECT_NE(a.test.inputs, std::vector<double>(a.train.inputs.begin(), a.train.inputs.begin() + 12 * 11));
+  spec.seed = 4;
+  EXPECT_NE(load_dataset(spec).train.inputs, a.train.inputs);
+  spec.classes.count = 4;
+  expect_data_error([&] { load_dataset(spec); }, {"sorting", "classes=5"});
+}
+
+TEST(Sorting, ShardsKeepEachExamplesLabels) {
+  const Dataset data = make_sorting(7, 3, 4, 1, DataSplit::train);
+  const Dataset part = shard(data, 1, 2);
+  ASSERT_EQ(part.n, 4u);
+  EXPECT_EQ(part.labels, std::vector<int>(data.labels.begin() + 3 * 7, data.labels.end()));
+  expect_sorting_examples(part, 3, 4);
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // The network derivative oracle, end to end in float64: every order against central finite
 // differences and exact symmetries, for every activation × loss × bias; batching, chunking and
 // precision must not change the answers.
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <tuple>
 
 #include "cflow/runtime/blas.h"
@@ -34,6 +36,12 @@ ModelSpec small_spec(Architecture arch, Activation act, LossKind loss, index_t c
     spec.width = 8;
     spec.depth = 1;
     spec.input = {2, 8, 8};
+  } else if (arch == Architecture::transformer) {  // 5 tokens of a vocabulary of `classes`, 8 features, 2 heads
+    spec.width = 8;
+    spec.depth = 1;
+    spec.input = {5, 1, 1};
+    spec.positions = 5;
+    spec.output_scale = 1.0;  // the reference's 0 would leave the blocks' third-order jets unchecked
   } else {
     spec.width = 2;
     spec.input = {2, 4, 8};
@@ -44,8 +52,9 @@ ModelSpec small_spec(Architecture arch, Activation act, LossKind loss, index_t c
 template <class T>
 Network<T> make_network(const Device& dev, const ModelSpec& spec, index_t n, NetworkOptions options = {}) {
   const RandomData data = random_data(spec, n, 7);
-  const std::vector<T> x(data.inputs.begin(), data.inputs.end()), y(data.targets.begin(), data.targets.end());
-  return Network<T>(dev, spec, x, y, options);
+  const std::vector<T> x(data.inputs.begin(), data.inputs.end()), y(data.targets.begin(), data.targets.end()),
+      counted(data.counted.begin(), data.counted.end());
+  return Network<T>(dev, spec, x, y, counted, options);
 }
 
 // Parameters: initial weights scaled up a little so the activations leave their linear regime. The
@@ -125,6 +134,73 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values(LossKind::mse, LossKind::ce), ::testing::Values(index_t(3)),
                        ::testing::Values(true)),
     case_name);
+
+// The causal transformer on token sequences with masked positions: categorical head only (the vocabulary).
+INSTANTIATE_TEST_SUITE_P(
+    Transformer, OracleGradcheck,
+    ::testing::Combine(::testing::Values(Backend::cpu, Backend::cuda), ::testing::Values(Architecture::transformer),
+                       ::testing::Values(Activation::gelu, Activation::tanh, Activation::silu, Activation::softplus,
+                                         Activation::relu, Activation::identity),
+                       ::testing::Values(LossKind::mse, LossKind::ce), ::testing::Values(index_t(3)),
+                       ::testing::Values(true)),
+    case_name);
+
+// Losses over sequence positions (docs/design.md §3.11) on an MLP whose head gives 3 classes at each of
+// 4 positions, some masked: the mean over counted positions against a naive loop that skips them,
+// every order against finite differences, and masked targets that change nothing.
+class SequenceLoss : public ::testing::TestWithParam<LossKind> {};
+
+double naive_masked_loss(LossKind loss, const std::vector<double>& f, const RandomData& data, index_t classes) {
+  double sum = 0, count = 0;
+  for (std::size_t term = 0; term < data.counted.size(); ++term) {
+    if (data.counted[term] == 0) continue;
+    const double* out = f.data() + term * std::size_t(classes);
+    const double* target = data.targets.data() + term * std::size_t(classes);
+    double top = out[0], exp_sum = 0, value = 0;
+    for (index_t c = 0; c < classes; ++c) top = std::max(top, out[c]);
+    for (index_t c = 0; c < classes; ++c) exp_sum += std::exp(out[c] - top);
+    for (index_t c = 0; c < classes; ++c)
+      value += loss == LossKind::mse ? 0.5 * (out[c] - target[c]) * (out[c] - target[c]) : -target[c] * out[c];
+    sum += loss == LossKind::mse ? value : value + top + std::log(exp_sum);
+    count += 1;
+  }
+  return sum / count;
+}
+
+TEST_P(SequenceLoss, MeanOverCountedPositions) {
+  const Device dev = Device::open("cpu");
+  ModelSpec spec = small_spec(Architecture::mlp, Activation::tanh, GetParam(), 3, true);
+  spec.positions = 4;
+  const index_t n = 6;
+  RandomData data = random_data(spec, n, 5);
+  const double counted = std::accumulate(data.counted.begin(), data.counted.end(), 0.0);
+  ASSERT_GT(counted, double(n)) << "every example's last position counts, and some others";
+  ASSERT_LT(counted, double(n * spec.positions)) << "some positions are masked";
+  Network<double> net(dev, spec, data.inputs, data.targets, data.counted);
+  auto w = point(net);
+  Buffer<double> f(dev, 3 * spec.positions * n);
+  net.outputs(w.data(), f.data());
+  EXPECT_NEAR(net.evaluate(w.data()).loss, naive_masked_loss(GetParam(), f.to_host(), data, 3), 1e-13);
+  EXPECT_TRUE(gradcheck(net, w.data(), 11).passed({}));
+
+  // Other targets at the masked positions: the same value, gradient and Hessian-vector product.
+  RandomData other = data;
+  for (std::size_t i = 0; i < other.targets.size(); ++i)
+    if (other.counted[i / 3] == 0) other.targets[i] = 7.0 + double(i);
+  Network<double> same(dev, spec, other.inputs, other.targets, other.counted);
+  const index_t d = net.dim();
+  const auto v = random_vector<double>(std::size_t(d), 9);
+  Buffer<double> g1(dev, d), g2(dev, d), dv(dev, std::span<const double>(v)), h1(dev, d), h2(dev, d);
+  EXPECT_EQ(net.value_grad(w.data(), g1.data()), same.value_grad(w.data(), g2.data()));
+  EXPECT_EQ(g1.to_host(), g2.to_host());
+  net.hvp(w.data(), dv.data(), 1, h1.data());
+  same.hvp(w.data(), dv.data(), 1, h2.data());
+  EXPECT_EQ(h1.to_host(), h2.to_host());
+  EXPECT_EQ(net.quad(w.data(), dv.data(), 1), same.quad(w.data(), dv.data(), 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(Losses, SequenceLoss, ::testing::Values(LossKind::mse, LossKind::ce),
+                         [](const ::testing::TestParamInfo<LossKind>& loss) { return to_string(loss.param); });
 
 // A wrong oracle must be caught: the checker is only worth something if it can fail.
 class PerturbedHessian final : public Objective<double> {

@@ -104,6 +104,7 @@ TEST(RunConfig, DefaultsAreTheDefaultExperiment) {
   EXPECT_EQ(s.eig.tolerance, 1e-4);  // f32 default
   EXPECT_EQ(s.flow.central_nsubsteps, FlowSettings{}.central_nsubsteps);
   EXPECT_EQ(parse({"--data", "moons"}).classes, "2");
+  EXPECT_EQ(parse({"--data", "sorting", "--arch", "transformer", "--vocab-size", "6"}).classes, "6");
 }
 
 TEST(RunConfig, FlagsSetEveryKindOfValue) {
@@ -141,6 +142,11 @@ TEST(RunConfig, BadValuesNameTheFlagAndTheValidRange) {
   expect({"--data", "moons", "--classes", "3"}, {"--classes 3", "moons"});
   expect({"--arch", "cnn", "--data", "gaussian"}, {"--arch cnn", "image data"});
   expect({"--arch", "resnet", "--data", "moons"}, {"--arch resnet", "image data"});
+  expect({"--arch", "transformer"}, {"--arch transformer", "expected --data sorting", "got --data fashion-mnist"});
+  expect({"--data", "sorting"}, {"--data sorting", "expected --arch transformer", "got --arch mlp"});
+  expect({"--data", "sorting", "--arch", "transformer", "--classes", "3"}, {"--classes 3", "--vocab-size"});
+  expect({"--data", "sorting", "--arch", "transformer", "--vocab-size", "1"},
+         {"--vocab-size", "an integer in [2, 65536]", "got '1'"});
   expect({"--data", "cifar10"}, {"--data-dir", "cifar-10-binary"});
   expect({"--eig-initial-k", "30"}, {"--eig-initial-k", "--eig-max-k"});
   expect({"--runs", "discrete,stationary"}, {"--runs stationary", "--opt rmsprop", "got --opt gd"});
@@ -425,6 +431,17 @@ TEST(RunCommand, BadFlagsExitWith2AndNameTheFlag) {
   for (std::size_t at = r.out.find("(default: "); at != std::string::npos; at = r.out.find("(default: ", at + 1))
     ++defaults;
   EXPECT_EQ(defaults, keys().size()) << r.out;
+}
+
+TEST(RunCommand, TransformerOnTheSortingTask) {
+  TempDir dir;
+  const Result r = run_cflow({"run", "--arch", "transformer", "--data", "sorting", "--steps", "3", "--n", "8",
+                              "--n-test", "4", "--length", "3", "--width", "4", "--depth", "1", "--eig-max-k", "2",
+                              "--eig-initial-k", "1", "--threads", "1", "--no-plots", "--quiet", "--out",
+                              (dir / "r").string()},
+                             dir.path());
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "r" / "summary.json"));
 }
 
 TEST(RunCommand, MissingOrCorruptDataSaysWhatToDo) {

@@ -9,6 +9,8 @@
 #include "cflow/engine/gradcheck.h"
 #include "cflow/engine/network.h"
 #include "host/cli/cli.h"
+#include "cflow/data/dataset.h"
+#include "host/run/config.h"
 #include "host/run/memory_check.h"
 #include "host/cli/model_flags.h"
 
@@ -23,16 +25,39 @@ struct GradcheckOptions {
   std::string device = "auto";
   bool json = false;
   GradcheckTolerances tolerances;
+  std::string data = "random";
+  int vocab_size = DataSpec{}.vocab_size, length = DataSpec{}.length;
 };
 
+// The model and its examples: random data, or the sorting task's training split for the transformer
+// (the one model of that task, and the one task of that model).
+struct Problem {
+  ModelSpec spec;
+  RandomData data;
+};
+
+Problem make_problem(const GradcheckOptions& o) {
+  if ((o.model.arch == "transformer") != (o.data == "sorting"))
+    throw run::ConfigError(o.data == "sorting" ? "--data sorting: expected --arch transformer, got --arch " + o.model.arch
+                                               : "--arch transformer: expected --data sorting, got --data " + o.data);
+  if (o.data == "random") {
+    const ModelSpec spec = o.model.spec(gradcheck_input_shape(o.model));
+    return {spec, random_data(spec, o.n, o.seed)};
+  }
+  ModelOptions model = o.model;
+  model.classes = std::to_string(o.vocab_size);
+  const Dataset task = make_sorting(std::size_t(o.n), o.vocab_size, o.length, o.seed, DataSplit::train);
+  const ModelSpec spec = model.spec(task.shape());
+  return {spec, {task.inputs, make_targets(task, spec.loss), counted_positions(task)}};
+}
+
 int run_gradcheck(const GradcheckOptions& o) {
-  const ModelSpec spec = o.model.spec(gradcheck_input_shape(o.model));
+  const auto [spec, data] = make_problem(o);
   warn_if_not_smooth(spec);
   run::check_memory(run::network_bytes(spec, double(o.n), 8, 16), "the model and data",
                "--width or --n");
   const Device dev = Device::open(o.device);
-  const RandomData data = random_data(spec, o.n, o.seed);
-  Network<double> net(dev, spec, data.inputs, data.targets);
+  Network<double> net(dev, spec, data.inputs, data.targets, data.counted);
   Buffer<double> w(dev, std::span<const double>(net.initial_parameters(o.seed)));
   const GradcheckResult result = gradcheck(net, w.data(), o.seed + 1, o.step);
   const bool passed = result.passed(o.tolerances);
@@ -75,6 +100,12 @@ Handler add_gradcheck_command(CLI::App& app) {
   cmd->add_option("--symmetry-tolerance", o->tolerances.symmetry, "largest accepted symmetry residual")
       ->capture_default_str()
       ->check(kPositive);
+  cmd->add_option("--data", o->data, "random (standard-normal inputs, random labels) | sorting (--arch transformer)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"random", "sorting"}));
+  cmd->add_option("--vocab-size", o->vocab_size, "sorting: tokens 0 .. N-1")->capture_default_str()->check(
+      CLI::Range(2, 1 << 16));
+  cmd->add_option("--length", o->length, "sorting: tokens to sort")->capture_default_str()->check(CLI::Range(1, 1 << 12));
   cmd->add_option("--device", o->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   cmd->add_flag("--json", o->json, "machine-readable output");
   return [o] { return run_gradcheck(*o); };

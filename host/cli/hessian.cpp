@@ -14,6 +14,7 @@
 #include "cflow/engine/gradcheck.h"
 #include "cflow/engine/network.h"
 #include "host/cli/cli.h"
+#include "host/run/config.h"
 #include "host/run/memory_check.h"
 #include "host/cli/model_flags.h"
 
@@ -49,6 +50,10 @@ struct Problem {
 };
 
 Problem make_problem(const HessianOptions& o) {
+  if (o.model.arch == "transformer")
+    throw run::ConfigError("cflow hessian: --arch transformer (the sorting task's masked positions) is not supported "
+                           "here yet; use cflow run --arch transformer --data sorting, which tracks the top "
+                           "eigenvalues");
   Problem p;
   if (o.data == "random") {
     p.spec = o.model.spec(gradcheck_input_shape(o.model));

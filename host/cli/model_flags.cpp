@@ -1,5 +1,6 @@
 #include "host/cli/model_flags.h"
 
+#include <cstdio>
 #include <iostream>
 
 #include "cflow/data/dataset.h"
@@ -35,22 +36,34 @@ void ModelOptions::register_options(CLI::App& cmd) {
           },
           "N|binary"));
   cmd.add_flag("--no-bias", no_bias, "MLP layers without biases");
-  cmd.add_option("--heads", heads, "ViT attention heads (must divide --width)")
+  cmd.add_option("--heads", heads, "ViT and transformer attention heads (must divide --width)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd.add_option("--patch", patch, "ViT patch side (must divide the image height and width)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd.add_option("--output-scale", output_scale, "transformer: multiplies the head's initial weights (reference: 0)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
 }
 
 ModelSpec ModelOptions::spec(TensorShape input) const {
   return model_spec(
-      {arch, activation, loss, width, depth, !no_bias, parse_class_choice(classes).outputs(), heads, patch}, input);
+      {arch, activation, loss, width, depth, !no_bias, parse_class_choice(classes).outputs(), heads, patch, output_scale},
+      input);
 }
 
 TensorShape gradcheck_input_shape(const ModelOptions& options) {
   return options.arch == "mlp" ? TensorShape{10, 1, 1} : TensorShape{2, 8, 8};
 }
+
+namespace {
+std::string shortest(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", x);
+  return text;
+}
+}  // namespace
 
 std::string describe(const ModelSpec& s) {
   std::string text = to_string(s.arch) + " width " + std::to_string(s.width);
@@ -59,6 +72,9 @@ std::string describe(const ModelSpec& s) {
   if (s.arch == Architecture::vit)
     text += " depth " + std::to_string(s.depth) + " heads " + std::to_string(s.heads) + " patch " +
             std::to_string(s.patch);
+  if (s.arch == Architecture::transformer)
+    text += " depth " + std::to_string(s.depth) + " heads " + std::to_string(s.heads) + " output-scale " +
+            shortest(s.output_scale) + ", " + std::to_string(s.positions) + " positions";
   return text + ", " + to_string(s.activation) + ", " + to_string(s.loss) + ", " +
          (s.classes == 1 ? std::string("binary") : std::to_string(s.classes) + " classes");
 }

@@ -1,6 +1,6 @@
 #pragma once
 // Model flags shared by the subcommands that build a network (--arch, --width, --depth, --act,
-// --loss, --classes, --no-bias, --heads, --patch).
+// --loss, --classes, --no-bias, --heads, --patch, --output-scale).
 #include <CLI/CLI.hpp>
 
 #include <string>
@@ -18,6 +18,7 @@ struct ModelOptions {
   std::string classes = "4";  // N ≥ 2 or "binary"
   bool no_bias = false;
   index_t heads = ModelSpec{}.heads, patch = ModelSpec{}.patch;
+  double output_scale = ModelSpec{}.output_scale;
 
   void register_options(CLI::App& cmd);
   // The model for an input shape; throws cflow::Error naming a bad value.

@@ -144,13 +144,17 @@ DataSplits make_synthetic(const DataSpec& spec) {
                                  spec.seed, DataSplit::test)};
 }
 
-// Uniform on 0..bound-1 without modulo bias (rejects the few values that would favour small results).
-std::uint64_t uniform_below(std::uint64_t bound, std::mt19937_64& rng) {
-  const std::uint64_t threshold = (0 - bound) % bound;
-  while (true) {
-    const std::uint64_t r = rng();
-    if (r >= threshold) return r % bound;
-  }
+DataSplits make_sorting_splits(const DataSpec& spec) {
+  const std::size_t n_test = spec.n_test.value_or(spec.n_train);
+  if (spec.n_train == 0 || n_test == 0) throw DataError("sorting needs n_train and n_test of at least 1");
+  if (spec.vocab_size < 2 || spec.length < 1)
+    throw DataError("sorting: vocab_size=" + std::to_string(spec.vocab_size) + " and length=" +
+                    std::to_string(spec.length) + "; pass a vocabulary of at least 2 tokens and a length >= 1");
+  if (spec.classes.binary || spec.classes.count != spec.vocab_size)
+    throw DataError("sorting: its classes are the " + std::to_string(spec.vocab_size) +
+                    " tokens of the vocabulary; pass classes=" + std::to_string(spec.vocab_size));
+  return {make_sorting(spec.n_train, spec.vocab_size, spec.length, spec.seed, DataSplit::train),
+          make_sorting(n_test, spec.vocab_size, spec.length, spec.seed, DataSplit::test)};
 }
 
 // Puts the examples of `data` in a random order (Fisher-Yates).
@@ -158,13 +162,14 @@ void permute(Dataset& data, std::mt19937_64 rng) {
   std::vector<std::size_t> order(data.n);
   for (std::size_t i = 0; i < data.n; ++i) order[i] = i;
   for (std::size_t i = data.n; i > 1; --i) std::swap(order[i - 1], order[uniform_below(i, rng)]);
-  const std::size_t f = data.features();
+  const std::size_t f = data.features(), p = static_cast<std::size_t>(data.positions);
   std::vector<double> inputs(data.inputs.size());
-  std::vector<int> labels(data.n);
+  std::vector<int> labels(data.labels.size());
   for (std::size_t i = 0; i < data.n; ++i) {
     std::copy_n(data.inputs.begin() + static_cast<std::ptrdiff_t>(order[i] * f), f,
                 inputs.begin() + static_cast<std::ptrdiff_t>(i * f));
-    labels[i] = data.labels[order[i]];
+    std::copy_n(data.labels.begin() + static_cast<std::ptrdiff_t>(order[i] * p), p,
+                labels.begin() + static_cast<std::ptrdiff_t>(i * p));
   }
   data.inputs = std::move(inputs);
   data.labels = std::move(labels);
@@ -197,8 +202,10 @@ DataSplits load_dataset(const DataSpec& spec) {
     splits = load_images(spec);
   } else if (spec.name == "moons" || spec.name == "gaussian") {
     splits = make_synthetic(spec);
+  } else if (spec.name == "sorting") {
+    splits = make_sorting_splits(spec);
   } else {
-    throw DataError("unknown data set '" + spec.name + "'; choose fashion-mnist, cifar10, moons or gaussian");
+    throw DataError("unknown data set '" + spec.name + "'; choose fashion-mnist, cifar10, moons, gaussian or sorting");
   }
   permute(splits.train, random_stream(spec.seed, "order/train"));
   permute(splits.test, random_stream(spec.seed, "order/test"));
@@ -209,8 +216,9 @@ DataSplits load_dataset(const DataSpec& spec) {
 
 std::vector<double> make_targets(const Dataset& data, LossKind loss) {
   const std::size_t outputs = static_cast<std::size_t>(data.classes.outputs());
-  std::vector<double> targets(outputs * data.n, 0.0);
-  for (std::size_t i = 0; i < data.n; ++i) {
+  std::vector<double> targets(outputs * data.labels.size(), 0.0);
+  for (std::size_t i = 0; i < data.labels.size(); ++i) {
+    if (data.labels[i] == kMaskedLabel) continue;
     if (!data.classes.binary) {
       targets[i * outputs + static_cast<std::size_t>(data.labels[i])] = 1.0;
     } else if (loss == LossKind::mse) {
@@ -220,6 +228,12 @@ std::vector<double> make_targets(const Dataset& data, LossKind loss) {
     }
   }
   return targets;
+}
+
+std::vector<double> counted_positions(const Dataset& data) {
+  std::vector<double> counted(data.labels.size());
+  for (std::size_t i = 0; i < counted.size(); ++i) counted[i] = data.labels[i] == kMaskedLabel ? 0.0 : 1.0;
+  return counted;
 }
 
 std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& file) {
@@ -235,6 +249,15 @@ std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& file) {
 
 void throw_data_error(const std::filesystem::path& file, const std::string& what) {
   throw DataError(file.string() + ": " + what);
+}
+
+// Rejects the few values that would favour small results.
+std::uint64_t uniform_below(std::uint64_t bound, std::mt19937_64& rng) {
+  const std::uint64_t threshold = (0 - bound) % bound;
+  while (true) {
+    const std::uint64_t r = rng();
+    if (r >= threshold) return r % bound;
+  }
 }
 
 std::mt19937_64 random_stream(std::uint64_t seed, std::string_view purpose) {

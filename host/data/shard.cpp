@@ -26,8 +26,8 @@ Dataset examples_in(const Dataset& data, ShardRange range) {
   part.n = range.count;
   const auto inputs = data.inputs.begin() + std::ptrdiff_t(range.first * data.features());
   part.inputs.assign(inputs, inputs + std::ptrdiff_t(range.count * data.features()));
-  const auto labels = data.labels.begin() + std::ptrdiff_t(range.first);
-  part.labels.assign(labels, labels + std::ptrdiff_t(range.count));
+  const auto labels = data.labels.begin() + std::ptrdiff_t(range.first) * data.positions;
+  part.labels.assign(labels, labels + std::ptrdiff_t(range.count) * data.positions);
   return part;
 }
 

@@ -10,24 +10,26 @@
 
 namespace cflow {
 namespace {
-
 constexpr index_t kMlpRatio = 4;  // hidden features of the blocks' MLP per feature
-
-// Moves `from` to the end of `to`, advancing `offset` past their parameters.
-template <class T>
-void append(LayerStack<T>& to, LayerStack<T> from, index_t& offset) {
-  for (auto& layer : from) {
-    offset += layer->parameter_count();
-    to.push_back(std::move(layer));
-  }
-}
-template <class T>
-void append(LayerStack<T>& to, std::unique_ptr<Layer<T>> layer, index_t& offset) {
-  offset += layer->parameter_count();
-  to.push_back(std::move(layer));
-}
-
 }  // namespace
+
+template <class T>
+void append_pre_ln_block(LayerStack<T>& layers, index_t D, index_t tokens, index_t heads, bool causal,
+                         Activation act, index_t& offset) {
+  const TensorShape stream{D * tokens, 1, 1};
+  LayerStack<T> attention, mlp;  // the residual branches; their parameters follow each other in w
+  append(attention, make_layer_norm<T>(D, tokens, offset), offset);
+  append(attention, make_self_attention<T>(D, tokens, heads, causal, offset), offset);
+  append(mlp, make_layer_norm<T>(D, tokens, offset), offset);
+  append(mlp, make_token_linear<T>(D, tokens, kMlpRatio * D, true, offset), offset);
+  append(mlp, make_activation<T>({kMlpRatio * D * tokens, 1, 1}, act), offset);
+  append(mlp, make_token_linear<T>(kMlpRatio * D, tokens, D, true, offset), offset);
+  layers.push_back(make_residual<T>(stream, std::move(attention), {}, 1.0));
+  layers.push_back(make_residual<T>(stream, std::move(mlp), {}, 1.0));
+}
+template void append_pre_ln_block<float>(LayerStack<float>&, index_t, index_t, index_t, bool, Activation, index_t&);
+template void append_pre_ln_block<double>(LayerStack<double>&, index_t, index_t, index_t, bool, Activation,
+                                          index_t&);
 
 template <class T>
 void add_vit(const ModelSpec& spec, LayerStack<T>& layers, index_t& offset) {
@@ -39,23 +41,13 @@ void add_vit(const ModelSpec& spec, LayerStack<T>& layers, index_t& offset) {
   const index_t D = spec.width, patch = spec.patch;
   LayerStack<T> embedding = make_patch_embedding<T>(spec.input, patch, D, offset);  // [patches, Linear, positions]
   const index_t tokens = embedding.back()->output_shape().size() / D;
-  const TensorShape stream{D * tokens, 1, 1};
   auto positions = std::move(embedding.back());
   embedding.pop_back();
   append(layers, std::move(embedding), offset);
   append(layers, make_layer_norm<T>(D, tokens, offset), offset);
   append(layers, std::move(positions), offset);
-  for (int b = 0; b < spec.depth; ++b) {
-    LayerStack<T> attention, mlp;  // the residual branches; their parameters follow each other in w
-    append(attention, make_layer_norm<T>(D, tokens, offset), offset);
-    append(attention, make_self_attention<T>(D, tokens, spec.heads, false, offset), offset);
-    append(mlp, make_layer_norm<T>(D, tokens, offset), offset);
-    append(mlp, make_token_linear<T>(D, tokens, kMlpRatio * D, true, offset), offset);
-    append(mlp, make_activation<T>({kMlpRatio * D * tokens, 1, 1}, spec.activation), offset);
-    append(mlp, make_token_linear<T>(kMlpRatio * D, tokens, D, true, offset), offset);
-    layers.push_back(make_residual<T>(stream, std::move(attention), {}, 1.0));
-    layers.push_back(make_residual<T>(stream, std::move(mlp), {}, 1.0));
-  }
+  for (int b = 0; b < spec.depth; ++b)
+    append_pre_ln_block(layers, D, tokens, spec.heads, false, spec.activation, offset);
   append(layers, make_layer_norm<T>(D, tokens, offset), offset);
   append(layers, make_token_mean_pool<T>(D, tokens), offset);
   append(layers, make_linear<T>({D, 1, 1}, spec.classes, true, offset), offset);

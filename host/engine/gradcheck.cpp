@@ -107,12 +107,18 @@ RandomData random_data(const ModelSpec& spec, index_t n, std::uint64_t seed) {
   data.height = int(spec.input.height);
   data.width = int(spec.input.width);
   data.classes = spec.classes == 1 ? ClassChoice{2, true} : ClassChoice{int(spec.classes), false};
+  data.positions = int(spec.positions);
+  std::uniform_int_distribution<int> label(0, data.classes.count - 1), token(0, int(spec.classes) - 1);
   data.inputs.resize(data.features() * data.n);
-  for (double& x : data.inputs) x = normal(rng);
-  std::uniform_int_distribution<int> label(0, data.classes.count - 1);
-  for (std::size_t i = 0; i < data.n; ++i) data.labels.push_back(label(rng));
+  for (double& x : data.inputs) x = spec.arch == Architecture::transformer ? token(rng) : normal(rng);
+  // Sequences: a position is masked with probability 1/(C + 1), but the last one always counts.
+  std::uniform_int_distribution<int> maybe_masked(kMaskedLabel, data.classes.count - 1);
+  for (std::size_t i = 0; i < data.n * std::size_t(data.positions); ++i) {
+    const bool last = (i + 1) % std::size_t(data.positions) == 0;
+    data.labels.push_back(last ? label(rng) : maybe_masked(rng));
+  }
   std::vector<double> targets = make_targets(data, spec.loss);
-  return {std::move(data.inputs), std::move(targets)};
+  return {std::move(data.inputs), std::move(targets), counted_positions(data)};
 }
 
 bool GradcheckResult::passed(const GradcheckTolerances& tolerances) const {

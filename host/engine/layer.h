@@ -73,8 +73,10 @@ template <class T>
 LayerStack<T> build_layers(const ModelSpec& spec);
 
 // Layer factories (host/layer_*.cpp). `offset` is the layer's first parameter in w.
+// initial_weight_scale multiplies the initial W (the transformer's --output-scale), not the bias.
 template <class T>
-std::unique_ptr<Layer<T>> make_linear(TensorShape input, index_t outputs, bool bias, index_t offset);
+std::unique_ptr<Layer<T>> make_linear(TensorShape input, index_t outputs, bool bias, index_t offset,
+                                      double initial_weight_scale = 1.0);
 template <class T>
 std::unique_ptr<Layer<T>> make_activation(TensorShape shape, Activation act);
 // k×k (k odd), stride s, zero padding k/2: 3×3 stride 1 keeps the image size.
@@ -96,7 +98,7 @@ std::unique_ptr<Layer<T>> make_layer_norm(index_t features, index_t tokens, inde
 // A Linear layer applied to every token alike.
 template <class T>
 std::unique_ptr<Layer<T>> make_token_linear(index_t features, index_t tokens, index_t outputs, bool bias,
-                                            index_t offset);
+                                            index_t offset, double initial_weight_scale = 1.0);
 // Multi-head self-attention softmax(QKᵀ/√d_head)V with Q, K, V and output projections (no biases, as
 // the simple ViT), query i seeing keys 0..i only when `causal`: the layers [qkv projection, attention,
 // output projection], parameters from `offset` in that order.
@@ -123,10 +125,31 @@ template <class T>
 std::unique_ptr<Layer<T>> make_residual(TensorShape input, LayerStack<T> branch, LayerStack<T> shortcut,
                                         double scale);
 
-// The ResNet and the ViT of docs/design.md §2.2 appended to `layers` (host/engine/arch_*.cpp).
+// The ResNet, the ViT and the transformer of docs/design.md §2.2 appended to `layers`
+// (host/engine/arch_*.cpp).
 template <class T>
 void add_resnet(const ModelSpec& spec, LayerStack<T>& layers, index_t& offset);
 template <class T>
 void add_vit(const ModelSpec& spec, LayerStack<T>& layers, index_t& offset);
+template <class T>
+void add_transformer(const ModelSpec& spec, LayerStack<T>& layers, index_t& offset);
+// Moves `from` (one layer, or a stack) to the end of `to`, advancing `offset` past its parameters.
+template <class T>
+void append(LayerStack<T>& to, LayerStack<T> from, index_t& offset) {
+  for (auto& layer : from) {
+    offset += layer->parameter_count();
+    to.push_back(std::move(layer));
+  }
+}
+template <class T>
+void append(LayerStack<T>& to, std::unique_ptr<Layer<T>> layer, index_t& offset) {
+  offset += layer->parameter_count();
+  to.push_back(std::move(layer));
+}
+// The pre-LN block of the ViT and the transformer: x + attention(LN(x)), then
+// x + Linear(act(Linear(LN(x)))) with a D → 4D → D MLP with biases.
+template <class T>
+void append_pre_ln_block(LayerStack<T>& layers, index_t features, index_t tokens, index_t heads, bool causal,
+                         Activation act, index_t& offset);
 
 }  // namespace cflow

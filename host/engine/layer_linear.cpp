@@ -18,8 +18,8 @@ using blas::Op;
 template <class T>
 class Linear final : public Layer<T> {
  public:
-  Linear(TensorShape input, index_t outputs, bool bias, index_t offset)
-      : in_(input.size()), out_(outputs), bias_(bias), offset_(offset) {}
+  Linear(TensorShape input, index_t outputs, bool bias, index_t offset, double weight_scale)
+      : in_(input.size()), out_(outputs), bias_(bias), offset_(offset), weight_scale_(weight_scale) {}
 
   TensorShape output_shape() const override { return {out_, 1, 1}; }
   index_t parameter_count() const override { return in_ * out_ + (bias_ ? out_ : 0); }
@@ -27,7 +27,7 @@ class Linear final : public Layer<T> {
   void initialize(std::mt19937_64& rng, T* slice) const override {
     const double bound = 1.0 / std::sqrt(double(in_));
     std::uniform_real_distribution<double> uniform(-bound, bound);
-    for (index_t i = 0; i < parameter_count(); ++i) slice[i] = T(uniform(rng));
+    for (index_t i = 0; i < parameter_count(); ++i) slice[i] = T((i < in_ * out_ ? weight_scale_ : 1.0) * uniform(rng));
   }
 
   void forward(const JetPass<T>& p, const T* x, T* y) const override {
@@ -107,15 +107,17 @@ class Linear final : public Layer<T> {
   index_t in_, out_;
   bool bias_;
   index_t offset_;
+  double weight_scale_;  // multiplies the initial W (not b)
 };
 
 }  // namespace
 
 template <class T>
-std::unique_ptr<Layer<T>> make_linear(TensorShape input, index_t outputs, bool bias, index_t offset) {
-  return std::make_unique<Linear<T>>(input, outputs, bias, offset);
+std::unique_ptr<Layer<T>> make_linear(TensorShape input, index_t outputs, bool bias, index_t offset,
+                                      double initial_weight_scale) {
+  return std::make_unique<Linear<T>>(input, outputs, bias, offset, initial_weight_scale);
 }
-template std::unique_ptr<Layer<float>> make_linear<float>(TensorShape, index_t, bool, index_t);
-template std::unique_ptr<Layer<double>> make_linear<double>(TensorShape, index_t, bool, index_t);
+template std::unique_ptr<Layer<float>> make_linear<float>(TensorShape, index_t, bool, index_t, double);
+template std::unique_ptr<Layer<double>> make_linear<double>(TensorShape, index_t, bool, index_t, double);
 
 }  // namespace cflow

@@ -44,10 +44,11 @@ class TokenWise final : public Layer<T> {
 
 template <class T>
 std::unique_ptr<Layer<T>> make_token_linear(index_t features, index_t tokens, index_t outputs, bool bias,
-                                            index_t offset) {
-  return std::make_unique<TokenWise<T>>(make_linear<T>(TensorShape{features, 1, 1}, outputs, bias, offset), tokens);
+                                            index_t offset, double initial_weight_scale) {
+  return std::make_unique<TokenWise<T>>(
+      make_linear<T>(TensorShape{features, 1, 1}, outputs, bias, offset, initial_weight_scale), tokens);
 }
-template std::unique_ptr<Layer<float>> make_token_linear<float>(index_t, index_t, index_t, bool, index_t);
-template std::unique_ptr<Layer<double>> make_token_linear<double>(index_t, index_t, index_t, bool, index_t);
+template std::unique_ptr<Layer<float>> make_token_linear<float>(index_t, index_t, index_t, bool, index_t, double);
+template std::unique_ptr<Layer<double>> make_token_linear<double>(index_t, index_t, index_t, bool, index_t, double);
 
 }  // namespace cflow

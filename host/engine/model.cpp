@@ -24,6 +24,8 @@ ModelSpec model_spec(const ModelSettings& settings, TensorShape input) {
   spec.classes = settings.classes;
   spec.heads = settings.heads;
   spec.patch = settings.patch;
+  spec.output_scale = settings.output_scale;
+  if (spec.arch == Architecture::transformer) spec.positions = input.size();
   spec.loss = parse_loss(settings.loss);
   return spec;
 }
@@ -46,11 +48,13 @@ LayerStack<T> build_layers(const ModelSpec& spec) {
       add(make_activation<T>(shape(), spec.activation));
       in = shape();
     }
-    add(make_linear<T>(in, spec.classes, spec.bias, offset));
+    add(make_linear<T>(in, spec.classes * spec.positions, spec.bias, offset));  // C outputs per position
   } else if (spec.arch == Architecture::resnet) {
     add_resnet<T>(spec, layers, offset);
   } else if (spec.arch == Architecture::vit) {
     add_vit<T>(spec, layers, offset);
+  } else if (spec.arch == Architecture::transformer) {
+    add_transformer<T>(spec, layers, offset);
   } else {
     CFLOW_REQUIRE(spec.input.height % 4 == 0 && spec.input.width % 4 == 0,
                   "the CNN pools twice by 2: input height and width must be divisible by 4");

@@ -19,10 +19,12 @@ struct Network<T>::State {
   LayerStack<T> layers;
   std::vector<index_t> features;  // per boundary: [0] the input, [l + 1] the output of layer l
   index_t n = 0, d = 0, chunk = 0;
+  index_t positions = 1;  // loss terms per example (docs/design.md §3.11)
+  double counted_terms = 0;  // the loss terms that count: the denominator of every mean
   LossFunction loss;
-  Buffer<T> inputs, targets;      // [features[0] × n], [C × n]
+  Buffer<T> inputs, targets, counted;  // [features[0] × n], [C × positions × n], [positions × n] (or empty)
   std::vector<Buffer<T>> primal;  // per boundary ≥ 1: [features × n], valid for cached_w
-  Buffer<T> example_loss, example_correct, ones;
+  Buffer<T> example_loss, example_correct, ones;  // per loss term; ones: at least n × positions
   Buffer<T> cached_w, w_difference;
   bool cache_valid = false;
   // Jet workspace for (chunk, directions), grown on demand.
@@ -32,17 +34,26 @@ struct Network<T>::State {
   index_t workspace_directions = 0;
 
   State(const Device& device, const ModelSpec& model, std::span<const T> x, std::span<const T> y,
-        NetworkOptions opts)
-      : dev(device), spec(model), options(opts), layers(build_layers<T>(model)) {
+        std::span<const T> mask, NetworkOptions opts)
+      : dev(device), spec(model), options(opts), layers(build_layers<T>(model)), positions(model.positions) {
     features.push_back(spec.input.size());
     for (const auto& layer : layers) {
       features.push_back(layer->output_shape().size());
       d += layer->parameter_count();
     }
-    CFLOW_REQUIRE(features.back() == spec.classes, "network output size must equal the class count");
+    CFLOW_REQUIRE(features.back() == spec.classes * positions,
+                  "network output size must equal the class count times the positions");
     CFLOW_REQUIRE(x.size() % std::size_t(features[0]) == 0 && !x.empty(), "inputs must be [features × n]");
     n = index_t(x.size()) / features[0];
-    CFLOW_REQUIRE(index_t(y.size()) == spec.classes * n, "targets must be [classes × n]");
+    CFLOW_REQUIRE(index_t(y.size()) == spec.classes * positions * n, "targets must be [classes × positions × n]");
+    CFLOW_REQUIRE(mask.empty() || index_t(mask.size()) == positions * n, "the mask must be [positions × n]");
+    counted_terms = double(positions * n);
+    if (!mask.empty()) {
+      counted_terms = 0;
+      for (const T flag : mask) counted_terms += double(flag);  // host data, once: no device loop over d
+      CFLOW_REQUIRE(counted_terms > 0, "the mask leaves no position that counts");
+      counted = Buffer<T>(dev, mask);
+    }
     CFLOW_REQUIRE(options.chunk >= 0 && options.max_directions >= 1, "bad chunk or max_directions");
     chunk = options.chunk == 0 ? n : std::min(options.chunk, n);
     loss = spec.loss == LossKind::mse           ? LossFunction::mse
@@ -51,14 +62,16 @@ struct Network<T>::State {
     inputs = Buffer<T>(dev, x);
     targets = Buffer<T>(dev, y);
     for (std::size_t b = 1; b < features.size(); ++b) primal.emplace_back(dev, features[b] * n);
-    example_loss = Buffer<T>(dev, n);
-    example_correct = Buffer<T>(dev, n);
-    ones = Buffer<T>(dev, std::vector<T>(std::size_t(n), T(1)));
+    example_loss = Buffer<T>(dev, n * positions);
+    example_correct = Buffer<T>(dev, n * positions);
+    ones = Buffer<T>(dev, std::vector<T>(std::size_t(n * positions), T(1)));
     cached_w = Buffer<T>(dev, d);
     w_difference = Buffer<T>(dev, d);
   }
 
   index_t classes() const { return spec.classes; }
+  const T* counted_at(index_t first) const { return counted.size() ? counted.data() + first * positions : nullptr; }
+  const T* targets_at(index_t first) const { return targets.data() + first * positions * classes(); }
   T* primal_at(std::size_t boundary, index_t first) {
     return boundary == 0 ? inputs.data() + first * features[0] : primal[boundary - 1].data() + first * features[boundary];
   }
@@ -78,8 +91,9 @@ struct Network<T>::State {
       const index_t nb = std::min(chunk, n - first);
       const JetPass<T> pass{dev, 0, nb, 1, w, nullptr, nullptr, d, ones.data()};
       for (std::size_t l = 0; l < layers.size(); ++l) layers[l]->forward(pass, primal_at(l, first), primal_at(l + 1, first));
-      CFLOW_DISPATCH(dev, loss_values<T>, dev, loss, classes(), nb, primal_at(layers.size(), first),
-                     targets.data() + first * classes(), example_loss.data() + first, example_correct.data() + first);
+      CFLOW_DISPATCH(dev, loss_values<T>, dev, loss, classes(), nb * positions, primal_at(layers.size(), first),
+                     targets_at(first), counted_at(first), example_loss.data() + first * positions,
+                     example_correct.data() + first * positions);
     }
     blas::copy<T>(dev, d, w, cached_w.data());
     cache_valid = true;
@@ -96,7 +110,7 @@ struct Network<T>::State {
     }
     for (auto& side : adjoint)
       for (auto& component : side) component = Buffer<T>(dev, widest * chunk * m);
-    per_example = Buffer<T>(dev, chunk * m);
+    per_example = Buffer<T>(dev, chunk * positions * m);
     workspace_directions = m;
   }
 
@@ -111,7 +125,7 @@ struct Network<T>::State {
     return jets;
   }
 
-  // G (d × m) = ∇_w of (1/n) Σ_i ℓ_order along each direction: the gradient (order 0, m = 1),
+  // G (d × m) = ∇_w of the mean over counted loss terms of ℓ_order along each direction: the gradient (order 0, m = 1),
   // Hessian-vector products (order 1) or ∇(vᵀHv) (order 2).
   void differentiate(int order, const T* w, const T* V, index_t m, T* G) {
     ensure_primal(w);
@@ -128,9 +142,9 @@ struct Network<T>::State {
         Adjoint<T> out_adjoint{{adjoint[0][0].data(), adjoint[0][1].data(), adjoint[0][2].data()}};
         Adjoint<T> in_adjoint{{adjoint[1][0].data(), adjoint[1][1].data(), adjoint[1][2].data()}};
         const Jet<T>& f = jets.back();
-        CFLOW_DISPATCH(dev, loss_adjoint<T>, dev, loss, order, classes(), nb, mg, T(1) / T(n), f.primal, f.tangent[0],
-                       f.tangent[1], targets.data() + first * classes(), out_adjoint.component[0],
-                       out_adjoint.component[1], out_adjoint.component[2]);
+        CFLOW_DISPATCH(dev, loss_adjoint<T>, dev, loss, order, classes(), nb * positions, mg, T(1) / T(counted_terms),
+                       f.primal, f.tangent[0], f.tangent[1], targets_at(first), counted_at(first),
+                       out_adjoint.component[0], out_adjoint.component[1], out_adjoint.component[2]);
         for (std::size_t l = layers.size(); l-- > 0;) {
           layers[l]->reverse(pass, jets[l], jets[l + 1], out_adjoint, l > 0 ? &in_adjoint : nullptr);
           std::swap(out_adjoint, in_adjoint);
@@ -143,7 +157,11 @@ struct Network<T>::State {
 template <class T>
 Network<T>::Network(const Device& dev, const ModelSpec& spec, std::span<const T> inputs, std::span<const T> targets,
                     NetworkOptions options)
-    : state_(std::make_unique<State>(dev, spec, inputs, targets, options)) {}
+    : state_(std::make_unique<State>(dev, spec, inputs, targets, std::span<const T>(), options)) {}
+template <class T>
+Network<T>::Network(const Device& dev, const ModelSpec& spec, std::span<const T> inputs, std::span<const T> targets,
+                    std::span<const T> counted, NetworkOptions options)
+    : state_(std::make_unique<State>(dev, spec, inputs, targets, counted, options)) {}
 template <class T> Network<T>::~Network() = default;
 template <class T> Network<T>::Network(Network&&) noexcept = default;
 
@@ -191,11 +209,12 @@ std::vector<T> Network<T>::quad(const T* w, const T* U, index_t m) {
       const JetPass<T> pass{s.dev, 2, nb, mg, w, U + g * s.d, nullptr, s.d, s.ones.data()};
       const auto jets = s.forward_tangents(pass, first);
       const Jet<T>& f = jets.back();
-      CFLOW_DISPATCH(s.dev, loss_second_order<T>, s.dev, s.loss, s.classes(), nb, mg, f.primal, f.tangent[0],
-                     f.tangent[1], s.targets.data() + first * s.classes(), s.per_example.data());
-      // sums[g + j] += (1/n) Σ_i ℓ2(i, j)
-      blas::gemv<T>(s.dev, blas::Op::T, nb, mg, T(1) / T(s.n), s.per_example.data(), nb, s.ones.data(), T(1),
-                    sums.data() + g);
+      const index_t terms = nb * s.positions;
+      CFLOW_DISPATCH(s.dev, loss_second_order<T>, s.dev, s.loss, s.classes(), terms, mg, f.primal, f.tangent[0],
+                     f.tangent[1], s.targets_at(first), s.counted_at(first), s.per_example.data());
+      // sums[g + j] += Σ_i ℓ2(i, j) / (counted terms)
+      blas::gemv<T>(s.dev, blas::Op::T, terms, mg, T(1) / T(s.counted_terms), s.per_example.data(), terms,
+                    s.ones.data(), T(1), sums.data() + g);
     }
   }
   return sums.to_host();
@@ -216,16 +235,16 @@ template <class T>
 Evaluation Network<T>::evaluate(const T* w) {
   State& s = *state_;
   s.ensure_primal(w);
-  const double n = double(s.n);
-  return {double(blas::dot<T>(s.dev, s.n, s.example_loss.data(), s.ones.data())) / n,
-          double(blas::dot<T>(s.dev, s.n, s.example_correct.data(), s.ones.data())) / n};
+  const index_t terms = s.n * s.positions;
+  return {double(blas::dot<T>(s.dev, terms, s.example_loss.data(), s.ones.data())) / s.counted_terms,
+          double(blas::dot<T>(s.dev, terms, s.example_correct.data(), s.ones.data())) / s.counted_terms};
 }
 
 template <class T>
 void Network<T>::outputs(const T* w, T* out) {
   State& s = *state_;
   s.ensure_primal(w);
-  blas::copy<T>(s.dev, s.classes() * s.n, s.primal.back().data(), out);
+  blas::copy<T>(s.dev, s.classes() * s.positions * s.n, s.primal.back().data(), out);
 }
 
 template class Network<float>;

@@ -267,7 +267,8 @@ std::vector<Key> make_keys() {
                     run = "Run", branching = "Branching";
   std::vector<Key> k;
   k.push_back(
-      choice_key("data", data, "data set", &RunConfig::data, {"fashion-mnist", "cifar10", "moons", "gaussian"}));
+      choice_key("data", data, "data set", &RunConfig::data,
+                 {"fashion-mnist", "cifar10", "moons", "gaussian", "sorting"}));
   k.push_back(text_key("data-dir", data, "DIR",
                        "folder of the data files (fashion-mnist: " + std::string(default_fashion_mnist_dir) +
                            "; cifar10: cifar-10-batches-bin or its parent)",
@@ -276,7 +277,7 @@ std::vector<Key> make_keys() {
   {
     Key key = custom_key(
         "classes", data, "N|binary|auto",
-        "classes kept: the first N labels, or 'binary' (classes 0 and 1, one output); auto: 2 for moons, else 4");
+        "classes kept: the first N labels, or 'binary' (classes 0 and 1, one output); auto: 2 for moons, the vocabulary for sorting, else 4");
     key.set = [](RunConfig& c, std::string_view text) {
       if (text == "auto") {
         c.classes = "auto";
@@ -304,15 +305,22 @@ std::vector<Key> make_keys() {
   k.push_back(real_key("data-noise", data, "synthetic data: noise around the arcs / class means",
                        &RunConfig::data_noise, 0, false));
   k.push_back(integer_key("data-dim", data, "gaussian data: input dimension", &RunConfig::data_dim, 1, 1 << 20));
+  k.push_back(integer_key("vocab-size", data, "sorting: tokens 0 .. N-1 (the classes)", &RunConfig::vocab_size, 2,
+                          1 << 16));
+  k.push_back(integer_key("length", data, "sorting: tokens to sort (sequences of 2N-1 tokens)", &RunConfig::length, 1,
+                          1 << 12));
 
   k.push_back(choice_key("arch", model, "architecture", &RunConfig::arch, choice_names(kArchitectureChoices)));
   k.push_back(integer_key("width", model, "MLP hidden width; CNN and ResNet base channels; ViT features",
                           &RunConfig::width, 1, 1 << 20));
   k.push_back(integer_key("depth", model, "MLP hidden layers; ResNet blocks per stage; ViT blocks", &RunConfig::depth,
                           0, 64));
-  k.push_back(integer_key("heads", model, "ViT attention heads (must divide width)", &RunConfig::heads, 1, 1 << 10));
+  k.push_back(integer_key("heads", model, "ViT and transformer attention heads (must divide width)", &RunConfig::heads,
+                          1, 1 << 10));
   k.push_back(integer_key("patch", model, "ViT patch side (must divide the image height and width)",
                           &RunConfig::patch, 1, 1 << 10));
+  k.push_back(real_key("output-scale", model, "transformer: multiplies the head's initial weights (reference: 0)",
+                       &RunConfig::output_scale, 0, false));
   k.push_back(choice_key("act", model, "activation (flows need a smooth one)", &RunConfig::act,
                          choice_names(kActivationChoices)));
   k.push_back(switch_key("no-bias", model, "MLP layers without biases", &RunConfig::no_bias));
@@ -518,11 +526,14 @@ DataSpec RunConfig::data_spec() const {
   spec.seed = seed;
   spec.noise = data_noise;
   spec.dim = data_dim;
+  spec.vocab_size = vocab_size;
+  spec.length = length;
   return spec;
 }
 
 ModelSpec RunConfig::model_spec(TensorShape input) const {
-  return cflow::model_spec({arch, act, loss, width, depth, !no_bias, class_choice().outputs(), heads, patch}, input);
+  return cflow::model_spec(
+      {arch, act, loss, width, depth, !no_bias, class_choice().outputs(), heads, patch, output_scale}, input);
 }
 
 OptimizerSpec RunConfig::optimizer_spec() const {
@@ -661,6 +672,22 @@ void apply_toml(RunConfig& config, const std::filesystem::path& file) {
   apply_toml_text(config, text.str(), file.string());
 }
 
+namespace {
+// The transformer and the sorting task belong together: token ids are no images and a sequence of
+// next-token labels is no class.
+void validate_sequence_task(const RunConfig& c) {
+  if ((c.arch == "transformer") != (c.data == "sorting")) {
+    throw ConfigError(c.arch == "transformer"
+                          ? "--arch transformer: expected --data sorting (a sequence task), got --data " + c.data
+                          : "--data sorting: expected --arch transformer (a sequence model), got --arch " + c.arch);
+  }
+  if (c.data == "sorting" && c.classes != "auto" && c.classes != std::to_string(c.vocab_size)) {
+    throw ConfigError("--classes " + c.classes + ": the sorting task's classes are its " +
+                      std::to_string(c.vocab_size) + " tokens (--vocab-size); leave --classes at auto");
+  }
+}
+}  // namespace
+
 void validate(const RunConfig& c) {
   const ClassChoice classes = c.class_choice();
   const bool images = c.data == "fashion-mnist" || c.data == "cifar10";
@@ -674,7 +701,7 @@ void validate(const RunConfig& c) {
   if (c.data == "moons" && classes.count != 2) {
     throw ConfigError("--classes " + shown + ": moons has 2 classes; expected 2 or 'binary'");
   }
-  if (c.data != "moons" && c.n % classes.count != 0) {
+  if (c.data != "moons" && c.data != "sorting" && c.n % classes.count != 0) {
     throw ConfigError("--n " + std::to_string(c.n) + ": expected a multiple of " + classes_text);
   }
   if (c.log_outputs > c.n) {
@@ -682,7 +709,7 @@ void validate(const RunConfig& c) {
                       " training examples (--n " + std::to_string(c.n) + "); expected at most " +
                       std::to_string(c.n) + " (0: off)");
   }
-  if (c.data != "moons" && c.n_test > 0 && c.n_test % classes.count != 0) {
+  if (c.data != "moons" && c.data != "sorting" && c.n_test > 0 && c.n_test % classes.count != 0) {
     throw ConfigError("--n-test " + std::to_string(c.n_test) + ": expected a multiple of " + classes_text +
                       ", 0 or 'all'");
   }
@@ -691,7 +718,8 @@ void validate(const RunConfig& c) {
         "--data cifar10 needs --data-dir: the folder cifar-10-batches-bin (or its parent) unpacked "
         "from https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz");
   }
-  if (c.arch != "mlp" && !images) {
+  validate_sequence_task(c);
+  if (c.arch != "mlp" && c.arch != "transformer" && !images) {
     throw ConfigError("--arch " + c.arch + ": expected image data (--data fashion-mnist or cifar10), got --data " +
                       c.data);
   }

@@ -75,10 +75,13 @@ struct RunConfig {
   std::string loss = "mse";
   double data_noise = DataSpec{}.noise;
   int data_dim = DataSpec{}.dim;
+  int vocab_size = DataSpec{}.vocab_size;
+  int length = DataSpec{}.length;
   // model
   std::string arch = "mlp";
   int depth = ModelSpec{}.depth;
   std::int64_t heads = ModelSpec{}.heads, patch = ModelSpec{}.patch;
+  double output_scale = ModelSpec{}.output_scale;
   std::string act = "gelu";
   bool no_bias = false;
   // optimizer
@@ -128,7 +131,9 @@ struct RunConfig {
 
   bool is_float32() const { return dtype == "f32"; }
   double eig_tolerance() const { return eig_tol.value_or(is_float32() ? 1e-4 : 1e-8); }
-  std::string resolved_classes() const { return classes != "auto" ? classes : data == "moons" ? "2" : "4"; }
+  std::string resolved_classes() const {
+    return classes != "auto" ? classes : data == "moons" ? "2" : data == "sorting" ? std::to_string(vocab_size) : "4";
+  }
   ClassChoice class_choice() const;
   DataSpec data_spec() const;
   ModelSpec model_spec(TensorShape input) const;

@@ -25,7 +25,7 @@ double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes
     activations += double(layer->output_shape().size() + layer->internal_size());
   }
   return scalar_bytes * (parameters * copies + examples * activations * kActivationCopies) +
-         8.0 * examples * double(spec.input.size() + spec.classes);  // the data, read as doubles
+         8.0 * examples * double(spec.input.size() + spec.classes * spec.positions);  // the data, read as doubles
 }
 
 double memory_limit_bytes() {

@@ -170,7 +170,7 @@ class Runner {
     NetworkOptions options;
     options.chunk = c_.chunk;
     return Network<T>(*dev_, spec_, converted<T>(examples.inputs), converted<T>(make_targets(examples, spec_.loss)),
-                      options);
+                      converted<T>(counted_positions(examples)), options);
   }
 
   // config.json: a new run's, or the resumed run's with this resume appended.

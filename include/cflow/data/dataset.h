@@ -30,6 +30,11 @@
 //   are not numpy's, so the points differ from the reference's. gaussian draws one mean per class
 //   from N(0, I) and n/N points around each. Train and test come from independent random streams of
 //   the same seed (and share the class means).
+// * sorting (reference: Sorting, after Karpathy's minGPT demo): a random sequence of `length` tokens
+//   in [0, vocab_size) followed by its sorted version, read as next-token prediction: the inputs
+//   are the first 2·length − 1 tokens, the labels the last 2·length − 1, and the labels of the first
+//   length − 1 positions (predicting the unsorted half) are kMaskedLabel, so only the sorted half
+//   counts. The reference draws both splits from numpy's default_rng(0); ours come from the seed.
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -66,16 +71,21 @@ struct ClassChoice {
 ClassChoice parse_class_choice(std::string_view text);
 std::string to_string(const ClassChoice& classes);
 
+// A label that does not count: the loss and the accuracy skip its position (sequences).
+inline constexpr int kMaskedLabel = -1;
+
 // n examples with labels. Inputs are one column per example, each example contiguous in NCHW order:
-// a column-major [features() x n] matrix. Synthetic data has channels = dimension, height = width = 1.
+// a column-major [features() x n] matrix. Synthetic data has channels = dimension, height = width = 1;
+// sequences have channels = tokens, each token id stored as a double.
 struct Dataset {
   std::size_t n = 0;
   int channels = 0;
   int height = 0;
   int width = 0;
   std::vector<double> inputs;
-  std::vector<int> labels;  // 0 .. classes.count - 1
+  std::vector<int> labels;  // [positions x n]: 0 .. classes.count - 1, or kMaskedLabel
   ClassChoice classes;
+  int positions = 1;  // labels per example: 1 for classification, one per token for sequences
 
   std::size_t features() const { return static_cast<std::size_t>(channels) * height * width; }
   TensorShape shape() const { return {channels, height, width}; }  // the model's input shape
@@ -87,7 +97,7 @@ struct DataSplits {
 };
 
 struct DataSpec {
-  std::string name = "fashion-mnist";  // "fashion-mnist" | "cifar10" | "moons" | "gaussian"
+  std::string name = "fashion-mnist";  // "fashion-mnist" | "cifar10" | "moons" | "gaussian" | "sorting"
   // Folder of the files; empty: default_fashion_mnist_dir for fashion-mnist. cifar10 needs one: the
   // folder cifar-10-batches-bin (or its parent) unpacked from cifar-10-binary.tar.gz.
   std::filesystem::path data_dir;
@@ -98,14 +108,19 @@ struct DataSpec {
   std::uint64_t seed = 0;  // order of both splits; synthetic sets: also the points themselves
   double noise = 0.2;      // synthetic: std of the Gaussian noise around the arcs / class means
   int dim = 2;             // gaussian: input dimension
+  int vocab_size = 4;      // sorting: tokens 0 .. vocab_size - 1 (the classes)
+  int length = 8;          // sorting: tokens to sort
 };
 
 // The train and test splits that `spec` describes, selected, preprocessed and permuted as above.
 DataSplits load_dataset(const DataSpec& spec);
 
 // Targets for a loss as a column-major [classes.outputs() x n] matrix: one-hot for categorical tasks
-// (mse and ce); binary tasks: +-1 for mse (label 1 -> +1), {0, 1} for ce.
+// (mse and ce); binary tasks: +-1 for mse (label 1 -> +1), {0, 1} for ce. Sequences: [classes x
+// positions x n], a masked position's target all zeros (it does not count).
 std::vector<double> make_targets(const Dataset& data, LossKind loss);
+// Which label positions count, [positions x n]: 1, or 0 for kMaskedLabel.
+std::vector<double> counted_positions(const Dataset& data);
 
 // ---- building blocks of load_dataset, one file each ----------------------------------------------
 
@@ -139,6 +154,8 @@ RawImages load_cifar10(const std::filesystem::path& dir, DataSplit split);
 Dataset make_moons(std::size_t n, double noise, std::uint64_t seed, DataSplit split);
 Dataset make_gaussian_clusters(std::size_t n_per_class, int classes, int dim, double noise,
                                std::uint64_t seed, DataSplit split);
+// host/data/sorting.cpp.
+Dataset make_sorting(std::size_t n, int vocab_size, int length, std::uint64_t seed, DataSplit split);
 
 // data.cpp. Helpers shared by the loaders: a whole file's bytes, and the DataError "<file>: <what>".
 std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& file);
@@ -148,5 +165,7 @@ std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& file);
 // purposes draw independent streams. mt19937_64 and seed_seq are fully specified by the standard, so
 // the same seed gives the same bits with every compiler.
 std::mt19937_64 random_stream(std::uint64_t seed, std::string_view purpose);
+// Uniform on 0..bound-1 without modulo bias, the same bits with every standard library.
+std::uint64_t uniform_below(std::uint64_t bound, std::mt19937_64& rng);
 
 }  // namespace cflow

@@ -32,9 +32,12 @@ struct GradcheckResult {
 
 // Random standard-normal inputs shaped for `spec` and random labels turned into the targets of
 // spec.loss: a problem for checks and benchmarks that needs no data files.
+// Sequence models (spec.positions > 1) get random labels per position, some masked, and the
+// transformer random token ids as inputs.
 struct RandomData {
   std::vector<double> inputs;   // [features × n]
-  std::vector<double> targets;  // [classes × n]
+  std::vector<double> targets;  // [classes × positions × n]
+  std::vector<double> counted;  // [positions × n]: 1, or 0 for a masked position
 };
 RandomData random_data(const ModelSpec& spec, index_t n, std::uint64_t seed);
 

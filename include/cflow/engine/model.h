@@ -13,7 +13,7 @@ using index_t = std::int64_t;
 
 enum class Activation { gelu, tanh, silu, softplus, relu, identity };
 enum class LossKind { mse, ce };
-enum class Architecture { mlp, cnn, resnet, vit };
+enum class Architecture { mlp, cnn, resnet, vit, transformer };
 
 // The names of the choices, as the CLI flags, config files and logs spell them.
 inline constexpr ChoiceTable<Activation, 6> kActivationChoices{{{"gelu", Activation::gelu},
@@ -23,10 +23,11 @@ inline constexpr ChoiceTable<Activation, 6> kActivationChoices{{{"gelu", Activat
                                                                 {"relu", Activation::relu},
                                                                 {"identity", Activation::identity}}};
 inline constexpr ChoiceTable<LossKind, 2> kLossChoices{{{"mse", LossKind::mse}, {"ce", LossKind::ce}}};
-inline constexpr ChoiceTable<Architecture, 4> kArchitectureChoices{{{"mlp", Architecture::mlp},
+inline constexpr ChoiceTable<Architecture, 5> kArchitectureChoices{{{"mlp", Architecture::mlp},
                                                                     {"cnn", Architecture::cnn},
                                                                     {"resnet", Architecture::resnet},
-                                                                    {"vit", Architecture::vit}}};
+                                                                    {"vit", Architecture::vit},
+                                                                    {"transformer", Architecture::transformer}}};
 
 // Per-example input layout, NCHW (so a column of the [features × n] input matrix is one example
 // in PyTorch's flatten order). Vectors are channels × 1 × 1.
@@ -38,13 +39,19 @@ struct TensorShape {
 struct ModelSpec {
   Architecture arch = Architecture::mlp;
   index_t width = 256;  // MLP hidden width; CNN and ResNet base channel count (the reference's CNN: 32); ViT features
-  int depth = 2;        // MLP hidden layers; ResNet basic blocks per stage; ViT blocks
-  index_t heads = 2;    // ViT attention heads (must divide the width)
+  int depth = 2;        // MLP hidden layers; ResNet basic blocks per stage; ViT and transformer blocks
+  index_t heads = 2;    // ViT and transformer attention heads (must divide the width)
   index_t patch = 4;    // ViT patch side (must divide the image height and width)
+  // Transformer: multiplies the head's initial weights (the reference's weight_multiplier and its
+  // default 0: the outputs start as the head's bias alone).
+  double output_scale = 0.0;
   Activation activation = Activation::gelu;
   bool bias = true;     // MLP layer biases (the CNN's are fixed by its architecture)
   TensorShape input;
   index_t classes = 2;  // network outputs C; 1 means a binary task
+  // Loss terms per example: 1, or a sequence model's tokens, each with its own C outputs (the
+  // network outputs C × positions per example, docs/design.md §3.11).
+  index_t positions = 1;
   LossKind loss = LossKind::mse;
 };
 
@@ -64,7 +71,9 @@ struct ModelSettings {
   bool bias = true;
   index_t classes = 0;  // network outputs
   index_t heads = ModelSpec{}.heads, patch = ModelSpec{}.patch;
+  double output_scale = ModelSpec{}.output_scale;
 };
+// The transformer's positions are its input tokens (input.size()); every other model has one.
 ModelSpec model_spec(const ModelSettings& settings, TensorShape input);
 
 // Activations whose second derivative vanishes almost everywhere break the flows' smoothness

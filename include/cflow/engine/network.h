@@ -18,9 +18,13 @@ struct NetworkOptions {
 template <class T>
 class Network final : public Objective<T> {
  public:
-  // inputs: [features × n] column-major (an example per column, NCHW); targets: [C × n].
+  // inputs: [features × n] column-major (an example per column, NCHW); targets: [C × positions × n].
   Network(const Device& dev, const ModelSpec& spec, std::span<const T> inputs, std::span<const T> targets,
           NetworkOptions options = {});
+  // With a mask: counted [positions × n] holds 1 for a position that counts and 0 for one that does
+  // not; the loss and the accuracy are means over the counted positions (docs/design.md §3.11).
+  Network(const Device& dev, const ModelSpec& spec, std::span<const T> inputs, std::span<const T> targets,
+          std::span<const T> counted, NetworkOptions options = {});
   ~Network() override;
   Network(Network&&) noexcept;
 
@@ -39,7 +43,7 @@ class Network final : public Objective<T> {
   void d3(const T* w, const T* U, index_t k, T* D) override;
 
   Evaluation evaluate(const T* w);
-  // Network outputs f(w; x_i) into out ([C × n], device).
+  // Network outputs f(w; x_i) into out ([C × positions × n], device).
   void outputs(const T* w, T* out);
 
  private:
