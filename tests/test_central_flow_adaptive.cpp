@@ -594,6 +594,29 @@ TEST_P(CentralFlowAdaptiveToy, StationaryFlowRestPointIsTheCentralFlows) {
   EXPECT_NEAR(flow.p[0], central.p[0], 1e-4 * rest.p[0]) << "p, stationary vs central";
 }
 
+// Three coordinates (as RmsPropThreeCoordinates): x_2 and x_3 join the critical set while x_1
+// oscillates, each decoupled from the others and with ν̂ ≈ 0 on its coordinate when it does (its x has
+// decayed), where √ν̂ has a near-infinite slope. The fixed point must converge at every substep (the
+// substep throws otherwise) through k = 3 (docs/design.md §6.9: the secant slope). With k = 3 the
+// change of P stalls at ~1e-11 (rounding of the SDCP and eigen-solves), so the fixed point is solved to
+// 1e-10, and ν = E[g⊙g] holds to 1e-9. 150 steps reach k = 3 but not the rest point (the one-coordinate
+// test checks that), which keeps the test short.
+TEST_P(CentralFlowAdaptiveToy, StationaryFlowThreeCriticalCoordinates) {
+  Toy toy = make_toy(OptimizerKind::rmsprop, {1.5, 1.2, 0.9});
+  toy.steps = 150;
+  const StationaryRun stationary = run_stationary_flow(device(), toy, FixedPoint{1e-10, 50});
+  const FlowRun& flow = stationary.flow;
+  std::printf("[stationary rmsprop K=3] activation %d (substeps) max_k %d iterations %d SDCP residual %.1e\n",
+              flow.activation, flow.max_k, stationary.max_iterations, flow.max_residual);
+  ASSERT_GE(flow.activation, 0) << "never reached the edge";
+  EXPECT_EQ(flow.max_k, 3);
+  EXPECT_EQ(flow.lambda.size(), 3u) << "all three oscillate at the end";
+  EXPECT_LE(flow.max_residual, 1e-9);
+  for (std::size_t q = 0; q < flow.nu.size(); ++q)
+    EXPECT_NEAR(flow.nu[q], flow.expected_g_sq[q], 1e-9 * flow.nu[q]) << "ν = E[g²] at coordinate " << q;
+  check_y_rate(toy, flow);
+}
+
 // The stationary flow needs rmsprop's per-coordinate ν.
 TEST_P(CentralFlowAdaptiveToy, StationaryFlowRefusesOtherOptimizers) {
   Toy toy = make_toy(OptimizerKind::scalar_rmsprop, {1.5});

@@ -231,7 +231,6 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
   CriticalSet<T> critical;
   Buffer<T> expected(dev, d), p_next(dev, d), relative(dev, d), inverse_p(dev, d), pinv_g(dev, d), products;
   std::unique_ptr<ThirdDerivatives<T>> third;  // at the last iteration's U
-  double step = 1, previous_change = 0;
   state.preconditioner(p);
   // ν ← E[g⊙g] under the Σ of the SDCP with P(ν), until P stops moving.
   for (result.iterations = 1;; ++result.iterations) {
@@ -251,7 +250,8 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
       // The margin after the substep: ΔP over the substep is the response itself, so the central
       // flow's dt·UᵀṖU becomes UᵀΔPU (next_margin multiplies its rate by dt).
       PreconditionerRateOnSpan response =
-          state.stationary_response_on_span(g, p, critical.U, k, products.data(), critical.eigenvalues);
+          state.stationary_response_on_span(g, p, critical.U, k, products.data(), critical.eigenvalues,
+                                            result.iterations > 1 ? expected.data() : nullptr);
       for (double& x : response.at_zero) x /= dt;
       for (double& x : response.per_x) x /= dt;
       solve_or_throw(dev, "stationary flow", k, next_margin(k, critical.eigenvalues, d_g, d_metric, response, dt), sdcp,
@@ -261,10 +261,9 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
       result.X = psd_part(k, result.X);
     }
     expected_grad_sq_under(dev, d, g, p, products.data(), result.X, critical.eigenvalues, expected.data());
-    // A full step unless the iteration stopped contracting (a 2-cycle across the edge): then halve it.
-    if (result.iterations > 1 && result.fixed_point_change >= previous_change) step = std::max(step / 2, 1.0 / 64);
-    previous_change = result.fixed_point_change;
-    state.hold_stationary(expected.data(), step);
+    // A full step: the secant slope of the response (§6.9) converges superlinearly; a damped step
+    // would also make that slope wrong for the jump the SDCP was solved for.
+    state.hold_stationary(expected.data());
     // The root-mean-square relative change of P: every coordinate counts, however small its ν.
     state.preconditioner(p_next.data());
     CFLOW_DISPATCH(dev, reciprocal<T>, dev, d, p, relative.data());

@@ -230,33 +230,43 @@ void OptimizerState<T>::advance(const T* expected_grad_sq, double dt) {
 template <class T>
 PreconditionerRateOnSpan OptimizerState<T>::stationary_response_on_span(const T* g, const T* p, const T* U, index_t k,
                                                                         const T* products,
-                                                                        const std::vector<double>& lambda) const {
+                                                                        const std::vector<double>& lambda,
+                                                                        const T* previous_expected) const {
   const Impl& s = *impl_;
   CFLOW_REQUIRE(s.spec.kind == OptimizerKind::rmsprop, "the stationary flow needs --opt rmsprop");
-  // p = (√ν̂ + ε)/η moved to ν̂ = e, linearized: Δp = a (e − ν̂) with a = 1/(2η√ν̂) (the rate kernel's a
-  // with c = 1 and no t-dependence). √ has an infinite slope at 0, so the slope is taken at
-  // ν̂ + 10⁻³·mean(ν̂): a coordinate whose ν̂ is tiny would otherwise weigh ~1/√ν̂ in the SDCP and ruin
-  // its conditioning. Any positive slope has the same fixed point (Δp = 0 where e = ν̂).
-  Buffer<T> nu_hat(s.dev, s.d), floored(s.dev, s.d), a(s.dev, s.d), b(s.dev, s.d);
+  // p = (√ν̂ + ε)/η moved from ν̂ to ν̂' = e, as Δp = a (e − ν̂) with a the secant slope of p between ν̂
+  // and the previous iteration's e' (docs/design.md §6.9): a = (p(e') − p(ν̂))/(e' − ν̂) = 1/(η(√ν̂ + √e')),
+  // the tangent 1/(2η√ν̂) at the first iteration (e' = ν̂). The secant is exact for the jump the last
+  // iteration asked for, which the tangent is not where ν̂ ≈ 0 (√ has an infinite slope there); the
+  // floor 10⁻¹²·mean(ν̂) under each root only keeps a finite where ν̂ = e' = 0. Any positive slope has
+  // the same fixed point (Δp = 0 where e = ν̂).
+  const T denom = T(s.denom()), lr = T(s.spec.lr);
+  Buffer<T> nu_hat(s.dev, s.d), roots(s.dev, s.d), a(s.dev, s.d), b(s.dev, s.d);
   blas::copy<T>(s.dev, s.d, s.nu.data(), nu_hat.data());
-  blas::scal<T>(s.dev, s.d, T(1 / s.denom()), nu_hat.data());
-  const double floor = 1e-3 * double(blas::dot<T>(s.dev, s.d, s.ones.data(), nu_hat.data())) / double(s.d);
-  CFLOW_DISPATCH(s.dev, fill<T>, s.dev, s.d, T(floor), floored.data());
-  blas::axpy<T>(s.dev, s.d, T(1), nu_hat.data(), floored.data());
-  CFLOW_DISPATCH(s.dev, rms_rate_coefficients<T>, s.dev, s.d, floored.data(), T(1), T(s.spec.lr), T(1), T(0), a.data(),
-                 b.data());
+  blas::scal<T>(s.dev, s.d, T(1) / denom, nu_hat.data());
+  const double floor = 1e-12 * double(blas::dot<T>(s.dev, s.d, s.ones.data(), nu_hat.data())) / double(s.d);
+  // roots = √(ν̂ + f) + √(e' + f), as η·p(·) with ε = 0 (rms_preconditioner with lr 1).
+  CFLOW_DISPATCH(s.dev, fill<T>, s.dev, s.d, T(floor), a.data());
+  blas::axpy<T>(s.dev, s.d, T(1), nu_hat.data(), a.data());
+  CFLOW_DISPATCH(s.dev, rms_preconditioner<T>, s.dev, s.d, a.data(), index_t(1), T(1), T(0), T(1), roots.data());
+  CFLOW_DISPATCH(s.dev, fill<T>, s.dev, s.d, T(floor), a.data());
+  blas::axpy<T>(s.dev, s.d, T(1), previous_expected ? previous_expected : nu_hat.data(), a.data());
+  CFLOW_DISPATCH(s.dev, rms_preconditioner<T>, s.dev, s.d, a.data(), index_t(1), T(1), T(0), T(1), b.data());
+  blas::axpy<T>(s.dev, s.d, T(1), b.data(), roots.data());
+  CFLOW_DISPATCH(s.dev, reciprocal<T>, s.dev, s.d, roots.data(), a.data());
+  blas::scal<T>(s.dev, s.d, T(1) / lr, a.data());
   CFLOW_DISPATCH(s.dev, multiply<T>, s.dev, s.d, a.data(), nu_hat.data(), b.data());  // b = −a ν̂
   blas::scal<T>(s.dev, s.d, T(-1), b.data());
   return vector_rate_on_span(s.dev, s.d, a.data(), b.data(), g, p, U, k, products, lambda);
 }
 
 template <class T>
-void OptimizerState<T>::hold_stationary(const T* expected_grad_sq, double step) {
+void OptimizerState<T>::hold_stationary(const T* expected_grad_sq) {
   Impl& s = *impl_;
   CFLOW_REQUIRE(s.spec.kind == OptimizerKind::rmsprop, "the stationary flow needs --opt rmsprop");
-  // ν̂ ← ν̂ + step (e − ν̂), with ν̂ = ν/denom
-  blas::scal<T>(s.dev, s.d, T(1 - step), s.nu.data());
-  blas::axpy<T>(s.dev, s.d, T(step * s.denom()), expected_grad_sq, s.nu.data());
+  // ν̂ = e, with ν̂ = ν/denom
+  blas::copy<T>(s.dev, s.d, expected_grad_sq, s.nu.data());
+  blas::scal<T>(s.dev, s.d, T(s.denom()), s.nu.data());
 }
 
 template <class T>
