@@ -29,34 +29,32 @@ struct GradcheckOptions {
   int vocab_size = DataSpec{}.vocab_size, length = DataSpec{}.length;
 };
 
-// The model and its examples: random data, or the sorting task's training split for the transformer
-// (the one model of that task, and the one task of that model).
-struct Problem {
-  ModelSpec spec;
-  RandomData data;
-};
-
-Problem make_problem(const GradcheckOptions& o) {
+// The model: random data's, or the sorting task's for the transformer (the one model of that task,
+// and the one task of that model). Built before the data, so sizes are checked before allocation.
+ModelSpec problem_spec(const GradcheckOptions& o) {
   if ((o.model.arch == "transformer") != (o.data == "sorting"))
     throw run::ConfigError(o.data == "sorting" ? "--data sorting: expected --arch transformer, got --arch " + o.model.arch
                                                : "--arch transformer: expected --data sorting, got --data " + o.data);
-  if (o.data == "random") {
-    const ModelSpec spec = o.model.spec(gradcheck_input_shape(o.model));
-    return {spec, random_data(spec, o.n, o.seed)};
-  }
+  if (o.data == "random") return o.model.spec(gradcheck_input_shape(o.model));
   ModelOptions model = o.model;
   model.classes = std::to_string(o.vocab_size);
+  return model.spec(make_sorting(1, o.vocab_size, o.length, o.seed, DataSplit::train).shape());
+}
+
+// The examples of problem_spec's model.
+RandomData problem_data(const GradcheckOptions& o, const ModelSpec& spec) {
+  if (o.data == "random") return random_data(spec, o.n, o.seed);
   const Dataset task = make_sorting(std::size_t(o.n), o.vocab_size, o.length, o.seed, DataSplit::train);
-  const ModelSpec spec = model.spec(task.shape());
-  return {spec, {task.inputs, make_targets(task, spec.loss), counted_positions(task)}};
+  return {task.inputs, make_targets(task, spec.loss), counted_positions(task)};
 }
 
 int run_gradcheck(const GradcheckOptions& o) {
-  const auto [spec, data] = make_problem(o);
+  const ModelSpec spec = problem_spec(o);
   warn_if_not_smooth(spec);
   run::check_memory(run::network_bytes(spec, double(o.n), 8, 16), "the model and data",
                "--width or --n");
   const Device dev = Device::open(o.device);
+  const RandomData data = problem_data(o, spec);
   Network<double> net(dev, spec, data.inputs, data.targets, data.counted);
   Buffer<double> w(dev, std::span<const double>(net.initial_parameters(o.seed)));
   const GradcheckResult result = gradcheck(net, w.data(), o.seed + 1, o.step);
