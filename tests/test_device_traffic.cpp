@@ -4,8 +4,11 @@
 // backend shares, so it holds for both.
 #include <cmath>
 
+#include "cflow/flow/central_flow.h"
 #include "cflow/flow/experiment.h"
+#include "cflow/flow/optimizer.h"
 #include "cflow/engine/network.h"
+#include "cflow/runtime/blas.h"
 #include "test_support.h"
 
 namespace cflow {
@@ -117,6 +120,126 @@ TEST(DeviceTraffic, CachingArenaReusesReleasedBlocksAndTransfersAreCounted) {
   EXPECT_EQ(t.device_to_host_bytes, 80);
   EXPECT_EQ(t.synchronizations, 2);
   EXPECT_EQ(host, std::vector<double>(10, 1.0));
+}
+
+// The network's primal cache is keyed on (pointer, write version): after every write path the
+// processes use to move a point, a query at the same pointer sees the new w (its answer equals a
+// fresh network's), and a query at an unchanged point costs no synchronization.
+struct CacheProbe {
+  Device dev = Device::open("cpu");
+  ModelSpec spec;
+  std::vector<double> x, y;
+  CacheProbe() {
+    spec.input = {5, 1, 1};
+    spec.classes = 2;
+    spec.width = 4;
+    x = testing::random_vector<double>(std::size_t(5 * 7), 3);
+    y.assign(std::size_t(2 * 7), 0.0);
+    for (index_t i = 0; i < 7; ++i) y[std::size_t(2 * i + i % 2)] = 1;
+  }
+  // Loss and gradient at the host point w from a network that has never seen another point.
+  std::pair<double, std::vector<double>> fresh(const std::vector<double>& w) {
+    Network<double> net(dev, spec, x, y);
+    Buffer<double> at(dev, w), grad(dev, net.dim());
+    const double loss = net.value_grad(at.data(), grad.data());
+    return {loss, grad.to_host()};
+  }
+};
+
+TEST(NetworkCache, EveryWritePathThatMovesAPointInvalidatesTheCachedPrimalPass) {
+  CacheProbe probe;
+  const Device& dev = probe.dev;
+  Network<double> net(dev, probe.spec, probe.x, probe.y);
+  const index_t d = net.dim();
+  Buffer<double> w(dev, net.initial_parameters(0)), grad(dev, d), g(dev, d);
+  Buffer<double> other(dev, net.initial_parameters(1)), half(dev, std::vector<double>{0.5});
+  net.value_grad(other.data(), g.data());  // g: a gradient to step along
+  OptimizerState<double> gd(dev, {OptimizerKind::gd, 0.1, 0.99, 0.0, false}, d);
+  OptimizerState<double> rms(dev, {OptimizerKind::rmsprop, 0.01, 0.99, 1e-3, true}, d);
+  rms.update(g.data());
+  const std::vector<std::pair<std::string, std::function<void()>>> writes{
+      {"Buffer::upload", [&] { w.upload(testing::random_vector<double>(std::size_t(d), 5)); }},
+      {"Buffer::copy_from", [&] { w.copy_from(other); }},
+      {"blas::copy", [&] { blas::copy<double>(dev, d, g.data(), w.data()); }},
+      {"blas::axpy", [&] { blas::axpy<double>(dev, d, 0.5, g.data(), w.data()); }},
+      {"blas::scal", [&] { blas::scal<double>(dev, d, 0.9, w.data()); }},
+      {"gemv (move along pairs)",
+       [&] { blas::gemv<double>(dev, blas::Op::N, d, 1, 1.0, g.data(), d, half.data(), 1.0, w.data()); }},
+      {"OptimizerState::step, GD", [&] { gd.step(w.data(), g.data()); }},
+      {"OptimizerState::step, RMSProp kernel", [&] { rms.step(w.data(), g.data()); }},
+      {"stable_flow_substep", [&] { stable_flow_substep(dev, rms, w.data(), g.data(), d, 0.5); }}};
+  for (const auto& [name, write] : writes) {
+    SCOPED_TRACE(name);
+    net.value_grad(w.data(), grad.data());  // caches the primal pass at w
+    const std::vector<double> before = w.to_host();
+    write();
+    const std::vector<double> after = w.to_host();
+    ASSERT_NE(before, after) << "the write path did not change w";
+    const double loss = net.value_grad(w.data(), grad.data());
+    const auto [expected_loss, expected_grad] = probe.fresh(after);
+    EXPECT_EQ(loss, expected_loss);
+    EXPECT_EQ(grad.to_host(), expected_grad);
+  }
+}
+
+// A write bumps the version of each watched range it overlaps, and only those; so does a release.
+TEST(NetworkCache, WritesAndReleasesBumpTheVersionsOfTheRangesTheyOverlap) {
+  const Device dev = Device::open("cpu");
+  auto a = std::make_unique<Buffer<double>>(dev, 100);
+  Buffer<double> b(dev, 100);
+  const std::uint64_t v = dev.watch(a->data(), a->bytes());
+  EXPECT_NE(v, 0u);
+  EXPECT_EQ(dev.watch(a->data(), a->bytes()), v);
+  EXPECT_EQ(dev.version(a->data(), 8), 0u) << "another range is not watched";
+  b.set_zero();
+  blas::axpy<double>(dev, 100, 1.0, a->data(), b.data());
+  EXPECT_EQ(dev.version(a->data(), a->bytes()), v) << "writes elsewhere leave the version";
+  blas::scal<double>(dev, 1, 2.0, a->data() + 99);  // the last element only
+  const std::uint64_t after_write = dev.version(a->data(), a->bytes());
+  EXPECT_GT(after_write, v);
+  const double* block = a->data();
+  a.reset();  // the block goes back to the arena and may come back as another buffer
+  EXPECT_GT(dev.version(block, 100 * sizeof(double)), after_write);
+}
+
+TEST(NetworkCache, AQueryAtTheCachedPointCostsNoSynchronization) {
+  CacheProbe probe;
+  Network<double> net(probe.dev, probe.spec, probe.x, probe.y);
+  const index_t d = net.dim();
+  Buffer<double> w(probe.dev, net.initial_parameters(0)), grad(probe.dev, d), HV(probe.dev, d);
+  net.value_grad(w.data(), grad.data());
+  const DeviceTraffic before = probe.dev.traffic();
+  net.hvp(w.data(), grad.data(), 1, HV.data());  // the hvp itself waits for nothing
+  const DeviceTraffic t = probe.dev.traffic() - before;
+  EXPECT_EQ(t.synchronizations, 0);
+  EXPECT_EQ(t.device_to_host, 0);
+}
+
+// Every process, every optimizer: a few steps with the network comparing each cache hit against a
+// copy of the cached point on the device (NetworkOptions::verify_cache throws on a stale hit).
+TEST(NetworkCache, NoProcessIsServedAStalePrimalPass) {
+  CacheProbe probe;
+  NetworkOptions verify;
+  verify.verify_cache = true;
+  Network<double> net(probe.dev, probe.spec, probe.x, probe.y, verify);
+  for (const OptimizerSpec& optimizer : {OptimizerSpec{OptimizerKind::gd, 0.05, 0.99, 0.0, false},
+                                         OptimizerSpec{OptimizerKind::rmsprop, 1e-3, 0.99, 0.1, true}}) {
+    SCOPED_TRACE(to_string(optimizer.kind));
+    ExperimentSettings s;
+    s.optimizer = optimizer;
+    s.processes = {ProcessKind::discrete, ProcessKind::midpoint, ProcessKind::stable, ProcessKind::central};
+    if (optimizer.kind == OptimizerKind::rmsprop) s.processes.push_back(ProcessKind::stationary);
+    s.eig.initial_k = 2;
+    s.eig.tolerance = 1e-6;
+    s.eig.max_iterations = 10;
+    s.eig.frequency = 2;
+    s.flow.sdcp_threshold = 0;
+    s.flow.central_nsubsteps = 2;
+    s.flow.stable_min_nsubsteps = 2;
+    Experiment<double> e(net, [&](const double* w) { return net.evaluate(w); }, nullptr, net.initial_parameters(0), s);
+    for (int step = 0; step < 4; ++step)
+      for (const auto& [kind, record] : e.step().processes) EXPECT_FALSE(record.stopped) << to_string(kind);
+  }
 }
 
 }  // namespace

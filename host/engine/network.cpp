@@ -25,8 +25,9 @@ struct Network<T>::State {
   Buffer<T> inputs, targets, counted;  // [features[0] × n], [C × positions × n], [positions × n] (or empty)
   std::vector<Buffer<T>> primal;  // per boundary ≥ 1: [features × n], valid for cached_w
   Buffer<T> example_loss, example_correct, ones;  // per loss term; ones: at least n × positions
-  Buffer<T> cached_w, w_difference;
-  bool cache_valid = false;
+  const T* cached_point = nullptr;  // the primal pass is at cached_point with write version cached_version
+  std::uint64_t cached_version = 0;
+  Buffer<T> cached_copy, w_difference;  // only with options.verify_cache
   // Jet workspace for (chunk, directions), grown on demand.
   std::vector<Buffer<T>> tangent1, tangent2;
   Buffer<T> adjoint[2][3];
@@ -65,8 +66,10 @@ struct Network<T>::State {
     example_loss = Buffer<T>(dev, n * positions);
     example_correct = Buffer<T>(dev, n * positions);
     ones = Buffer<T>(dev, std::vector<T>(std::size_t(n * positions), T(1)));
-    cached_w = Buffer<T>(dev, d);
-    w_difference = Buffer<T>(dev, d);
+    if (options.verify_cache) {
+      cached_copy = Buffer<T>(dev, d, Uninitialized{});
+      w_difference = Buffer<T>(dev, d, Uninitialized{});
+    }
   }
 
   index_t classes() const { return spec.classes; }
@@ -76,11 +79,16 @@ struct Network<T>::State {
     return boundary == 0 ? inputs.data() + first * features[0] : primal[boundary - 1].data() + first * features[boundary];
   }
 
+  std::size_t point_bytes() const { return std::size_t(d) * sizeof(T); }
   bool is_cached(const T* w) {
-    if (!cache_valid) return false;
-    w_difference.copy_from(cached_w);
-    blas::axpy<T>(dev, d, T(-1), w, w_difference.data());
-    return blas::nrm2<T>(dev, d, w_difference.data()) == T(0);
+    if (w != cached_point || dev.version(w, point_bytes()) != cached_version) return false;
+    if (options.verify_cache) {
+      w_difference.copy_from(cached_copy);
+      blas::axpy<T>(dev, d, T(-1), w, w_difference.data());
+      CFLOW_REQUIRE(blas::nrm2<T>(dev, d, w_difference.data()) == T(0),
+                    "network cache: w changed without reporting the write to Device::note_write");
+    }
+    return true;
   }
 
   // The primal pass at w over all examples, unless w is the cached point.
@@ -95,8 +103,9 @@ struct Network<T>::State {
                      targets_at(first), counted_at(first), example_loss.data() + first * positions,
                      example_correct.data() + first * positions);
     }
-    blas::copy<T>(dev, d, w, cached_w.data());
-    cache_valid = true;
+    cached_point = w;
+    cached_version = dev.watch(w, point_bytes());
+    if (options.verify_cache) blas::copy<T>(dev, d, w, cached_copy.data());
   }
 
   void ensure_workspace(index_t m) {

@@ -126,6 +126,7 @@ void OptimizerState<T>::step(T* w, const T* g) const {
   }
   CFLOW_DISPATCH(s.dev, rms_step<T>, s.dev, s.d, s.nu.data(), s.nu_stride(), T(s.denom()), T(s.spec.eps),
                  T(s.spec.lr), g, w);
+  s.dev.note_write(w, std::size_t(s.d) * sizeof(T));  // a point moved: the oracle's cache of it is stale
 }
 
 template <class T>

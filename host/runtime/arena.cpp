@@ -31,13 +31,15 @@ void* CachingArena::take(std::size_t bytes, const Allocate& allocate, std::size_
   return ptr;
 }
 
-void CachingArena::give_back(void* ptr) noexcept {
+std::size_t CachingArena::give_back(void* ptr) noexcept {
   const std::lock_guard lock(mutex_);
   const auto it = in_use_.find(ptr);
-  if (it == in_use_.end()) return;
-  free_.emplace(it->second, ptr);
-  cached_bytes_ += it->second;
+  if (it == in_use_.end()) return 0;
+  const std::size_t bytes = it->second;
+  free_.emplace(bytes, ptr);
+  cached_bytes_ += bytes;
   in_use_.erase(it);
+  return bytes;
 }
 
 std::pair<std::size_t, std::size_t> CachingArena::trim(const Release& release) noexcept {

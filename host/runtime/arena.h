@@ -24,8 +24,8 @@ class CachingArena {
   // A block of at least `bytes`: a cached one of the same class, else allocate(size_class(bytes)).
   // `fresh_bytes` is set to the bytes newly allocated (0 on a cache hit).
   void* take(std::size_t bytes, const Allocate& allocate, std::size_t* fresh_bytes);
-  // Returns a block from take() to the cache.
-  void give_back(void* ptr) noexcept;
+  // Returns a block from take() to the cache; its class bytes (0 for a pointer take() did not return).
+  std::size_t give_back(void* ptr) noexcept;
   // Releases every cached block; returns how many and their bytes.
   std::pair<std::size_t, std::size_t> trim(const Release& release) noexcept;
   std::size_t cached_bytes() const;

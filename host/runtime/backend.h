@@ -4,6 +4,7 @@
 // cuBLAS, cuSOLVER); the public functions dispatch on the device.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cflow/runtime/blas.h"
 #include "cflow/runtime/device.h"
@@ -22,6 +23,15 @@ struct Device::Impl {
   void* solver = nullptr;
   DeviceTraffic traffic;
   CachingArena arena;
+  // Device::watch: a few ranges (one per cached point), the oldest dropped beyond kMaxWatched.
+  struct Watched {
+    const char* begin;
+    const char* end;
+    std::uint64_t version;
+  };
+  static constexpr std::size_t kMaxWatched = 16;
+  std::vector<Watched> watched;
+  std::uint64_t last_version = 0;
   ~Impl();  // returns the arena's blocks to the backend
 };
 

@@ -22,6 +22,7 @@ void gemm_strided_batched(const Device& dev, Op op_a, Op op_b, index_t m, index_
   if (m == 0 || n == 0 || batch == 0) return;
   CFLOW_DISPATCH(dev, gemm_strided_batched<T>, dev, op_a, op_b, m, n, k, alpha, A, lda, stride_a, B, ldb,
                  stride_b, beta, C, ldc, stride_c, batch);
+  dev.note_write(C, std::size_t(stride_c * (batch - 1) + ldc * n) * sizeof(T));
 }
 
 template <class T>
@@ -30,16 +31,24 @@ void gemv(const Device& dev, Op op_a, index_t m, index_t n, T alpha, const T* A,
   CFLOW_REQUIRE(m >= 0 && n >= 0 && lda >= std::max<index_t>(1, m), "gemv: bad dimensions");
   if (m == 0 || n == 0) return;
   CFLOW_DISPATCH(dev, gemv<T>, dev, op_a, m, n, alpha, A, lda, x, beta, y);
+  dev.note_write(y, std::size_t(op_a == Op::N ? m : n) * sizeof(T));
 }
 
+// Every output is reported to Device::note_write: a cache watching it sees the change (device.h).
 template <class T> void axpy(const Device& dev, index_t n, T alpha, const T* x, T* y) {
-  if (n > 0) CFLOW_DISPATCH(dev, axpy<T>, dev, n, alpha, x, y);
+  if (n <= 0) return;
+  CFLOW_DISPATCH(dev, axpy<T>, dev, n, alpha, x, y);
+  dev.note_write(y, std::size_t(n) * sizeof(T));
 }
 template <class T> void scal(const Device& dev, index_t n, T alpha, T* x) {
-  if (n > 0) CFLOW_DISPATCH(dev, scal<T>, dev, n, alpha, x);
+  if (n <= 0) return;
+  CFLOW_DISPATCH(dev, scal<T>, dev, n, alpha, x);
+  dev.note_write(x, std::size_t(n) * sizeof(T));
 }
 template <class T> void copy(const Device& dev, index_t n, const T* x, T* y) {
-  if (n > 0) CFLOW_DISPATCH(dev, copy<T>, dev, n, x, y);
+  if (n <= 0) return;
+  CFLOW_DISPATCH(dev, copy<T>, dev, n, x, y);
+  dev.note_write(y, std::size_t(n) * sizeof(T));
 }
 // The result comes back through a host pointer: one scalar to the host and a wait for the device.
 template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y) {
@@ -55,7 +64,9 @@ template <class T> T nrm2(const Device& dev, index_t n, const T* x) {
 template <class T>
 void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alpha, const T* L, index_t ldl, T* B,
                                  index_t ldb) {
-  if (m > 0 && n > 0) CFLOW_DISPATCH(dev, trsm_right_lower_transposed<T>, dev, m, n, alpha, L, ldl, B, ldb);
+  if (m <= 0 || n <= 0) return;
+  CFLOW_DISPATCH(dev, trsm_right_lower_transposed<T>, dev, m, n, alpha, L, ldl, B, ldb);
+  dev.note_write(B, std::size_t(ldb * n) * sizeof(T));
 }
 
 #define CFLOW_INSTANTIATE_BLAS(T)                                                                               \

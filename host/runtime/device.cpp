@@ -79,12 +79,14 @@ void* Device::allocate(std::size_t bytes) const {
   }
   return ptr;
 }
-void Device::release(void* ptr) const noexcept { impl_->arena.give_back(ptr); }
+// A released block may come back as another buffer: what a cache read there is gone.
+void Device::release(void* ptr) const noexcept { note_write(ptr, impl_->arena.give_back(ptr)); }
 std::size_t Device::cached_bytes() const { return impl_->arena.cached_bytes(); }
 
 // Host memory is pageable, so a transfer completes before the call returns: one synchronization.
 void Device::copy_from_host(void* dst, const void* src, std::size_t bytes) const {
   CFLOW_DISPATCH(*this, copy, *this, dst, src, bytes);
+  note_write(dst, bytes);
   impl_->traffic.host_to_device += 1;
   impl_->traffic.host_to_device_bytes += std::int64_t(bytes);
   synchronize();
@@ -97,8 +99,12 @@ void Device::copy_to_host(void* dst, const void* src, std::size_t bytes) const {
 }
 void Device::copy_on_device(void* dst, const void* src, std::size_t bytes) const {
   CFLOW_DISPATCH(*this, copy, *this, dst, src, bytes);
+  note_write(dst, bytes);
 }
-void Device::set_zero(void* dst, std::size_t bytes) const { CFLOW_DISPATCH(*this, set_zero, *this, dst, bytes); }
+void Device::set_zero(void* dst, std::size_t bytes) const {
+  CFLOW_DISPATCH(*this, set_zero, *this, dst, bytes);
+  note_write(dst, bytes);
+}
 void Device::synchronize() const {
   CFLOW_DISPATCH(*this, synchronize, *this);
   impl_->traffic.synchronizations += 1;
@@ -109,6 +115,26 @@ void Device::count_result_to_host(std::size_t bytes) const {
   impl_->traffic.synchronizations += 1;
 }
 const DeviceTraffic& Device::traffic() const { return impl_->traffic; }
+
+std::uint64_t Device::watch(const void* ptr, std::size_t bytes) const {
+  if (const std::uint64_t known = version(ptr, bytes)) return known;
+  auto& watched = impl_->watched;
+  if (watched.size() == Impl::kMaxWatched) watched.erase(watched.begin());
+  const char* begin = static_cast<const char*>(ptr);
+  watched.push_back({begin, begin + bytes, ++impl_->last_version});
+  return watched.back().version;
+}
+std::uint64_t Device::version(const void* ptr, std::size_t bytes) const {
+  const char* begin = static_cast<const char*>(ptr);
+  for (const Impl::Watched& range : impl_->watched)
+    if (range.begin == begin && range.end == begin + bytes) return range.version;
+  return 0;
+}
+void Device::note_write(const void* ptr, std::size_t bytes) const {
+  const char* begin = static_cast<const char*>(ptr);
+  for (Impl::Watched& range : impl_->watched)
+    if (begin < range.end && range.begin < begin + bytes) range.version = ++impl_->last_version;
+}
 
 Device::Impl::~Impl() {
   auto release = [this](void* p) {

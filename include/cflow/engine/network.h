@@ -1,7 +1,8 @@
 #pragma once
 // The network derivative engine: an MLP or CNN with its loss on a dataset held on the device,
 // answering the oracle queries of docs/design.md §3 with hand-written jets. The primal pass at w is computed
-// once and reused by every query at the same w (detected by comparing w with the cached point).
+// once and reused by every query at the same w: the same pointer with the same write version
+// (Device::watch, docs/design.md §7), a host comparison that costs the device nothing.
 #include <memory>
 #include <span>
 
@@ -13,6 +14,9 @@ namespace cflow {
 struct NetworkOptions {
   index_t chunk = 0;            // examples per pass (0: all); bounds memory, results agree to rounding
   index_t max_directions = 16;  // directions per pass for hvp/quad/d3; bounds memory likewise
+  // Tests: on every cache hit also compare w with a copy of the cached point on the device, and throw
+  // if they differ (a write to w that did not report itself to Device::note_write).
+  bool verify_cache = false;
 };
 
 template <class T>

@@ -52,6 +52,17 @@ class Device {
   // with the wait that returning it implies.
   void count_result_to_host(std::size_t bytes) const;
   const DeviceTraffic& traffic() const;
+
+  // Write versions of watched device ranges (docs/design.md §7). A cache keyed on device data (the
+  // network's primal pass at w) watches the range it read; every runtime call that writes device
+  // memory (the copies, set_zero, the blas:: outputs, a released block) and every kernel that writes
+  // a process's point (OptimizerState::step) reports the range it wrote, which bumps the version of
+  // each watched range it overlaps. Checking a cache is then a host comparison: no device work, no wait.
+  // watch: starts (or keeps) watching [ptr, ptr + bytes) and returns its version (never 0).
+  std::uint64_t watch(const void* ptr, std::size_t bytes) const;
+  // The version of a watched range; 0 when [ptr, ptr + bytes) is not watched.
+  std::uint64_t version(const void* ptr, std::size_t bytes) const;
+  void note_write(const void* ptr, std::size_t bytes) const;
   // Bytes the caching arena holds for reuse (allocated from the backend, not in use).
   std::size_t cached_bytes() const;
 
