@@ -15,11 +15,21 @@ namespace cflow {
 namespace {
 
 constexpr std::int64_t kMaxDeviceToHostBytes = 64 * 1024;
+// Host waits per steady step besides those of LOBPCG iterations, and per LOBPCG iteration (the
+// Gram and projection matrices down, the Ritz coefficients up, the Cholesky/eigen infos).
+constexpr double kSyncsPerStep = 48, kSyncsPerLobpcgIteration = 10;
 
 struct Traffic {
   index_t d = 0;
   std::vector<std::pair<ProcessKind, DeviceTraffic>> per_process;  // summed over the steady steps
+  std::vector<double> lobpcg_iterations;                            // per process, summed likewise
 };
+
+double lobpcg_iterations(const ProcessRecord& r) {
+  for (const auto& [name, count] : r.work)
+    if (name == std::string("lobpcg_iterations")) return count;
+  return 0;
+}
 
 // Six steps of every process on a small network of width `width`; the traffic of steps 4 and 5.
 // With eig.frequency 2 the warm-up steps 0-3 hold a cold full solve (step 0), the first warm full
@@ -44,15 +54,21 @@ Traffic steady_traffic(const Device& dev, ModelSpec spec, index_t width, const O
   s.flow.stable_min_nsubsteps = 2;
   Experiment<double> e(net, [&](const double* w) { return net.evaluate(w); },
                        [&](const double* w) { return net.evaluate(w); }, net.initial_parameters(0), s);
-  Traffic t{net.dim(), {}};
+  Traffic t{net.dim(), {}, {}};
   for (int step = 0; step < 6; ++step) {
     const StepRecord r = e.step();
     if (step < 4) continue;
     for (const auto& [kind, record] : r.processes) {
       EXPECT_FALSE(record.stopped) << to_string(kind) << " stopped at step " << step;
-      if (step == 4) t.per_process.emplace_back(kind, DeviceTraffic{});
-      for (auto& [k, total] : t.per_process)
-        if (k == kind) total += record.traffic;
+      if (step == 4) {
+        t.per_process.emplace_back(kind, DeviceTraffic{});
+        t.lobpcg_iterations.push_back(0);
+      }
+      for (std::size_t i = 0; i < t.per_process.size(); ++i)
+        if (t.per_process[i].first == kind) {
+          t.per_process[i].second += record.traffic;
+          t.lobpcg_iterations[i] += lobpcg_iterations(record);
+        }
     }
   }
   return t;
@@ -83,6 +99,19 @@ void expect_steady_state_is_device_resident(const ModelSpec& spec, index_t narro
           << "d = " << small.d << ": " << a.device_to_host_bytes << " B, d = " << large.d << ": "
           << b.device_to_host_bytes << " B over two steps";
       EXPECT_LT(b.host_to_device_bytes - a.host_to_device_bytes, one_vector / 2);
+      // Waits: the host decides only where it must (a loss and ‖g‖² per gradient for the divergence
+      // check, the k × k matrices of each LOBPCG iteration and Rayleigh refresh); every logged
+      // scalar crosses in a few gathered transfers. The figure does not grow with d beyond what the
+      // wider model's extra LOBPCG iterations bring.
+      const auto fixed_waits = [](const DeviceTraffic& traffic, double iterations) {
+        return double(traffic.synchronizations) - kSyncsPerLobpcgIteration * iterations;
+      };
+      const double narrow_waits = fixed_waits(a, small.lobpcg_iterations[i]);
+      const double wide_waits = fixed_waits(b, large.lobpcg_iterations[i]);
+      EXPECT_LE(wide_waits / 2, kSyncsPerStep) << b.synchronizations << " waits over two steps";
+      EXPECT_LE(wide_waits, narrow_waits) << "d = " << small.d << ": " << a.synchronizations << " waits, "
+                                          << small.lobpcg_iterations[i] << " LOBPCG iterations; d = " << large.d
+                                          << ": " << b.synchronizations << ", " << large.lobpcg_iterations[i];
     }
   }
 }

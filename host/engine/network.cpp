@@ -25,6 +25,7 @@ struct Network<T>::State {
   Buffer<T> inputs, targets, counted;  // [features[0] × n], [C × positions × n], [positions × n] (or empty)
   std::vector<Buffer<T>> primal;  // per boundary ≥ 1: [features × n], valid for cached_w
   Buffer<T> example_loss, example_correct, ones;  // per loss term; ones: at least n × positions
+  Buffer<T> sums;  // Σ loss, Σ correct: summed on the device, read back together
   const T* cached_point = nullptr;  // the primal pass is at cached_point with write version cached_version
   std::uint64_t cached_version = 0;
   Buffer<T> cached_copy, w_difference;  // only with options.verify_cache
@@ -66,6 +67,7 @@ struct Network<T>::State {
     example_loss = Buffer<T>(dev, n * positions);
     example_correct = Buffer<T>(dev, n * positions);
     ones = Buffer<T>(dev, std::vector<T>(std::size_t(n * positions), T(1)));
+    sums = Buffer<T>(dev, 2, Uninitialized{});
     if (options.verify_cache) {
       cached_copy = Buffer<T>(dev, d, Uninitialized{});
       w_difference = Buffer<T>(dev, d, Uninitialized{});
@@ -194,8 +196,9 @@ std::vector<T> Network<T>::initial_parameters(std::uint64_t seed) const {
 template <class T>
 T Network<T>::value_grad(const T* w, T* grad) {
   CFLOW_NVTX_RANGE("value_grad");
-  state_->differentiate(0, w, nullptr, 1, grad);
-  return T(evaluate(w).loss);
+  State& s = *state_;
+  s.differentiate(0, w, nullptr, 1, grad);
+  return T(double(blas::dot<T>(s.dev, s.n * s.positions, s.example_loss.data(), s.ones.data())) / s.counted_terms);
 }
 
 template <class T>
@@ -245,8 +248,11 @@ Evaluation Network<T>::evaluate(const T* w) {
   State& s = *state_;
   s.ensure_primal(w);
   const index_t terms = s.n * s.positions;
-  return {double(blas::dot<T>(s.dev, terms, s.example_loss.data(), s.ones.data())) / s.counted_terms,
-          double(blas::dot<T>(s.dev, terms, s.example_correct.data(), s.ones.data())) / s.counted_terms};
+  blas::dot<T>(s.dev, terms, s.example_loss.data(), s.ones.data(), s.sums.data());
+  blas::dot<T>(s.dev, terms, s.example_correct.data(), s.ones.data(), s.sums.data() + 1);
+  T host[2];
+  s.sums.download(host);  // one wait for both
+  return {double(host[0]) / s.counted_terms, double(host[1]) / s.counted_terms};
 }
 
 template <class T>

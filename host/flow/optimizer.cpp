@@ -35,6 +35,9 @@ struct OptimizerState<T>::Impl {
   Buffer<T> nu;
   Buffer<T> ones;             // length d for the adaptive optimizers: Σ through gemv/dot
   mutable Buffer<T> scratch;  // length d, rmsprop summaries only; allocated on first use
+  // rmsprop summaries: the logged coordinates, and the summary's scalars gathered for one read-back
+  mutable Buffer<index_t> selected;
+  mutable Buffer<T> summary_values;
 
   Impl(const Device& device, const OptimizerSpec& s, index_t dim) : dev(device), spec(s), d(dim) {
     CFLOW_REQUIRE(d >= 1, "optimizer: the parameter dimension must be positive");
@@ -286,25 +289,27 @@ StateSummary OptimizerState<T>::summary() const {
     }
     case OptimizerKind::rmsprop: {
       const index_t d = s.d;
-      const double nu_l1 = double(blas::dot(s.dev, d, s.ones.data(), s.nu.data()));  // ν ≥ 0
-      out.values.emplace_back("opt.nu_l1", nu_l1);
-      std::vector<double> selected;
-      for (index_t i : selected_indices(d)) {
-        T value;
-        s.nu.download(std::span<T>(&value, 1), i);
-        selected.push_back(double(value));
-      }
-      out.vectors.emplace_back("opt.nu_selected_idx", std::move(selected));
       if (s.scratch.size() != d) s.scratch = Buffer<T>(s.dev, d);
+      if (s.selected.size() == 0) s.selected = Buffer<index_t>(s.dev, selected_indices(d));
+      const index_t count = s.selected.size();
+      // Σν, Σ ess, Σp and the selected ν gather on the device and cross in one transfer: one wait
+      // (docs/design.md §7.5).
+      if (s.summary_values.size() != 3 + count) s.summary_values = Buffer<T>(s.dev, 3 + count, Uninitialized{});
+      T* values = s.summary_values.data();
+      blas::dot(s.dev, d, s.ones.data(), s.nu.data(), values);  // ν ≥ 0: its l1 norm
+      CFLOW_DISPATCH(s.dev, gather_rows<T>, s.dev, d, index_t(1), count, s.selected.data(), s.nu.data(), values + 3);
       const T denom = T(s.denom()), eps = T(s.spec.eps), lr = T(s.spec.lr);
       CFLOW_DISPATCH(s.dev, rms_step_size<T>, s.dev, d, s.nu.data(), index_t(1), denom, eps, lr, s.scratch.data());
-      const double ess_sum = double(blas::dot(s.dev, d, s.ones.data(), s.scratch.data()));
-      out.values.emplace_back("opt.ess_mean", ess_sum / double(d));
+      blas::dot(s.dev, d, s.ones.data(), s.scratch.data(), values + 1);
       // 1 / mean(1/ess) = 1 / mean(p) = η / mean(√ν̂ + ε).
       CFLOW_DISPATCH(s.dev, rms_preconditioner<T>, s.dev, d, s.nu.data(), index_t(1), denom, eps, lr,
                      s.scratch.data());
-      const double p_sum = double(blas::dot(s.dev, d, s.ones.data(), s.scratch.data()));
-      out.values.emplace_back("opt.ess_harmonic_mean", double(d) / p_sum);
+      blas::dot(s.dev, d, s.ones.data(), s.scratch.data(), values + 2);
+      const std::vector<T> host = s.summary_values.to_host();
+      out.values.emplace_back("opt.nu_l1", double(host[0]));
+      out.vectors.emplace_back("opt.nu_selected_idx", std::vector<double>(host.begin() + 3, host.end()));
+      out.values.emplace_back("opt.ess_mean", double(host[1]) / double(d));
+      out.values.emplace_back("opt.ess_harmonic_mean", double(d) / double(host[2]));
       break;
     }
   }

@@ -28,10 +28,11 @@ void ProcessContext<T>::solve_or_refresh(EigenTracker<T>& tracker, const T* w, c
 }
 
 template <class T>
-std::vector<double> ProcessContext<T>::gather(const T* x, index_t cols) {
+std::vector<double> ProcessContext<T>::gather(const T* x, index_t cols, const T* norm_of) {
   const index_t count = index_t(selected_host.size());
-  Buffer<T> out(dev, count * cols);
+  Buffer<T> out(dev, count * cols + (norm_of ? 1 : 0), Uninitialized{});
   CFLOW_DISPATCH(dev, gather_rows<T>, dev, d, cols, count, selected.data(), x, out.data());
+  if (norm_of) blas::dot<T>(dev, d, norm_of, norm_of, out.data() + count * cols);
   const auto host = out.to_host();
   return {host.begin(), host.end()};
 }
@@ -114,9 +115,10 @@ ProcessRecord Process<T>::basic_record(Context& c, const T* at, double loss) {
     }
   }
   if (c.outputs) r.outputs = c.outputs(at);
-  r.grad_norm_sq = double(blas::dot<T>(c.dev, c.d, g.data(), g.data()));
   r.state = state.summary();
-  r.grad_sq_selected = c.gather(g.data());
+  r.grad_sq_selected = c.gather(g.data(), 1, g.data());
+  r.grad_norm_sq = r.grad_sq_selected.back();
+  r.grad_sq_selected.pop_back();
   for (double& x : r.grad_sq_selected) x *= x;
   return r;
 }

@@ -33,8 +33,9 @@ struct ProcessContext {
 
   // A full LOBPCG solve of P⁻¹H at w (preconditioner p), or a Rayleigh refresh of the tracked basis.
   void solve_or_refresh(EigenTracker<T>& tracker, const T* w, const T* p, bool full);
-  // Rows `selected` of the d × cols device matrix x, on the host.
-  std::vector<double> gather(const T* x, index_t cols = 1);
+  // Rows `selected` of the d × cols device matrix x, on the host; with `norm_of`, ‖norm_of‖² after
+  // them, read back in the same transfer (one wait).
+  std::vector<double> gather(const T* x, index_t cols = 1, const T* norm_of = nullptr);
   // Options of a tracker under `eig` (a process's settings); one that grows tracks every eigenvalue
   // above the threshold.
   EigenTrackerOptions tracker_options(const EigenSettings& eig, bool grows) const;

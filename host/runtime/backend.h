@@ -56,6 +56,7 @@ CFLOW_BACKEND_DECLARATIONS(
   template <class T> void copy(const Device& dev, index_t n, const T* x, T* y);
   template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y);
   template <class T> T nrm2(const Device& dev, index_t n, const T* x);
+  template <class T> void dot_to_device(const Device& dev, index_t n, const T* x, const T* y, T* result);
   template <class T>
   void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alpha, const T* L,
                                    index_t ldl, T* B, index_t ldb);
@@ -76,6 +77,7 @@ CFLOW_BACKEND_DECLARATIONS(
   template void copy<T>(const Device&, index_t, const T*, T*);                                           \
   template T dot<T>(const Device&, index_t, const T*, const T*);                                         \
   template T nrm2<T>(const Device&, index_t, const T*);                                                  \
+  template void dot_to_device<T>(const Device&, index_t, const T*, const T*, T*);                        \
   template void trsm_right_lower_transposed<T>(const Device&, index_t, index_t, T, const T*, index_t, T*, \
                                                index_t);                                                 \
   template void symmetric_eigen<T>(const Device&, index_t, T*, index_t, T*, int*);                       \

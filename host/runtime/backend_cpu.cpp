@@ -84,6 +84,10 @@ T dot(const Device&, index_t n, const T* x, const T* y) {
   else return cblas_ddot(n, x, 1, y, 1);
 }
 template <class T>
+void dot_to_device(const Device& dev, index_t n, const T* x, const T* y, T* result) {
+  *result = dot(dev, n, x, y);  // device memory is host memory
+}
+template <class T>
 T nrm2(const Device&, index_t n, const T* x) {
   if constexpr (std::is_same_v<T, float>) return cblas_snrm2(n, x, 1);
   else return cblas_dnrm2(n, x, 1);

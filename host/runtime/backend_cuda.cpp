@@ -141,6 +141,17 @@ T dot(const Device& dev, index_t n, const T* x, const T* y) {
   else CFLOW_CHECK_CUBLAS(cublasDdot_64(blas_of(dev), n, x, 1, y, 1, &result));
   return result;
 }
+// The result pointer is on the device: the call is queued on the stream and returns at once.
+template <class T>
+void dot_to_device(const Device& dev, index_t n, const T* x, const T* y, T* result) {
+  cublasHandle_t handle = blas_of(dev);
+  CFLOW_CHECK_CUBLAS(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_DEVICE));
+  cublasStatus_t status;
+  if constexpr (std::is_same_v<T, float>) status = cublasSdot_64(handle, n, x, 1, y, 1, result);
+  else status = cublasDdot_64(handle, n, x, 1, y, 1, result);
+  CFLOW_CHECK_CUBLAS(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST));  // what every other call expects
+  CFLOW_CHECK_CUBLAS(status);
+}
 template <class T>
 T nrm2(const Device& dev, index_t n, const T* x) {
   T result{};

@@ -56,6 +56,11 @@ template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y) {
   dev.count_result_to_host(sizeof(T));
   return CFLOW_DISPATCH(dev, dot<T>, dev, n, x, y);
 }
+template <class T> void dot(const Device& dev, index_t n, const T* x, const T* y, T* result) {
+  if (n <= 0) return dev.set_zero(result, sizeof(T));
+  CFLOW_DISPATCH(dev, dot_to_device<T>, dev, n, x, y, result);
+  dev.note_write(result, sizeof(T));
+}
 template <class T> T nrm2(const Device& dev, index_t n, const T* x) {
   if (n <= 0) return T(0);
   dev.count_result_to_host(sizeof(T));
@@ -79,6 +84,7 @@ void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alph
   template void scal<T>(const Device&, index_t, T, T*);                                                         \
   template void copy<T>(const Device&, index_t, const T*, T*);                                                  \
   template T dot<T>(const Device&, index_t, const T*, const T*);                                                \
+  template void dot<T>(const Device&, index_t, const T*, const T*, T*);                                         \
   template T nrm2<T>(const Device&, index_t, const T*);                                                         \
   template void trsm_right_lower_transposed<T>(const Device&, index_t, index_t, T, const T*, index_t, T*, index_t);
 CFLOW_INSTANTIATE_BLAS(float)

@@ -30,6 +30,9 @@ template <class T> void scal(const Device& dev, index_t n, T alpha, T* x);      
 template <class T> void copy(const Device& dev, index_t n, const T* x, T* y);           // y = x
 template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y);         // synchronizes
 template <class T> T nrm2(const Device& dev, index_t n, const T* x);                    // synchronizes
+// xᵀy into the device scalar *result, without waiting (cuBLAS device pointer mode): the scalars
+// of a computation gather on the device and cross to the host once (docs/design.md §7.5).
+template <class T> void dot(const Device& dev, index_t n, const T* x, const T* y, T* result);
 
 // B = alpha B L^{-T} for lower-triangular L (n×n), B m×n: orthonormalization after a Cholesky.
 template <class T>
