@@ -17,7 +17,7 @@ namespace {
 constexpr std::int64_t kMaxDeviceToHostBytes = 64 * 1024;
 // Host waits per steady step besides those of LOBPCG iterations, and per LOBPCG iteration (the
 // Gram and projection matrices down, the Ritz coefficients up, the Cholesky/eigen infos).
-constexpr double kSyncsPerStep = 48, kSyncsPerLobpcgIteration = 10;
+constexpr double kSyncsPerStep = 44, kSyncsPerLobpcgIteration = 10;
 
 struct Traffic {
   index_t d = 0;

@@ -53,7 +53,7 @@ EigenTrackerOptions ProcessContext<T>::tracker_options(const EigenSettings& e, b
 template <class T>
 Process<T>::Process(Context& c, ProcessKind k, std::span<const T> w0, const OptimizerState<T>& s)
     : kind(k), eig(c.settings.eig_of(k)), w(c.dev, w0), w_next(c.dev, c.d), g(c.dev, c.d), p(c.dev, c.d), state(s),
-      state_next(s), tracker(c.dev, c.d, c.tracker_options(eig, k != ProcessKind::stable)) {
+      state_next(s), tracker(c.dev, c.d, c.tracker_options(eig, k != ProcessKind::stable)), clock_(c.dev) {
   if (c.settings.eig.raw_eigenvalues && s.spec().kind == OptimizerKind::rmsprop)
     raw_tracker.emplace(c.dev, c.d, c.tracker_options(eig, false));
 }
@@ -83,10 +83,13 @@ ProcessRecord Process<T>::prepare(Context& c) {
   grad_seconds_ = eig_seconds_ = d3_seconds_ = sdcp_seconds_ = 0;
   lobpcg_iterations_ = 0;
   const OracleWork work_before = c.f.work();
-  const Stopwatch total(c.dev);
+  double total_seconds = 0;
+  const int total = clock_.start(total_seconds);
   r = prepare_step(c);
+  clock_.stop(total);
+  clock_.resolve();  // the step's one wait for its phase times
   r.seconds = {{"grad_and_value", grad_seconds_}, {"eig", eig_seconds_}, {"d3", d3_seconds_},
-               {"sdcp", sdcp_seconds_}, {"total", total.seconds()}};
+               {"sdcp", sdcp_seconds_}, {"total", total_seconds}};
   const OracleWork work = c.f.work() - work_before;
   const std::int64_t counts[] = {work.gradients, work.hvps, work.quads, work.jets, lobpcg_iterations_};
   static_assert(std::size(counts) == std::size(kWorkNames));
@@ -140,18 +143,18 @@ void Process<T>::log_eigenvalues(Context& c, ProcessRecord& r, const T* at, bool
 
 template <class T>
 double Process<T>::gradient(Context& c, const T* at, T* grad) {
-  const Stopwatch time(c.dev);
+  const int phase = clock_.start(grad_seconds_);
   const double loss = double(c.f.value_grad(at, grad));
-  grad_seconds_ += time.seconds();
+  clock_.stop(phase);
   return loss;
 }
 
 template <class T>
 void Process<T>::eigen(Context& c, EigenTracker<T>& t, const T* at, const T* precond, bool full) {
-  const Stopwatch time(c.dev);
+  const int phase = clock_.start(eig_seconds_);
   const bool solves = full || !t.has_solution();
   c.solve_or_refresh(t, at, precond, full);
-  eig_seconds_ += time.seconds();
+  clock_.stop(phase);
   if (!solves) return;
   lobpcg_iterations_ += t.last_solve().iterations;
   if (t.last_solve().timed_out) {

@@ -14,6 +14,7 @@
 #include "cflow/flow/experiment.h"
 #include "cflow/solvers/eigen_tracker.h"
 #include "cflow/engine/counting_objective.h"
+#include "host/runtime/stopwatch.h"
 
 namespace cflow {
 
@@ -105,6 +106,7 @@ class Process {
 
  private:
   double grad_seconds_ = 0, eig_seconds_ = 0, d3_seconds_ = 0, sdcp_seconds_ = 0;
+  PhaseClock clock_;  // the step's phases (grad_and_value, eig, total): one wait per step
   std::int64_t lobpcg_iterations_ = 0;  // of the current step
 };
 

@@ -205,4 +205,19 @@ void cholesky(const Device& dev, index_t n, T* A, index_t lda, int* info) {
 CFLOW_INSTANTIATE_BACKEND(float)
 CFLOW_INSTANTIATE_BACKEND(double)
 
+void* create_event() {
+  cudaEvent_t event = nullptr;
+  CFLOW_CHECK_CUDA(cudaEventCreate(&event));
+  return event;
+}
+void destroy_event(void* event) noexcept { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
+void record_event(const Device& dev, void* event) {
+  CFLOW_CHECK_CUDA(cudaEventRecord(static_cast<cudaEvent_t>(event), stream_of(dev)));
+}
+double elapsed_seconds(void* start, void* stop) {
+  float milliseconds = 0;
+  CFLOW_CHECK_CUDA(cudaEventElapsedTime(&milliseconds, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(stop)));
+  return 1e-3 * double(milliseconds);
+}
+
 }  // namespace cflow::cuda
