@@ -256,6 +256,23 @@ TEST(RunConfig, BadPerProcessEigenValuesNameTheirFlag) {
   EXPECT_EQ(parse({"--checkpoint-steps", "300,100,300"}).checkpoint_steps, (std::vector<std::int64_t>{100, 300}));
 }
 
+TEST(RunConfig, ProfileStepsTakeARangeAndTf32OnlyFloat32) {
+  const RunConfig c = parse({"--profile-steps", "10:12"});
+  EXPECT_EQ(c.profile_first, 10);
+  EXPECT_EQ(c.profile_last, 12);
+  EXPECT_EQ(to_json(c)["profile-steps"], "10:12");
+  EXPECT_EQ(from_json(to_json(c), "config.json").profile_last, 12);
+  EXPECT_EQ(parse({}).profile_first, -1);
+  for (const char* bad : {"12:10", "10", "a:b", "-1:2", "1:"}) {
+    const std::string message = config_error({"--profile-steps", bad});
+    EXPECT_NE(message.find("--profile-steps: expected A:B"), std::string::npos) << bad << ": " << message;
+  }
+  EXPECT_TRUE(parse({"--tf32"}).tf32);
+  EXPECT_EQ(to_json(parse({"--tf32"}))["tf32"], true);
+  const std::string message = config_error({"--tf32", "--dtype", "f64"});
+  EXPECT_NE(message.find("--tf32: TF32 applies to float32 GEMMs"), std::string::npos) << message;
+}
+
 // ---- checkpoints ------------------------------------------------------------------------------------
 
 Checkpoint sample_checkpoint(std::int64_t step) {

@@ -436,6 +436,10 @@ std::vector<Key> make_keys() {
                                     "CPU threads (0: OpenMP's default); results are bitwise reproducible for a given "
                                     "backend and thread count",
                                     &RunConfig::threads, 0, 4096)));
+  k.push_back(switch_key("tf32", run,
+                         "float32 GEMMs on TF32 tensor cores (CUDA; faster, ~1e-3 relative rounding of GEMM "
+                         "inputs); ignored with a note on the CPU, refused with --dtype f64",
+                         &RunConfig::tf32));
   k.push_back(integer_key("chunk", run, "examples per pass (0: all); bounds memory", &RunConfig::chunk, 0));
   k.push_back(integer_key("log-outputs", run,
                           "record each process's network outputs (logits) on the first K training examples "
@@ -453,6 +457,27 @@ std::vector<Key> make_keys() {
   k.push_back(
       resumable(switch_key("no-plots", run, "do not run python/cflow_plot.py at the end", &RunConfig::no_plots)));
   k.push_back(resumable(switch_key("quiet", run, "no progress bar and no summary table", &RunConfig::quiet)));
+  {
+    Key key = resumable(custom_key("profile-steps", run, "A:B",
+                                   "CUDA: cudaProfilerStart before step A and cudaProfilerStop after step B, for "
+                                   "nsys profile --capture-range=cudaProfilerApi (README: Profiling with Nsight); "
+                                   "ignored with a note on the CPU"));
+    key.set = [](RunConfig& c, std::string_view text) {
+      c.profile_first = c.profile_last = -1;
+      if (text.empty()) return;
+      const auto colon = text.find(':');
+      const auto first = to_integer(text.substr(0, colon)), last = to_integer(text.substr(colon + 1));
+      if (colon == std::string_view::npos || !first || !last || *first < 0 || *last < *first)
+        expected("A:B, step numbers with 0 <= A <= B (e.g. 10:12)", text);
+      c.profile_first = *first;
+      c.profile_last = *last;
+    };
+    key.get = [](const RunConfig& c) {
+      return nlohmann::ordered_json(
+          c.profile_first < 0 ? std::string() : std::to_string(c.profile_first) + ":" + std::to_string(c.profile_last));
+    };
+    k.push_back(std::move(key));
+  }
   k.push_back(resumable(switch_key("verbose", run, "also print the steady-state device traffic per step of each process",
                                    &RunConfig::verbose)));
 
@@ -719,6 +744,9 @@ void validate(const RunConfig& c) {
         "from https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz");
   }
   validate_sequence_task(c);
+  if (c.tf32 && !c.is_float32())
+    throw ConfigError("--tf32: TF32 applies to float32 GEMMs and would change nothing with --dtype " + c.dtype +
+                      "; drop --tf32 or use --dtype f32");
   if (c.arch != "mlp" && c.arch != "transformer" && !images) {
     throw ConfigError("--arch " + c.arch + ": expected image data (--data fashion-mnist or cifar10), got --data " +
                       c.data);
@@ -791,6 +819,7 @@ void register_flags(CLI::App& cmd, RunFlags& flags) {
     if (value.is_array()) shown = join(value.get<std::vector<std::string>>(), ",");
     if (key.name == "out") shown = "runs/<timestamp>-<id>";
     if (key.name == "data-dir") shown = "per data set";
+    if (key.name == "profile-steps") shown = "off";
     CLI::Option* option = nullptr;
     if (key.is_switch()) {
       option = cmd.add_flag("--" + key.name, flags.switches[key.name],

@@ -116,6 +116,7 @@ struct RunConfig {
   std::uint64_t seed = 0;
   std::string device = "auto";
   int threads = 0;  // 0: OpenMP's default
+  bool tf32 = false;  // float32 GEMMs on TF32 tensor cores (CUDA only; refused with f64)
   std::int64_t chunk = 0;
   std::int64_t log_outputs = 0;  // record the logits on the first K training examples (0: off)
   std::string out;  // empty: runs/<timestamp>-<id>
@@ -126,6 +127,9 @@ struct RunConfig {
   std::int64_t init_step = kNewestCheckpoint;
   std::string init_process = kOwnProcess;
   bool no_plots = false;
+  // --profile-steps A:B: cudaProfilerStart before step A, cudaProfilerStop after step B (data.h5's
+  // step numbers); -1: off
+  std::int64_t profile_first = -1, profile_last = -1;
   bool quiet = false;
   bool verbose = false;
 

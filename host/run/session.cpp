@@ -16,6 +16,7 @@
 #include "cflow/run/log.h"
 #include "cflow/runtime/comm.h"
 #include "cflow/runtime/interrupt.h"
+#include "cflow/runtime/nvtx.h"
 #include "host/run/memory_check.h"
 #include "host/run/output.h"
 #include "host/run/plots.h"
@@ -53,6 +54,7 @@ void print_header(const RunConfig& c, const DataSplits& data, const std::string&
   std::cout << "; " << c.steps << " steps"
             << (c.warm_start ? " after " + std::to_string(c.warm_start) + " warm-start steps" : "") << "\n"
             << "  device     " << dev.description() << ", " << (c.is_float32() ? "float32" : "float64")
+            << (c.tf32 && dev.is_cuda() ? " (TF32 GEMMs)" : "")
             << (c.device == "auto" && !dev.selection_note().empty() ? " (" + dev.selection_note() + ")" : "") << "\n";
 }
 
@@ -108,6 +110,8 @@ class Runner {
     data_ = load_dataset(c_.data_spec());  // first: a missing data set fails fast
     dev_.emplace(Device::open(c_.device, c_.threads));
     c_.threads = dev_->cpu_threads();  // recorded, so a resumed run uses the same count (bitwise results)
+    if (c_.tf32 && !dev_->use_tf32(true) && writes_)
+      std::cerr << "note: --tf32 is ignored on the CPU backend (it has no TF32); the GEMMs run in full float32\n";
     spec_ = c_.model_spec(data_.train.shape());
     model_text_ = describe_(spec_);
     const Dataset train_shard = shard(data_.train, comm_.rank(), comm_.size());
@@ -317,8 +321,23 @@ class Runner {
   // The ranks stop together: at the first step boundary where any of them has a signal.
   bool stop_requested() { return comm_.all_reduce_max(interrupt_requested()) != 0; }
 
+  // --profile-steps A:B: the capture range opens before step A and closes after step B, or when the
+  // loop ends first.
+  void profile(std::int64_t step, bool before) {
+    if (before && step == c_.profile_first && !profiling_) {
+      profiling_ = profiler_capture(*dev_, true);
+      if (!profiling_ && writes_)
+        std::cerr << "note: --profile-steps is ignored on the CPU backend (there is no CUDA profiler to start); "
+                     "the per-phase times are in data.h5 (<process>/times/*)\n";
+    }
+    if (!before && profiling_ && (step < 0 || step == c_.profile_last)) profiling_ = !profiler_capture(*dev_, false);
+  }
+
   void one_step(Progress& progress, std::optional<StepWriter>& writer, Clock::time_point& last_flush) {
+    const std::int64_t step = experiment_->steps_done();
+    profile(step, true);
     const StepRecord record = experiment_->step();
+    profile(step, false);
     traffic_.add(record);
     if (writes_) log_step(record, progress, writer);
     if (note_stops(record, progress)) status_ = "diverged";
@@ -344,6 +363,7 @@ class Runner {
         one_step(progress, writer, last_flush);
         if (plan_.crash_after > 0 && ++session_steps >= plan_.crash_after) std::_Exit(kTestCrashExit);
       }
+      profile(-1, false);
       progress.end_line();
       if (experiment_->steps_done() < c_.steps && status_ != "diverged") status_ = "interrupted";
       if (last_checkpoint_ != experiment_->steps_done()) save_checkpoint();
@@ -449,6 +469,7 @@ class Runner {
   const Clock::time_point start_ = Clock::now();
   DataSplits data_;
   std::optional<Device> dev_;
+  bool profiling_ = false;  // between cudaProfilerStart and cudaProfilerStop (--profile-steps)
   ModelSpec spec_;
   std::optional<Network<T>> train_, test_;  // this rank's shards
   index_t train_n_ = 0, test_n_ = 0;         // their examples

@@ -91,6 +91,7 @@ namespace cuda {
 // Number of usable devices; 0 with the reason in `why` when there are none.
 int device_count(std::string* why);
 std::shared_ptr<Device::Impl> open_device(int index);
+void set_tf32(const Device& dev, bool on);
 // Timing events on the device's stream (PhaseClock): created once, recorded, read after a wait.
 void* create_event();
 void destroy_event(void* event) noexcept;

@@ -205,6 +205,10 @@ void cholesky(const Device& dev, index_t n, T* A, index_t lda, int* info) {
 CFLOW_INSTANTIATE_BACKEND(float)
 CFLOW_INSTANTIATE_BACKEND(double)
 
+void set_tf32(const Device& dev, bool on) {
+  CFLOW_CHECK_CUBLAS(cublasSetMathMode(blas_of(dev), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+}
+
 void* create_event() {
   cudaEvent_t event = nullptr;
   CFLOW_CHECK_CUDA(cudaEventCreate(&event));

@@ -116,6 +116,16 @@ void Device::count_result_to_host(std::size_t bytes) const {
 }
 const DeviceTraffic& Device::traffic() const { return impl_->traffic; }
 
+bool Device::use_tf32([[maybe_unused]] bool on) const {
+#if defined(CFLOW_WITH_CUDA)
+  if (is_cuda()) {
+    cuda::set_tf32(*this, on);
+    return true;
+  }
+#endif
+  return false;
+}
+
 std::uint64_t Device::watch(const void* ptr, std::size_t bytes) const {
   if (const std::uint64_t known = version(ptr, bytes)) return known;
   auto& watched = impl_->watched;

@@ -66,6 +66,11 @@ class Device {
   // Bytes the caching arena holds for reuse (allocated from the backend, not in use).
   std::size_t cached_bytes() const;
 
+  // float32 GEMMs on TF32 tensor cores (cuBLAS CUBLAS_TF32_TENSOR_OP_MATH: 10-bit mantissa inputs,
+  // float32 accumulation) or not (the default). Returns false and changes nothing on the CPU backend,
+  // which has no TF32. float64 GEMMs are unaffected.
+  bool use_tf32(bool on) const;
+
   // Backend handles (cudaStream_t, cublasHandle_t, cusolverDnHandle_t); null on the CPU.
   void* native_stream() const;
   void* blas_handle() const;

@@ -2,6 +2,13 @@
 // NVTX ranges so an Nsight Systems timeline reads like the algorithm; no-ops without CUDA.
 namespace cflow {
 
+class Device;
+
+// cudaProfilerStart (on) / cudaProfilerStop (off), which bound what
+// `nsys profile --capture-range=cudaProfilerApi` records (`cflow run --profile-steps`). Returns false
+// and does nothing on the CPU backend.
+bool profiler_capture(const Device& dev, bool on);
+
 class NvtxRange {
  public:
   explicit NvtxRange(const char* name);
