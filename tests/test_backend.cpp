@@ -148,6 +148,12 @@ void check_vector_ops(const Device& dev, T tolerance) {
   for (index_t i = 0; i < n; ++i) dot += (long double)x[i] * y[i], norm += (long double)x[i] * x[i];
   EXPECT_NEAR(blas::dot(dev, n, dx.data(), dy.data()), T(dot), tolerance * n);
   EXPECT_NEAR(blas::nrm2(dev, n, dx.data()), T(std::sqrt(norm)), tolerance * n);
+  // Into a device scalar: the same reduction, so the same bits, and no wait until it is read.
+  Buffer<T> result(dev, 2);
+  const std::int64_t waits = dev.traffic().synchronizations;
+  blas::dot(dev, n, dx.data(), dy.data(), result.data() + 1);
+  EXPECT_EQ(dev.traffic().synchronizations, waits);
+  EXPECT_EQ(result.to_host(), (std::vector<T>{T(0), blas::dot(dev, n, dx.data(), dy.data())}));
   blas::axpy(dev, n, T(2), dx.data(), dy.data());
   blas::scal(dev, n, T(-0.5), dy.data());
   const auto out = dy.to_host();
