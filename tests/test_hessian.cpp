@@ -12,6 +12,7 @@
 #include "cflow/runtime/blas.h"
 #include "cflow/solvers/dense_hessian.h"
 #include "cflow/engine/gradcheck.h"
+#include "cflow/solvers/eigen_tracker.h"
 #include "cflow/solvers/lobpcg.h"
 #include "cflow/engine/network.h"
 #include "host/cli/cli.h"
@@ -228,6 +229,31 @@ TEST_P(NetworkHessian, WarmStartAfterASmallParameterChangeConvergesInTwoIteratio
   ::testing::Test::RecordProperty("warm_iterations", warm.iterations);
   ::testing::Test::RecordProperty("cold_hvps", cold.operator_applications);
   ::testing::Test::RecordProperty("warm_hvps", warm.operator_applications);
+}
+
+// Along three gradient steps the tracker's third solve starts from the extrapolation 2Y − Y′
+// (docs/design.md §5.3); what it returns is still the new point's top of the spectrum, to the
+// dense eigendecomposition's rounding, with every pair within the tolerance.
+TEST_P(NetworkHessian, ExtrapolatedTrackerMatchesTheDenseSpectrumAlongGradientSteps) {
+  auto net = make_network(device(), spec());
+  auto w = point(net);
+  const index_t d = net.dim(), k = 2;
+  const double tolerance = 1e-8;
+  EigenTracker<double> tracker(device(), d,
+                               {.initial_k = int(k), .track_threshold = std::nullopt, .tolerance = tolerance,
+                                .max_iterations = 300, .seed = 3});
+  Buffer<double> gradient(device(), d);
+  for (int solve = 0; solve < 3; ++solve) {
+    if (solve > 0) {
+      net.value_grad(w.data(), gradient.data());
+      blas::axpy(device(), d, -0.1, gradient.data(), w.data());
+    }
+    const EigenSolveReport& report = tracker.solve(hessian_of(net, w.data()), nullptr);
+    ASSERT_TRUE(report.converged) << "solve " << solve;
+    for (double residual : report.residuals) EXPECT_LE(residual, tolerance) << "solve " << solve;
+  }
+  const std::vector<double> tracked(tracker.eigenvalues().begin(), tracker.eigenvalues().end());
+  EXPECT_LE(max_relative_difference<double>(tracked, dense_top(net, w.data(), k)), 1e-12);
 }
 
 TEST_P(NetworkHessian, GeneralizedEigenvectorsWithADiagonalPreconditioner) {

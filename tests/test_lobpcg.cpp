@@ -494,6 +494,56 @@ TEST_P(EigenTracking, RayleighRefreshGivesTheCurrentQuotients) {
   }
 }
 
+// A spectrum whose eigenvectors turn steadily: H(t) on the basis orthonormalize(Q₀ + t·δ·G).
+struct TurningSpectrum {
+  index_t d = 400, r = 64;
+  std::vector<double> eigenvalues = spectrum({6, 5, 4, 3.5}, 60, -1, 1);
+  std::vector<double> Q0 = gaussian(std::size_t(d * r), 40), G = gaussian(std::size_t(d * r), 41);
+  SyntheticOperator<double> at(const Device& dev, int t) const {
+    std::vector<double> turned = Q0;
+    for (std::size_t i = 0; i < turned.size(); ++i) turned[i] += 2e-3 * t * G[i];
+    return SyntheticOperator<double>(dev, d, orthonormalize_columns(dev, d, r, turned), eigenvalues);
+  }
+};
+
+TEST_P(EigenTracking, ExtrapolatedWarmStartsCostLessAndKeepTheTolerance) {
+  const TurningSpectrum turning;
+  int applications[2] = {0, 0};  // solves 2–5, extrapolating and not
+  for (const bool extrapolate : {true, false}) {
+    EigenTracker<double> tracker(device(), turning.d,
+                                 {.initial_k = 3, .track_threshold = std::nullopt, .tolerance = 1e-8,
+                                  .extrapolate = extrapolate, .seed = 42});
+    for (int t = 0; t <= 5; ++t) {
+      SyntheticOperator<double> H = turning.at(device(), t);
+      const EigenSolveReport& report = tracker.solve(H.op(), nullptr);
+      ASSERT_TRUE(report.converged) << "t = " << t;
+      for (double residual : report.residuals) EXPECT_LE(residual, 1e-8) << "t = " << t;
+      expect_tracked(device(), tracker, H, H.top(3));  // HU = UΛ and the known spectrum
+      if (t >= 2) applications[extrapolate ? 0 : 1] += report.operator_applications;
+    }
+  }
+  RecordProperty("extrapolated_applications", applications[0]);
+  RecordProperty("plain_applications", applications[1]);
+  EXPECT_LT(applications[0], applications[1]);
+}
+
+TEST_P(EigenTracking, ARestoredSnapshotExtrapolatesLikeTheOriginal) {
+  const TurningSpectrum turning;
+  const EigenTrackerOptions options{.initial_k = 3, .track_threshold = std::nullopt, .seed = 43};
+  EigenTracker<double> original(device(), turning.d, options), restored(device(), turning.d, options);
+  for (int t = 0; t <= 2; ++t) original.solve(turning.at(device(), t).op(), nullptr);
+  const EigenTrackerSnapshot snapshot = original.snapshot();
+  ASSERT_EQ(index_t(snapshot.Y_previous.size()), turning.d * 3) << "the solve before is part of the state";
+  restored.restore(snapshot);
+  SyntheticOperator<double> H = turning.at(device(), 3);
+  const int original_applications = original.solve(H.op(), nullptr).operator_applications;
+  EXPECT_EQ(restored.solve(H.op(), nullptr).operator_applications, original_applications);
+  Buffer<double> a(device(), turning.d * 3), b(device(), turning.d * 3);
+  blas::copy(device(), turning.d * 3, original.Y(), a.data());
+  blas::copy(device(), turning.d * 3, restored.Y(), b.data());
+  EXPECT_EQ(a.to_host(), b.to_host()) << "a resumed tracker continues bit for bit";
+}
+
 TEST_P(EigenTracking, RefreshBeforeSolveIsAnError) {
   EigenTracker<double> tracker(device(), 10, {});
   SyntheticOperator<double> H(device(), 10, orthonormalize_columns(device(), 10, 2, gaussian(20, 1)), {2, 1});

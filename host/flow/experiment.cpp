@@ -158,6 +158,7 @@ Checkpoint Experiment<T>::checkpoint() const {
       if (!tracker || !tracker->has_solution()) continue;
       const EigenTrackerSnapshot snap = tracker->snapshot();
       add(name + label + "/Y", snap.Y);
+      if (!snap.Y_previous.empty()) add(name + label + "/Y_previous", snap.Y_previous);
       add(name + label + "/eigenvalues", snap.eigenvalues);
       add(name + label + "/counters", {double(snap.target_k), double(snap.lobpcg_calls)});
     }
@@ -204,8 +205,12 @@ void Experiment<T>::restore(const Checkpoint& cp, std::optional<ProcessKind> sou
     for (const auto& [label, tracker] : trackers) {
       if (!tracker || !arrays.count(name + label + "/Y")) continue;
       const auto& counters = get(name + label + "/counters");
-      tracker->restore({get(name + label + "/Y"), get(name + label + "/eigenvalues"), std::int64_t(counters.at(0)),
-                        std::int64_t(counters.at(1))});
+      // Y_previous: absent in checkpoints written before the extrapolated warm starts (then the next
+      // solve starts from Y alone).
+      const std::vector<double> none;
+      const std::vector<double>& Y_previous = arrays.count(name + label + "/Y_previous") ? get(name + label + "/Y_previous") : none;
+      tracker->restore({get(name + label + "/Y"), Y_previous, get(name + label + "/eigenvalues"),
+                        std::int64_t(counters.at(0)), std::int64_t(counters.at(1))});
     }
   }
   state_->steps = cp.step;

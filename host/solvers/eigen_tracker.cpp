@@ -40,6 +40,7 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
   const auto started = std::chrono::steady_clock::now();
   const index_t k_before = target_k_;
   LobpcgResult<T> result;
+  const Buffer<T> extrapolated = extrapolated_start();
   for (index_t growth = 1;; growth *= 2) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const LobpcgOptions lobpcg_options{.k = int(target_k_),
@@ -47,9 +48,9 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
                                        .max_iterations = options_.max_iterations,
                                        .max_seconds = std::max(options_.max_seconds - elapsed, 1e-9),
                                        .seed = options_.seed + lobpcg_calls_++};
-    // The first call starts from the tracked vectors, a growth step from the block just solved; both
-    // get one random column per missing one.
-    const Buffer<T>& warm = report_.lobpcg_calls == 0 ? Y_ : result.Y;
+    // The first call starts from the tracked vectors (extrapolated where possible), a growth step from
+    // the block just solved; both get one random column per missing one.
+    const Buffer<T>& warm = report_.lobpcg_calls > 0 ? result.Y : extrapolated.size() > 0 ? extrapolated : Y_;
     result = lobpcg(dev_, d_, H, p_diag, lobpcg_options, warm.data(), warm.size() / d_);
     ++report_.lobpcg_calls;
     report_.iterations += result.iterations;
@@ -71,9 +72,33 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
   }
   if (has_solution()) align_signs(result);
   eigenvalues_ = result.eigenvalues;
+  Y_previous_ = std::move(Y_);
   Y_ = std::move(result.Y);
   U_ = std::move(result.U);
   return report_;
+}
+
+// 2·y_j − y'_j for each column j of Y whose largest overlap with the previous solve's Y' is with its
+// own column y'_j (positive: the signs are aligned), y_j for the others; empty when there is nothing
+// to extrapolate from (first solve, k changed, or extrapolation off). docs/design.md §5.3.
+template <class T>
+Buffer<T> EigenTracker<T>::extrapolated_start() const {
+  const index_t m = k();
+  if (!options_.extrapolate || m == 0 || Y_previous_.size() != Y_.size()) return {};
+  Buffer<T> overlaps(dev_, m * m);  // Y'ᵀ Y
+  blas::gemm(dev_, blas::Op::T, blas::Op::N, m, m, d_, T(1), Y_previous_.data(), d_, Y_.data(), d_, T(0),
+             overlaps.data(), m);
+  const std::vector<T> host = overlaps.to_host();
+  Buffer<T> start(dev_, d_ * m, Uninitialized{});
+  blas::copy(dev_, d_ * m, Y_.data(), start.data());
+  for (index_t j = 0; j < m; ++j) {
+    const T* column = host.data() + j * m;
+    const auto closest = std::max_element(column, column + m, [](T a, T b) { return std::abs(a) < std::abs(b); });
+    if (closest - column != j || *closest <= 0) continue;
+    blas::scal(dev_, d_, T(2), start.data() + j * d_);
+    blas::axpy(dev_, d_, T(-1), Y_previous_.data() + j * d_, start.data() + j * d_);
+  }
+  return start;
 }
 
 // The first k eigenpairs of a solve with more columns (descending, so the k largest).
@@ -125,13 +150,15 @@ void EigenTracker<T>::refresh(const QuadraticForm<T>& quad, const T* p_diag) {
   if (!std::is_sorted(order.begin(), order.end())) {
     Y_ = permute_columns(dev_, d_, Y_, order);
     U_ = permute_columns(dev_, d_, U_, order);
+    if (Y_previous_.size() == Y_.size()) Y_previous_ = permute_columns(dev_, d_, Y_previous_, order);
   }
 }
 
 template <class T>
 EigenTrackerSnapshot EigenTracker<T>::snapshot() const {
-  const std::vector<T> Y = Y_.to_host();
-  return {{Y.begin(), Y.end()}, {eigenvalues_.begin(), eigenvalues_.end()}, target_k_, std::int64_t(lobpcg_calls_)};
+  const std::vector<T> Y = Y_.to_host(), Y_previous = Y_previous_.to_host();
+  return {{Y.begin(), Y.end()}, {Y_previous.begin(), Y_previous.end()}, {eigenvalues_.begin(), eigenvalues_.end()},
+          target_k_, std::int64_t(lobpcg_calls_)};
 }
 
 template <class T>
@@ -139,10 +166,13 @@ void EigenTracker<T>::restore(const EigenTrackerSnapshot& snapshot) {
   const index_t k = index_t(snapshot.eigenvalues.size());
   CFLOW_REQUIRE(index_t(snapshot.Y.size()) == d_ * k && snapshot.target_k >= 1 && snapshot.target_k <= k_cap_,
                 "eigen tracker: a snapshot of another dimension or size");
+  CFLOW_REQUIRE(index_t(snapshot.Y_previous.size()) % d_ == 0, "eigen tracker: a snapshot of another dimension");
   eigenvalues_.assign(snapshot.eigenvalues.begin(), snapshot.eigenvalues.end());
   const std::vector<T> Y(snapshot.Y.begin(), snapshot.Y.end());
   Y_ = Buffer<T>(dev_, std::span<const T>(Y));
   U_ = Buffer<T>(dev_, d_ * k);
+  const std::vector<T> Y_previous(snapshot.Y_previous.begin(), snapshot.Y_previous.end());
+  Y_previous_ = Buffer<T>(dev_, std::span<const T>(Y_previous));
   target_k_ = snapshot.target_k;
   lobpcg_calls_ = unsigned(snapshot.lobpcg_calls);
 }

@@ -1,6 +1,7 @@
 #pragma once
 // Tracks the top eigenpairs of A = P^{-1/2} H P^{-1/2} along a trajectory (docs/design.md §5): full solves
-// by warm-started LOBPCG from the previous vectors, with signs aligned to them and the block grown
+// by warm-started LOBPCG from the previous vectors (extrapolated linearly from the two solves before),
+// with signs aligned to them and the block grown
 // until every eigenvalue above the track threshold is tracked; in between, cheap refreshes of the
 // eigenvalues by Rayleigh quotients of the cached vectors. float and double are instantiated.
 #include <cstdint>
@@ -28,6 +29,10 @@ struct EigenTrackerOptions {
   int k_max = 20;  // cap on the growth (and on initial_k); also capped at d
   double tolerance = 1e-8;
   int max_iterations = 100;
+  // Warm-start a full solve from 2·y_j − y_j' (y' the vectors of the solve before) for every column
+  // that continues the same previous column, instead of from y_j (docs/design.md §5.3): along a
+  // trajectory the start residual shrinks from first to second order in the step. Off: from y_j.
+  bool extrapolate = true;
   // Wall-clock bound on a full solve, all its LOBPCG calls together (EigenSolveReport::timed_out).
   double max_seconds = std::numeric_limits<double>::infinity();
   unsigned seed = 0;
@@ -47,6 +52,7 @@ struct EigenSolveReport {
 // The tracker's state between calls, on the host, for checkpoints (resume continues bit for bit).
 struct EigenTrackerSnapshot {
   std::vector<double> Y;            // d×k tracked vectors
+  std::vector<double> Y_previous;   // d×k' vectors of the solve before (extrapolation); may be empty
   std::vector<double> eigenvalues;  // k
   std::int64_t target_k = 0;
   std::int64_t lobpcg_calls = 0;    // seeds the random columns of later solves
@@ -82,6 +88,7 @@ class EigenTracker {
  private:
   void align_signs(LobpcgResult<T>& result) const;
   void keep_leading(LobpcgResult<T>& result, index_t k) const;
+  Buffer<T> extrapolated_start() const;
 
   Device dev_;
   index_t d_;
@@ -91,6 +98,7 @@ class EigenTracker {
   unsigned lobpcg_calls_ = 0;  // over the tracker's life: each call draws fresh random columns
   std::vector<T> eigenvalues_;
   Buffer<T> Y_, U_;
+  Buffer<T> Y_previous_;  // the vectors of the full solve before Y_'s (empty before the second)
   EigenSolveReport report_;
 };
 
