@@ -12,6 +12,7 @@
 #include "cflow/data/dataset.h"
 #include "cflow/data/shard.h"
 #include "cflow/engine/sharded_objective.h"
+#include "cflow/engine/weight_fingerprint.h"
 
 namespace cflow {
 namespace {
@@ -59,6 +60,27 @@ class Checks {
   int failures_ = 0;
 };
 
+// The lock-step check sends a fingerprint of w to the host, never w (docs/design.md §7.5): a
+// value_grad that checks (every 2nd) downloads exactly kProbes scalars more than one that does not.
+int check_lock_step_traffic(Communicator& comm, const Device& dev, Network<double>& local, index_t shard_examples,
+                            index_t total_examples, const Buffer<double>& W) {
+  ShardedObjective<double> sharded(local, shard_examples, total_examples, comm, 2);
+  Buffer<double> grad(dev, W.size());
+  auto download = [&] {
+    const DeviceTraffic before = dev.traffic();
+    sharded.value_grad(W.data(), grad.data());
+    return (dev.traffic() - before).device_to_host_bytes;
+  };
+  const std::int64_t checked = download(), unchecked = download();
+  const std::int64_t expected = comm.size() > 1 ? WeightFingerprint<double>::kProbes * index_t(sizeof(double)) : 0;
+  const bool ok = checked - unchecked == expected;
+  if (comm.rank() == 0 || !ok)
+    std::printf("rank %d of %d: lock-step check downloads %lld B (expected %lld B, d = %lld)%s\n", comm.rank(),
+                comm.size(), static_cast<long long>(checked - unchecked), static_cast<long long>(expected),
+                static_cast<long long>(W.size()), ok ? "" : "  FAILED");
+  return ok ? 0 : 1;
+}
+
 int check() {
   Communicator& comm = Communicator::world();
   const Device dev = Device::open("cpu", 1);
@@ -104,7 +126,8 @@ int check() {
   const Evaluation e_whole = whole.evaluate(W.data());
   const Evaluation e_sharded = combine_shards(comm, local.evaluate(W.data()), index_t(part.n), index_t(data.train.n));
   checks.compare("evaluation", {e_whole.loss, e_whole.accuracy}, {e_sharded.loss, e_sharded.accuracy});
-  return checks.failures() == 0 ? 0 : 1;
+  const int traffic_failures = check_lock_step_traffic(comm, dev, local, index_t(part.n), index_t(data.train.n), W);
+  return checks.failures() == 0 && traffic_failures == 0 ? 0 : 1;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "cflow/flow/experiment.h"
 #include "cflow/flow/optimizer.h"
 #include "cflow/engine/network.h"
+#include "cflow/engine/weight_fingerprint.h"
 #include "cflow/runtime/blas.h"
 #include "test_support.h"
 
@@ -149,6 +150,35 @@ TEST(DeviceTraffic, CachingArenaReusesReleasedBlocksAndTransfersAreCounted) {
   EXPECT_EQ(t.device_to_host_bytes, 80);
   EXPECT_EQ(t.synchronizations, 2);
   EXPECT_EQ(host, std::vector<double>(10, 1.0));
+}
+
+// The ranks' lock-step check (ShardedObjective, docs/design.md §7) compares WeightFingerprint
+// hashes: equal w give equal fingerprints, also from another instance (as on another rank), any one
+// changed entry gives another, the fingerprint is linear in w (the dot products it claims to be),
+// and what crosses to the host is kProbes scalars whatever d is.
+TEST(DeviceTraffic, LockStepFingerprintDownloadsNoParameterVectorAndSeesOneChangedEntry) {
+  const Device dev = Device::open("cpu");
+  for (const index_t d : {index_t(40), index_t(4000)}) {
+    const std::vector<double> host = testing::random_vector<double>(std::size_t(d), 11);
+    Buffer<double> w(dev, host), shift(dev, testing::random_vector<double>(std::size_t(d), 12)), sum(dev, host);
+    blas::axpy<double>(dev, d, 1.0, shift.data(), sum.data());
+    WeightFingerprint<double> mine(dev, d), theirs(dev, d);
+    const DeviceTraffic before = dev.traffic();
+    const std::uint64_t hash = mine.hash(w.data());
+    const DeviceTraffic traffic = dev.traffic() - before;
+    EXPECT_EQ(traffic.device_to_host_bytes, WeightFingerprint<double>::kProbes * index_t(sizeof(double))) << "d = " << d;
+    EXPECT_EQ(traffic.allocations, 0) << "d = " << d;
+    EXPECT_EQ(theirs.hash(w.data()), hash);
+    const std::vector<double> a = mine.of(w.data()), b = mine.of(shift.data()), a_plus_b = mine.of(sum.data());
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a_plus_b[i], a[i] + b[i], 1e-12 * double(d));
+    if (d > 40) continue;  // every single-entry change on the small vector
+    for (index_t i = 0; i < d; ++i) {
+      std::vector<double> changed = host;
+      changed[std::size_t(i)] += 0.25;
+      Buffer<double> other(dev, changed);
+      EXPECT_NE(mine.hash(other.data()), hash) << "entry " << i;
+    }
+  }
 }
 
 // The network's primal cache is keyed on (pointer, write version): after every write path the

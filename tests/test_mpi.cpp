@@ -101,6 +101,7 @@ TEST_P(MpiRanks, ShardedOracleEqualsTheSingleProcessOne) {
   const Result r = run_mpi(GetParam(), {MPI_ORACLE_CHECK}, dir, "oracle");
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("d3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("lock-step check downloads 16 B"), std::string::npos) << r.out;  // 2 float64 probes, not w
 }
 
 // Every number of two data.h5 files agrees to 1e-9 relative to its row (a step): |x − y| ≤ 1e-9 max|x_row|,

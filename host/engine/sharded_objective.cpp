@@ -1,9 +1,7 @@
 // The sharded oracle (include/cflow/engine/sharded_objective.h).
 #include "cflow/engine/sharded_objective.h"
 
-#include <functional>
 #include <string>
-#include <string_view>
 
 #include "cflow/runtime/blas.h"
 #include "cflow/runtime/nvtx.h"
@@ -19,6 +17,7 @@ ShardedObjective<T>::ShardedObjective(Objective<T>& shard, index_t shard_example
       check_every_(check_every) {
   CFLOW_REQUIRE(shard_examples > 0 && shard_examples <= total_examples, "a shard holds 1 to n examples");
   CFLOW_REQUIRE(check_every >= 1, "check_every must be positive");
+  if (comm_.size() > 1) fingerprint_.emplace(shard_.device(), dim());
 }
 
 template <class T>
@@ -32,10 +31,8 @@ void ShardedObjective<T>::sum_over_ranks(T* data, index_t count) {
 template <class T>
 void ShardedObjective<T>::check_lock_step(const T* w) {
   if (comm_.size() == 1 || gradient_queries_++ % check_every_ != 0) return;
-  std::vector<T> host(static_cast<std::size_t>(dim()));
-  shard_.device().copy_to_host(host.data(), w, host.size() * sizeof(T));
-  const std::uint64_t hash =
-      std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(host.data()), host.size() * sizeof(T)));
+  // A fingerprint of w, not w: kProbes scalars cross to the host, never d (docs/design.md §7.5).
+  const std::uint64_t hash = fingerprint_->hash(w);
   const std::vector<std::uint64_t> hashes = comm_.all_gather(hash);
   for (std::size_t r = 1; r < hashes.size(); ++r) {
     if (hashes[r] != hashes[0]) {

@@ -5,9 +5,13 @@
 // bits on every rank. The engine's kernels are untouched; with one rank every query is passed through.
 //
 // Every rank runs the same host logic on identical inputs, so the ranks stay in lock step without
-// broadcasting decisions. That is checked: every `check_every`-th gradient query compares a hash of
-// w across ranks and a mismatch stops the run with a CommError on every rank.
+// broadcasting decisions. That is checked: every `check_every`-th gradient query compares a
+// fingerprint of w (a few dot products on the device, WeightFingerprint) across ranks and a mismatch
+// stops the run with a CommError on every rank.
+#include <optional>
+
 #include "cflow/engine/network.h"
+#include "cflow/engine/weight_fingerprint.h"
 #include "cflow/runtime/comm.h"
 
 namespace cflow {
@@ -35,6 +39,7 @@ class ShardedObjective final : public Objective<T> {
   Communicator& comm_;
   int check_every_;
   std::int64_t gradient_queries_ = 0;
+  std::optional<WeightFingerprint<T>> fingerprint_;  // in multi-rank runs only
 };
 
 // The whole set's loss and accuracy from each rank's evaluation of its shard of it.
