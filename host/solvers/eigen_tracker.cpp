@@ -40,7 +40,7 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
   const auto started = std::chrono::steady_clock::now();
   const index_t k_before = target_k_;
   LobpcgResult<T> result;
-  const Buffer<T> extrapolated = extrapolated_start();
+  const T* extrapolated = extrapolated_start();
   for (index_t growth = 1;; growth *= 2) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const LobpcgOptions lobpcg_options{.k = int(target_k_),
@@ -50,8 +50,9 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
                                        .seed = options_.seed + lobpcg_calls_++};
     // The first call starts from the tracked vectors (extrapolated where possible), a growth step from
     // the block just solved; both get one random column per missing one.
-    const Buffer<T>& warm = report_.lobpcg_calls > 0 ? result.Y : extrapolated.size() > 0 ? extrapolated : Y_;
-    result = lobpcg(dev_, d_, H, p_diag, lobpcg_options, warm.data(), warm.size() / d_);
+    const Buffer<T>& warm = report_.lobpcg_calls > 0 ? result.Y : Y_;
+    const T* start = report_.lobpcg_calls == 0 && extrapolated ? extrapolated : warm.data();
+    result = lobpcg(dev_, d_, H, p_diag, lobpcg_options, start, warm.size() / d_);
     ++report_.lobpcg_calls;
     report_.iterations += result.iterations;
     report_.operator_calls += result.operator_calls;
@@ -72,33 +73,55 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
   }
   if (has_solution()) align_signs(result);
   eigenvalues_ = result.eigenvalues;
-  Y_previous_ = std::move(Y_);
+  remember_previous();
   Y_ = std::move(result.Y);
   U_ = std::move(result.U);
+  size_extrapolation_workspace();
   return report_;
 }
 
 // 2·y_j − y'_j for each column j of Y whose largest overlap with the previous solve's Y' is with its
-// own column y'_j (positive: the signs are aligned), y_j for the others; empty when there is nothing
+// own column y'_j (positive: the signs are aligned), y_j for the others; null when there is nothing
 // to extrapolate from (first solve, k changed, or extrapolation off). docs/design.md §5.3.
 template <class T>
-Buffer<T> EigenTracker<T>::extrapolated_start() const {
+const T* EigenTracker<T>::extrapolated_start() {
   const index_t m = k();
-  if (!options_.extrapolate || m == 0 || Y_previous_.size() != Y_.size()) return {};
-  Buffer<T> overlaps(dev_, m * m);  // Y'ᵀ Y
+  if (!options_.extrapolate || m == 0 || !previous_valid_) return nullptr;
   blas::gemm(dev_, blas::Op::T, blas::Op::N, m, m, d_, T(1), Y_previous_.data(), d_, Y_.data(), d_, T(0),
-             overlaps.data(), m);
-  const std::vector<T> host = overlaps.to_host();
-  Buffer<T> start(dev_, d_ * m, Uninitialized{});
-  blas::copy(dev_, d_ * m, Y_.data(), start.data());
+             overlaps_.data(), m);  // Y'ᵀ Y
+  const std::vector<T> host = overlaps_.to_host();
+  blas::copy(dev_, d_ * m, Y_.data(), start_.data());
   for (index_t j = 0; j < m; ++j) {
     const T* column = host.data() + j * m;
     const auto closest = std::max_element(column, column + m, [](T a, T b) { return std::abs(a) < std::abs(b); });
     if (closest - column != j || *closest <= 0) continue;
-    blas::scal(dev_, d_, T(2), start.data() + j * d_);
-    blas::axpy(dev_, d_, T(-1), Y_previous_.data() + j * d_, start.data() + j * d_);
+    blas::scal(dev_, d_, T(2), start_.data() + j * d_);
+    blas::axpy(dev_, d_, T(-1), Y_previous_.data() + j * d_, start_.data() + j * d_);
   }
-  return start;
+  return start_.data();
+}
+
+// Y' := Y before a solve replaces Y, by a copy into a kept buffer: Y' and the extrapolation workspace
+// are sized at the solve that sets k (the first one included), so a later solve with the same k
+// allocates nothing new, in whatever order several trackers share the arena (issue #16's counters).
+template <class T>
+void EigenTracker<T>::remember_previous() {
+  previous_valid_ = options_.extrapolate && Y_.size() > 0 && Y_previous_.size() == Y_.size();
+  if (previous_valid_) blas::copy(dev_, index_t(Y_.size()), Y_.data(), Y_previous_.data());
+}
+
+template <class T>
+void EigenTracker<T>::size_extrapolation_workspace() {
+  if (!options_.extrapolate) return;
+  const index_t m = k();
+  if (Y_previous_.size() != Y_.size()) {
+    Y_previous_ = Buffer<T>(dev_, d_ * m, Uninitialized{});
+    previous_valid_ = false;
+  }
+  if (start_.size() != Y_.size()) {
+    start_ = Buffer<T>(dev_, d_ * m, Uninitialized{});
+    overlaps_ = Buffer<T>(dev_, m * m, Uninitialized{});
+  }
 }
 
 // The first k eigenpairs of a solve with more columns (descending, so the k largest).
@@ -150,13 +173,13 @@ void EigenTracker<T>::refresh(const QuadraticForm<T>& quad, const T* p_diag) {
   if (!std::is_sorted(order.begin(), order.end())) {
     Y_ = permute_columns(dev_, d_, Y_, order);
     U_ = permute_columns(dev_, d_, U_, order);
-    if (Y_previous_.size() == Y_.size()) Y_previous_ = permute_columns(dev_, d_, Y_previous_, order);
+    if (previous_valid_) Y_previous_ = permute_columns(dev_, d_, Y_previous_, order);
   }
 }
 
 template <class T>
 EigenTrackerSnapshot EigenTracker<T>::snapshot() const {
-  const std::vector<T> Y = Y_.to_host(), Y_previous = Y_previous_.to_host();
+  const std::vector<T> Y = Y_.to_host(), Y_previous = previous_valid_ ? Y_previous_.to_host() : std::vector<T>{};
   return {{Y.begin(), Y.end()}, {Y_previous.begin(), Y_previous.end()}, {eigenvalues_.begin(), eigenvalues_.end()},
           target_k_, std::int64_t(lobpcg_calls_)};
 }
@@ -173,6 +196,8 @@ void EigenTracker<T>::restore(const EigenTrackerSnapshot& snapshot) {
   U_ = Buffer<T>(dev_, d_ * k);
   const std::vector<T> Y_previous(snapshot.Y_previous.begin(), snapshot.Y_previous.end());
   Y_previous_ = Buffer<T>(dev_, std::span<const T>(Y_previous));
+  size_extrapolation_workspace();  // an empty or older-k Y' is not extrapolated from, as in the original run
+  previous_valid_ = Y_previous_.size() == Y_.size() && !Y_previous.empty();
   target_k_ = snapshot.target_k;
   lobpcg_calls_ = unsigned(snapshot.lobpcg_calls);
 }

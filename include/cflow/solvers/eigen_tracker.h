@@ -88,7 +88,9 @@ class EigenTracker {
  private:
   void align_signs(LobpcgResult<T>& result) const;
   void keep_leading(LobpcgResult<T>& result, index_t k) const;
-  Buffer<T> extrapolated_start() const;
+  const T* extrapolated_start();
+  void remember_previous();
+  void size_extrapolation_workspace();
 
   Device dev_;
   index_t d_;
@@ -98,7 +100,9 @@ class EigenTracker {
   unsigned lobpcg_calls_ = 0;  // over the tracker's life: each call draws fresh random columns
   std::vector<T> eigenvalues_;
   Buffer<T> Y_, U_;
-  Buffer<T> Y_previous_;  // the vectors of the full solve before Y_'s (empty before the second)
+  Buffer<T> Y_previous_;        // the vectors of the full solve before Y_'s, when previous_valid_
+  bool previous_valid_ = false;  // Y_previous_ holds that solve's vectors, with Y_'s k
+  Buffer<T> start_, overlaps_;   // extrapolated_start's workspace
   EigenSolveReport report_;
 };
 
