@@ -325,13 +325,13 @@ StationaryRun run_stationary_flow(const Device& dev, const Toy& toy_spec, const 
     Eigenpairs eig;
     CriticalSet<double> critical;
     std::vector<double> Uk;
-    const CriticalSetAt<double> critical_at = [&](const double* p_device) {
+    const CriticalSetAt<double> critical_at = [&](const double* p_device, index_t at_least) {
       Buffer<double> copy(dev, d);
       blas::copy<double>(dev, d, p_device, copy.data());
       eig = effective_eigenpairs(toy, w, copy.to_host());
       critical = {};
       for (double lambda : eig.effective)
-        if (lambda > kThreshold) critical.eigenvalues.push_back(lambda);
+        if (lambda > kThreshold || critical.k() < at_least) critical.eigenvalues.push_back(lambda);
       Uk.assign(eig.U.begin(), eig.U.begin() + std::ptrdiff_t(d * critical.k()));
       U = Buffer<double>(dev, std::span<const double>(Uk));
       critical.U = U.data();

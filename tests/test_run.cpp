@@ -153,6 +153,7 @@ TEST(RunConfig, BadValuesNameTheFlagAndTheValidRange) {
   expect({"--opt", "scalar-rmsprop", "--runs", "stationary"}, {"--runs stationary", "got --opt scalar-rmsprop"});
   expect({"--stationary-tol", "0"}, {"--stationary-tol", "(0, 1)"});
   expect({"--stationary-max-iterations", "0"}, {"--stationary-max-iterations", ">= 1"});
+  expect({"--stationary-memory", "-1"}, {"--stationary-memory", "[0, 50]"});
 }
 
 TEST(RunConfig, UnknownFlagIsAParseError) {

@@ -12,6 +12,7 @@
 #include "cflow/runtime/nvtx.h"
 #include "kernels/elementwise.h"
 #include "host/runtime/stopwatch.h"
+#include "host/solvers/anderson.h"
 #include "host/solvers/small_dense.h"
 #include "kernels/flow.h"
 
@@ -231,11 +232,14 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
   CriticalSet<T> critical;
   Buffer<T> expected(dev, d), p_next(dev, d), relative(dev, d), inverse_p(dev, d), pinv_g(dev, d), products;
   std::unique_ptr<ThirdDerivatives<T>> third;  // at the last iteration's U
+  AndersonMixing<T> mixing(dev, d, fixed.memory);
   state.preconditioner(p);
   // ν ← E[g⊙g] under the Σ of the SDCP with P(ν), until P stops moving.
   for (result.iterations = 1;; ++result.iterations) {
-    critical = critical_at(p);
+    const index_t held = critical.k();
+    critical = critical_at(p, held);
     const index_t k = critical.k();
+    if (k != held) mixing.restart();  // a larger critical set is another map
     CFLOW_DISPATCH(dev, reciprocal<T>, dev, d, p, inverse_p.data());
     CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, 1, inverse_p.data(), g, pinv_g.data());
     products = Buffer<T>(dev, d * pair_count(k));  // u_c ⊙ u_e
@@ -261,8 +265,6 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
       result.X = psd_part(k, result.X);
     }
     expected_grad_sq_under(dev, d, g, p, products.data(), result.X, critical.eigenvalues, expected.data());
-    // A full step: the secant slope of the response (§6.9) converges superlinearly; a damped step
-    // would also make that slope wrong for the jump the SDCP was solved for.
     state.hold_stationary(expected.data());
     // The root-mean-square relative change of P: every coordinate counts, however small its ν.
     state.preconditioner(p_next.data());
@@ -278,6 +280,9 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
               << ", tolerance " << fixed.tolerance << "); raise --stationary-max-iterations or --stationary-tol";
       throw Error(message.str());
     }
+    // The next ν̂: Anderson's combination of the images E[g⊙g], in the norm of the relative change of P.
+    mixing.step(expected.data(), relative.data(), p_next.data());
+    state.hold_stationary(p_next.data());
     state.preconditioner(p);
   }
   // w moves with the fixed point's P, U and X; only t is integrated.

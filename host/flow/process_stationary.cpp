@@ -1,6 +1,8 @@
 // The stationary flow (docs/design.md §6.9): the central flow of rmsprop with ν held at its stationary
 // value E[g⊙g] under the flow's own oscillation model, so that its trajectory depends on w alone.
 // It logs what the central flow logs.
+#include <algorithm>
+
 #include "host/flow/process_central.h"
 
 namespace cflow {
@@ -18,10 +20,14 @@ class StationaryProcess final : public CentralProcess<T> {
   // one is due at this step, Rayleigh refreshes after.
   std::optional<CentralSubstep> advance(Context& c, T* grad, T* precond, bool first, double dt) override {
     bool full = first && this->full_solve(c);
-    const CriticalSetAt<T> critical_at = [&](const T* preconditioner) {
+    const CriticalSetAt<T> critical_at = [&](const T* preconditioner, index_t at_least) {
       this->eigen(c, this->tracker, this->w_next.data(), preconditioner, full);
       full = false;
-      return this->critical_set(c);
+      CriticalSet<T> critical = this->critical_set(c);
+      const std::span<const T> lambda = this->tracker.eigenvalues();
+      for (index_t i = critical.k(); i < std::min(at_least, index_t(lambda.size())); ++i)
+        critical.eigenvalues.push_back(double(lambda[std::size_t(i)]));
+      return critical;
     };
     try {
       return this->stationary_substep(c, grad, critical_at, precond, dt);

@@ -417,6 +417,10 @@ std::vector<Key> make_keys() {
   k.push_back(integer_key("stationary-max-iterations", flows,
                           "stationary flow: most fixed-point iterations per substep (more: the flow stops)",
                           &RunConfig::stationary_max_iterations, 1, 1 << 20));
+  k.push_back(integer_key("stationary-memory", flows,
+                          "stationary flow: how many past iterations Anderson acceleration of its fixed point combines "
+                          "(0: the plain iteration)",
+                          &RunConfig::stationary_memory, 0, 50));
 
   k.push_back(integer_key("seed", run, "seed of data order, synthetic data, weights and eigen-solver starts",
                           &RunConfig::seed, 0));
@@ -610,7 +614,7 @@ ExperimentSettings RunConfig::experiment_settings() const {
   s.flow.sdcp_threshold = sdcp_threshold;
   s.flow.stable_min_nsubsteps = stable_min_nsubsteps;
   s.flow.stable_max_seff = stable_max_seff;
-  s.flow.stationary = {stationary_tol, stationary_max_iterations};
+  s.flow.stationary = {stationary_tol, stationary_max_iterations, stationary_memory};
   s.seed = seed;
   s.solver_max_seconds = solver_max_seconds;
   return s;

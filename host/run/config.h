@@ -112,6 +112,7 @@ struct RunConfig {
   double solver_max_seconds = ExperimentSettings{}.solver_max_seconds;
   double stationary_tol = FixedPoint{}.tolerance;
   int stationary_max_iterations = FixedPoint{}.max_iterations;
+  int stationary_memory = FixedPoint{}.memory;
   // run
   std::uint64_t seed = 0;
   std::string device = "auto";

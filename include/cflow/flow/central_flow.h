@@ -30,15 +30,18 @@ struct CentralSubstep {
 };
 
 // The critical set of P⁻¹H at the current point for a preconditioner p (device, d): the caller's
-// eigen-solve or refresh. Its U stays valid until the next call.
+// eigen-solve or refresh. It holds the pairs above the threshold and, where fewer, the top at_least
+// pairs by λ (as many as the caller has): the stationary flow keeps a pair once it was critical
+// (docs/design.md §6.9). Its U stays valid until the next call.
 template <class T>
-using CriticalSetAt = std::function<CriticalSet<T>(const T* p)>;
+using CriticalSetAt = std::function<CriticalSet<T>(const T* p, index_t at_least)>;
 
 // The stationary flow's fixed-point iteration (docs/design.md §6.9): converged when the root-mean-square
 // relative change of P, ‖(p_new − p)/p‖₂/√d, is at most the tolerance; an Error after max_iterations.
 struct FixedPoint {
   double tolerance = 1e-6;
   int max_iterations = 50;
+  int memory = 5;  // Anderson acceleration's memory (0: the plain iteration ν̂ ← E[g⊙g])
 };
 
 // Stable flow substep: w += dt·(−P⁻¹g), s += dt·ṡ(g⊙g), all evaluated at the start of the substep.
