@@ -191,10 +191,37 @@ void expect_solution(const Device& dev, index_t d, SyntheticOperator<T>& H, cons
 constexpr Tolerances kDouble{1e-8, 1e-12, 1e-8};
 
 // A P = I tracker's state checked like a solver result.
+// The guard (last) column, measured independently: θ + ‖Hy − θy‖ < threshold, and the known
+// eigenvalue it approximates lies within ‖Hy − θy‖ of θ (docs/design.md §5.3). P = I.
+void expect_certified_guard(const Device& dev, const EigenTracker<double>& tracker, SyntheticOperator<double>& H,
+                            double expected, double threshold) {
+  const index_t d = tracker.dimension(), last = tracker.k() - 1;
+  Buffer<double> Hy(dev, d);
+  H.op()(tracker.Y() + last * d, 1, Hy.data());
+  Buffer<double> Y(dev, d * tracker.k());
+  blas::copy(dev, d * tracker.k(), tracker.Y(), Y.data());
+  const std::vector<double> y = Y.to_host(), hy = Hy.to_host();
+  const double theta = tracker.eigenvalues()[std::size_t(last)];
+  double residual2 = 0;
+  for (index_t i = 0; i < d; ++i) residual2 += std::pow(hy[std::size_t(i)] - theta * y[std::size_t(i + last * d)], 2);
+  const double residual = std::sqrt(residual2);
+  EXPECT_LT(theta + residual, threshold);
+  EXPECT_LE(std::abs(theta - expected), residual * (1 + 1e-10));
+}
+
+// Every tracked pair to the tolerance; a certified guard (EigenSolveReport::guard_certified) only
+// certified below the threshold.
 void expect_tracked(const Device& dev, const EigenTracker<double>& tracker, SyntheticOperator<double>& H,
-                    const std::vector<double>& expected) {
-  const std::vector<double> eigenvalues(tracker.eigenvalues().begin(), tracker.eigenvalues().end());
-  expect_eigenpairs(dev, tracker.dimension(), H, {}, eigenvalues, tracker.Y(), tracker.U(), expected, kDouble);
+                    const std::vector<double>& expected, std::optional<double> threshold = std::nullopt) {
+  std::vector<double> eigenvalues(tracker.eigenvalues().begin(), tracker.eigenvalues().end());
+  std::vector<double> accurate = expected;
+  if (tracker.last_solve().guard_certified) {
+    ASSERT_TRUE(threshold) << "a certified guard needs the threshold it was certified against";
+    expect_certified_guard(dev, tracker, H, expected.back(), *threshold);
+    eigenvalues.pop_back();
+    accurate.pop_back();
+  }
+  expect_eigenpairs(dev, tracker.dimension(), H, {}, eigenvalues, tracker.Y(), tracker.U(), accurate, kDouble);
 }
 
 void record_counts(const std::string& name, int iterations, int calls, int applications) {
@@ -375,7 +402,7 @@ TEST_P(EigenTracking, GrowsUntilEveryEigenvalueAboveTheThresholdIsTracked) {
   const EigenSolveReport& first = tracker.solve(H.op(), nullptr);
   ASSERT_EQ(tracker.k(), 8);
   EXPECT_EQ(first.lobpcg_calls, 4);  // k = 1, 2, 4, 8: each growth step twice the one before
-  expect_tracked(device(), tracker, H, H.top(8));
+  expect_tracked(device(), tracker, H, H.top(8), 1.5);
   record_counts("growth", first.iterations, first.operator_calls, first.operator_applications);
 
   // Solving again at the same point: no growth, and the warm start is already converged.
@@ -389,12 +416,12 @@ TEST_P(EigenTracking, GrowsUntilEveryEigenvalueAboveTheThresholdIsTracked) {
   EigenTracker<double> trimmed(device(), problem.d, {.initial_k = 1, .track_threshold = 2.2, .k_max = 20});
   EXPECT_EQ(trimmed.solve(H.op(), nullptr).lobpcg_calls, 4);
   ASSERT_EQ(trimmed.k(), 6);
-  expect_tracked(device(), trimmed, H, H.top(6));
+  expect_tracked(device(), trimmed, H, H.top(6), 2.2);
   // Eight above 1.3: k = 1, 2, 4, 8 (all above), 16, trimmed to nine.
   EigenTracker<double> far(device(), problem.d, {.initial_k = 1, .track_threshold = 1.3, .k_max = 20});
   EXPECT_EQ(far.solve(H.op(), nullptr).lobpcg_calls, 5);
   ASSERT_EQ(far.k(), 9);
-  expect_tracked(device(), far, H, H.top(9));
+  expect_tracked(device(), far, H, H.top(9), 1.3);
 
   // The cap stops the growth.
   EigenTracker<double> capped(device(), problem.d, {.initial_k = 2, .track_threshold = 1.5, .k_max = 4});
@@ -525,6 +552,47 @@ TEST_P(EigenTracking, ExtrapolatedWarmStartsCostLessAndKeepTheTolerance) {
   RecordProperty("extrapolated_applications", applications[0]);
   RecordProperty("plain_applications", applications[1]);
   EXPECT_LT(applications[0], applications[1]);
+}
+
+TEST_P(EigenTracking, ACertifiedGuardCostsLessAndTheColumnsAboveKeepTheTolerance) {
+  // Four above 1.5; the guard is the top of a bulk clustered in [-1, 1], slow to converge. The first
+  // solve (growth from random columns) never certifies.
+  const TurningSpectrum turning;
+  int applications[2] = {0, 0};  // solves 1–5, certifying and not
+  for (const bool certify : {true, false}) {
+    EigenTracker<double> tracker(device(), turning.d,
+                                 {.initial_k = 1, .track_threshold = 1.5, .tolerance = 1e-8,
+                                  .certify_guard = certify, .seed = 44});
+    for (int t = 0; t <= 5; ++t) {
+      SyntheticOperator<double> H = turning.at(device(), t);
+      const EigenSolveReport& report = tracker.solve(H.op(), nullptr);
+      ASSERT_EQ(tracker.k(), 5) << "t = " << t;
+      ASSERT_TRUE(report.converged) << "t = " << t;
+      EXPECT_EQ(report.guard_certified, certify && t >= 1) << "t = " << t;
+      for (index_t j = 0; j < 4; ++j) EXPECT_LE(report.residuals[std::size_t(j)], 1e-8) << "t = " << t;
+      expect_tracked(device(), tracker, H, H.top(5), 1.5);
+      if (t >= 1) applications[certify ? 0 : 1] += report.operator_applications;
+    }
+  }
+  RecordProperty("certified_applications", applications[0]);
+  RecordProperty("converged_applications", applications[1]);
+  EXPECT_LT(applications[0], applications[1]);
+}
+
+TEST_P(EigenTracking, AGuardThatCrossesTheThresholdStillGrowsTheBlock) {
+  const index_t d = 300;
+  const std::vector<double> below = spectrum({6, 5, 4, 1.4}, 60, -1, 1);
+  std::vector<double> crossed = below;
+  crossed[3] = 1.6;  // the guard's eigenvalue moves above the threshold
+  const std::vector<double> Q = Problem{d, below}.basis(device());
+  EigenTracker<double> tracker(device(), d, {.initial_k = 4, .track_threshold = 1.5, .seed = 45});
+  SyntheticOperator<double> before(device(), d, Q, below), after(device(), d, Q, crossed);
+  tracker.solve(before.op(), nullptr);
+  ASSERT_EQ(tracker.k(), 4);
+  expect_tracked(device(), tracker, before, before.top(4), 1.5);
+  tracker.solve(after.op(), nullptr);
+  ASSERT_EQ(tracker.k(), 5) << "1.6 is tracked, plus one below";
+  expect_tracked(device(), tracker, after, after.top(5), 1.5);
 }
 
 TEST_P(EigenTracking, ARestoredSnapshotExtrapolatesLikeTheOriginal) {

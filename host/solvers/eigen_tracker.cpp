@@ -47,7 +47,8 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
                                        .tolerance = options_.tolerance,
                                        .max_iterations = options_.max_iterations,
                                        .max_seconds = std::max(options_.max_seconds - elapsed, 1e-9),
-                                       .seed = options_.seed + lobpcg_calls_++};
+                                       .seed = options_.seed + lobpcg_calls_++,
+                                       .certify_last_below = certified_guard_threshold()};
     // The first call starts from the tracked vectors (extrapolated where possible), a growth step from
     // the block just solved; both get one random column per missing one.
     const Buffer<T>& warm = report_.lobpcg_calls > 0 ? result.Y : Y_;
@@ -58,6 +59,7 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
     report_.operator_calls += result.operator_calls;
     report_.operator_applications += result.operator_applications;
     report_.converged = result.converged;
+    report_.guard_certified = result.last_certified;
     report_.residuals = result.residuals;
     report_.timed_out = result.timed_out;
     const bool smallest_above_threshold =
@@ -69,6 +71,7 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
     const auto above = std::count_if(result.eigenvalues.begin(), result.eigenvalues.end(),
                                      [&](T lambda) { return double(lambda) > *options_.track_threshold; });
     target_k_ = std::min(target_k_, std::max(k_before, index_t(above) + 1));
+    if (index_t(result.eigenvalues.size()) > target_k_) report_.guard_certified = false;  // kept: all converged
     keep_leading(result, target_k_);
   }
   if (has_solution()) align_signs(result);
@@ -78,6 +81,17 @@ const EigenSolveReport& EigenTracker<T>::solve(const BlockOperator<T>& H, const 
   U_ = std::move(result.U);
   size_extrapolation_workspace();
   return report_;
+}
+
+// The guard is certified rather than converged only behind at least one column (k ≥ 2: the top
+// eigenvalue, the logged sharpness, always meets the tolerance) and only when it is warm-started
+// from the previous solve's guard (same k, first LOBPCG call): the residual bound certifies *an*
+// eigenvalue near θ, which is λ_k only if the column already tracks it — a fresh random column would
+// certify a bulk eigenvalue at once. docs/design.md §5.3.
+template <class T>
+std::optional<double> EigenTracker<T>::certified_guard_threshold() const {
+  if (!options_.certify_guard || target_k_ < 2 || k() != target_k_ || report_.lobpcg_calls > 0) return std::nullopt;
+  return options_.track_threshold;
 }
 
 // 2·y_j − y'_j for each column j of Y whose largest overlap with the previous solve's Y' is with its

@@ -189,9 +189,11 @@ class LobpcgSolver {
       const index_t q = k_ + directions_;  // residuals go after [X P]
       const std::vector<double> norms = residual_norms(q);
       result.residuals = relative_residuals(norms);
+      result.last_certified = certified_below(norms);
       std::vector<index_t> active;
       for (index_t j = 0; j < k_; ++j)
-        if (!(result.residuals[std::size_t(j)] <= options_.tolerance)) active.push_back(j);
+        if (!(result.residuals[std::size_t(j)] <= options_.tolerance) && !(j == k_ - 1 && result.last_certified))
+          active.push_back(j);
       if (active.empty()) {
         result.converged = true;
         break;
@@ -341,6 +343,13 @@ class LobpcgSolver {
     blas::gemm(dev_, Op::N, Op::N, d_, k_, k_, T(-1), basis(current_, 0), d_, small_.data(), k_, T(1), R, d_);
     blas::gemm(dev_, Op::T, Op::N, k_, k_, d_, T(1), R, d_, R, d_, T(0), small_.data(), k_);
     return column_lengths(fetch_small(k_, k_).front());
+  }
+
+  // θ_k + ‖r_k‖ < certify_last_below, ‖y_k‖ = 1: Weyl's residual bound puts an eigenvalue of A in
+  // [θ_k − ‖r_k‖, θ_k + ‖r_k‖] (docs/design.md §5.3).
+  bool certified_below(const std::vector<double>& norms) const {
+    return options_.certify_last_below &&
+           ritz_values_[std::size_t(k_ - 1)] + norms[std::size_t(k_ - 1)] < *options_.certify_last_below;
   }
 
   std::vector<double> relative_residuals(const std::vector<double>& norms) const {

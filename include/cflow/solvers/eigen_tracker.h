@@ -33,6 +33,10 @@ struct EigenTrackerOptions {
   // that continues the same previous column, instead of from y_j (docs/design.md §5.3): along a
   // trajectory the start residual shrinks from first to second order in the step. Off: from y_j.
   bool extrapolate = true;
+  // Stop iterating the guard (the last column of k ≥ 2, below the track threshold) once θ + ‖r‖ < threshold
+  // certifies an eigenvalue below it, instead of converging it to the tolerance (docs/design.md §5.3):
+  // its logged value is then an estimate within ‖r‖, not tolerance-accurate. Off: every column converges.
+  bool certify_guard = true;
   // Wall-clock bound on a full solve, all its LOBPCG calls together (EigenSolveReport::timed_out).
   double max_seconds = std::numeric_limits<double>::infinity();
   unsigned seed = 0;
@@ -45,6 +49,7 @@ struct EigenSolveReport {
   int operator_calls = 0;
   int operator_applications = 0;
   bool converged = false;          // of the last LOBPCG call
+  bool guard_certified = false;    // its last column stopped certified below the threshold, unconverged
   bool timed_out = false;          // max_seconds ran out: the eigenpairs are not converged
   std::vector<double> residuals;   // of the last LOBPCG call
 };
@@ -91,6 +96,7 @@ class EigenTracker {
   const T* extrapolated_start();
   void remember_previous();
   void size_extrapolation_workspace();
+  std::optional<double> certified_guard_threshold() const;
 
   Device dev_;
   index_t d_;

@@ -5,6 +5,7 @@
 // dense matrix or a synthetic test operator plug in alike. float and double are instantiated.
 #include <functional>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "cflow/runtime/buffer.h"
@@ -28,6 +29,10 @@ struct LobpcgOptions {
   // timed_out = true (docs/design.md §5; a trajectory that overflows must not hold a run for hours).
   double max_seconds = std::numeric_limits<double>::infinity();
   unsigned seed = 0;  // random start columns (drawn on the host: the same bits on every backend)
+  // The last column is also done, unconverged, once θ_k + ‖r_k‖ < certify_last_below: A is symmetric
+  // and y_k a unit vector, so an eigenvalue of A lies within ‖r_k‖ of θ_k, certified below the bound
+  // (the tracker's guard column, docs/design.md §5.3). The other columns always meet the tolerance.
+  std::optional<double> certify_last_below = std::nullopt;
 };
 
 template <class T>
@@ -39,7 +44,8 @@ struct LobpcgResult {
   int operator_calls = 0;      // batched calls of H: one for the start block plus one per iteration
   int operator_applications = 0;  // columns fed to H over all calls
   std::vector<double> residuals;  // per column, the relative residual the tolerance is compared with
-  bool converged = false;
+  bool converged = false;         // every column met the tolerance, the last one possibly certified instead
+  bool last_certified = false;    // the last column stopped by certify_last_below, not by the tolerance
   bool timed_out = false;  // stopped by max_seconds
 };
 
