@@ -15,6 +15,11 @@ namespace cflow::run {
 namespace {
 // Values, three tangents and their adjoints per activation, with room for the loss's buffers.
 constexpr double kActivationCopies = 12;
+// Per process: its state and the step's temporaries, and per tracked direction the eigen-solver's
+// blocks (LOBPCG's [X, R, P] and their images, Rayleigh-Ritz and warm-start scratch), each kept by
+// the caching arena in its own size class. Measured on the arena (tests/test_memory_estimate.cpp:
+// about 8 + 13·k vectors per process), rounded up.
+constexpr double kProcessCopies = 12, kEigenCopiesPerDirection = 16;
 }  // namespace
 
 double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes, double copies) {
@@ -26,6 +31,20 @@ double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes
   }
   return scalar_bytes * (parameters * copies + examples * activations * kActivationCopies) +
          8.0 * examples * double(spec.input.size() + spec.classes * spec.positions);  // the data, read as doubles
+}
+
+double pair_column_copies(std::int64_t k, std::int64_t max_directions) {
+  const double pairs = double(k) * double(k + 1) / 2;
+  return 3 * pairs + std::min(pairs, double(max_directions));
+}
+
+double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, std::int64_t max_directions) {
+  double copies = 0;
+  for (const std::string& run : runs) {
+    copies += kProcessCopies + kEigenCopiesPerDirection * double(k_max);
+    if (run == "central" || run == "stationary") copies += pair_column_copies(k_max, max_directions);
+  }
+  return copies;
 }
 
 double memory_limit_bytes() {
