@@ -47,6 +47,15 @@ double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, 
   return copies;
 }
 
+std::int64_t largest_width(ModelSpec spec, double examples, double scalar_bytes, double copies, double limit) {
+  std::int64_t fits = 0, fails = spec.width + 1;  // the estimate grows with the width: bisect
+  while (fails - fits > 1) {
+    spec.width = fits + (fails - fits) / 2;
+    (network_bytes(spec, examples, scalar_bytes, copies) <= limit ? fits : fails) = spec.width;
+  }
+  return fits;
+}
+
 double memory_limit_bytes() {
   double limit = std::numeric_limits<double>::infinity();
   std::ifstream meminfo("/proc/meminfo");
@@ -63,13 +72,13 @@ double memory_limit_bytes() {
   return limit;
 }
 
-void check_memory(double bytes, const std::string& what, const std::string& flags) {
+void check_memory(double bytes, const std::string& what, const std::string& flags, const std::string& hint) {
   const double limit = memory_limit_bytes();
   if (bytes <= limit) return;
   char text[160];
   std::snprintf(text, sizeof text, "needs about %.3g GiB, more than the %.3g GiB this process may use", bytes / 1073741824.0,
                 limit / 1073741824.0);
-  throw ConfigError(what + " " + text + "; lower " + flags);
+  throw ConfigError(what + " " + text + "; lower " + flags + hint);
 }
 
 }  // namespace cflow::run

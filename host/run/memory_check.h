@@ -27,11 +27,14 @@ double pair_column_copies(std::int64_t k, std::int64_t max_directions);
 // at k = k_max.
 double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, std::int64_t max_directions);
 
+// The largest width w ≤ spec.width whose network_bytes(spec with width w, …) ≤ limit (0 if none).
+std::int64_t largest_width(ModelSpec spec, double examples, double scalar_bytes, double copies, double limit);
+
 // The memory a process may use: min(MemAvailable, RLIMIT_AS, RLIMIT_DATA) in bytes.
 double memory_limit_bytes();
 
 // Throws ConfigError "<what> needs about X GiB, more than the Y GiB available; lower
-// <flags>" when bytes > memory_limit_bytes().
-void check_memory(double bytes, const std::string& what, const std::string& flags);
+// <flags>" when bytes > memory_limit_bytes(); `hint` (e.g. the largest width that fits) follows.
+void check_memory(double bytes, const std::string& what, const std::string& flags, const std::string& hint = "");
 
 }  // namespace cflow::run

@@ -155,9 +155,15 @@ class Runner {
                                               : std::int64_t(examples));
     std::string error;
     try {
-      check_memory(network_bytes(spec_, passed, c_.is_float32() ? 4 : 8,
-                                 process_copies(c_.runs, c_.eig_max_k, NetworkOptions{}.max_directions)),
-                   "the model and its processes", "--width, --n (or set --chunk), --eig-max-k or --runs");
+      const double scalar = c_.is_float32() ? 4 : 8;
+      const double copies = process_copies(c_.runs, c_.eig_max_k, NetworkOptions{}.max_directions);
+      const double bytes = network_bytes(spec_, passed, scalar, copies);
+      const std::string hint =
+          bytes <= memory_limit_bytes()
+              ? ""
+              : " (the largest --width that fits: " +
+                    std::to_string(largest_width(spec_, passed, scalar, copies, memory_limit_bytes())) + ")";
+      check_memory(bytes, "the model and its processes", "--width, --n (or set --chunk), --eig-max-k or --runs", hint);
     } catch (const ConfigError& e) {
       error = e.what();
     }
