@@ -5,11 +5,14 @@
 namespace cflow::CFLOW_BACKEND {
 
 template <class T>
-CFLOW_KERNEL void polarization_directions_kernel(index_t d, index_t k, const T* U, T* Z) {
+CFLOW_KERNEL void polarization_directions_kernel(index_t d, index_t k, index_t first, index_t count, const T* U,
+                                                 T* Z) {
   for (index_t r : grid_stride(d)) {
     index_t pair = 0;
     for (index_t i = 0; i < k; ++i)
-      for (index_t j = i; j < k; ++j, ++pair) Z[r + pair * d] = i == j ? U[r + i * d] : U[r + i * d] + U[r + j * d];
+      for (index_t j = i; j < k; ++j, ++pair)
+        if (pair >= first && pair < first + count)
+          Z[r + (pair - first) * d] = i == j ? U[r + i * d] : U[r + i * d] + U[r + j * d];
   }
 }
 
@@ -25,8 +28,8 @@ CFLOW_KERNEL void polarization_combine_kernel(index_t d, index_t k, T* Q) {
 }
 
 template <class T>
-void polarization_directions(const Device& dev, index_t d, index_t k, const T* U, T* Z) {
-  launch(dev, d, polarization_directions_kernel<T>, d, k, U, Z);
+void polarization_directions(const Device& dev, index_t d, index_t k, index_t first, index_t count, const T* U, T* Z) {
+  launch(dev, d, polarization_directions_kernel<T>, d, k, first, count, U, Z);
 }
 template <class T>
 void polarization_combine(const Device& dev, index_t d, index_t k, T* Q) {
@@ -34,7 +37,7 @@ void polarization_combine(const Device& dev, index_t d, index_t k, T* Q) {
 }
 
 #define CFLOW_INSTANTIATE(T)                                                                 \
-  template void polarization_directions<T>(const Device&, index_t, index_t, const T*, T*); \
+  template void polarization_directions<T>(const Device&, index_t, index_t, index_t, index_t, const T*, T*); \
   template void polarization_combine<T>(const Device&, index_t, index_t, T*);
 CFLOW_INSTANTIATE(float)
 CFLOW_INSTANTIATE(double)

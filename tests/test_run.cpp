@@ -940,6 +940,17 @@ TEST(RunCommand, AbsurdSizesAreRefusedBeforeAllocation) {
   text = read_text(err);
   EXPECT_NE(text.find("--chunk"), std::string::npos) << text;
   EXPECT_FALSE(fs::exists(dir / "r"));  // nothing left behind
+  // The refusal names the largest width that fits; one wider is refused too.
+  const std::string run = limit + "run --data moons --n 64 --eig-max-k 20 --quiet --out '" + (dir / "r").string() + "'";
+  EXPECT_EQ(shell(run + " --width 200000", err), 2);
+  text = read_text(err);
+  const std::string fits = "the largest --width that fits: ";
+  ASSERT_NE(text.find(fits), std::string::npos) << text;
+  const long widest = std::stol(text.substr(text.find(fits) + fits.size()));
+  EXPECT_GT(widest, 100) << text;
+  EXPECT_LT(widest, 200000) << text;
+  EXPECT_EQ(shell(run + " --width " + std::to_string(widest + 1), err), 2) << read_text(err);
+  EXPECT_FALSE(fs::exists(dir / "r"));
 }
 
 // A file-size limit stands in for a full disk: data.h5 outgrows 600 KiB after a few checkpoints.

@@ -236,10 +236,15 @@ template <class T>
 void Network<T>::d3(const T* w, const T* U, index_t k, T* D) {
   CFLOW_NVTX_RANGE("d3");
   State& s = *state_;
-  const index_t pairs = pair_count(k);
-  if (s.pair_directions.size() < s.d * pairs) s.pair_directions = Buffer<T>(s.dev, s.d * pairs);
-  CFLOW_DISPATCH(s.dev, polarization_directions<T>, s.dev, s.d, k, U, s.pair_directions.data());
-  s.differentiate(2, w, s.pair_directions.data(), pairs, D);
+  // The polarization directions are made one group of max_directions pairs at a time, the group
+  // differentiate passes over anyway: d × max_directions instead of d × k(k+1)/2, the same bits.
+  const index_t pairs = pair_count(k), group = std::min(s.options.max_directions, pairs);
+  if (s.pair_directions.size() < s.d * group) s.pair_directions = Buffer<T>(s.dev, s.d * group);
+  for (index_t first = 0; first < pairs; first += group) {
+    const index_t count = std::min(group, pairs - first);
+    CFLOW_DISPATCH(s.dev, polarization_directions<T>, s.dev, s.d, k, first, count, U, s.pair_directions.data());
+    s.differentiate(2, w, s.pair_directions.data(), count, D + first * s.d);
+  }
   CFLOW_DISPATCH(s.dev, polarization_combine<T>, s.dev, s.d, k, D);
 }
 

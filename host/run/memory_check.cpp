@@ -15,6 +15,11 @@ namespace cflow::run {
 namespace {
 // Values, three tangents and their adjoints per activation, with room for the loss's buffers.
 constexpr double kActivationCopies = 12;
+// Per process: its state and the step's temporaries, and per tracked direction the eigen-solver's
+// blocks (LOBPCG's [X, R, P] and their images, Rayleigh-Ritz and warm-start scratch), each kept by
+// the caching arena in its own size class. Measured on the arena (tests/test_memory_estimate.cpp:
+// about 8 + 13·k vectors per process), rounded up.
+constexpr double kProcessCopies = 12, kEigenCopiesPerDirection = 16;
 }  // namespace
 
 double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes, double copies) {
@@ -26,6 +31,29 @@ double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes
   }
   return scalar_bytes * (parameters * copies + examples * activations * kActivationCopies) +
          8.0 * examples * double(spec.input.size() + spec.classes * spec.positions);  // the data, read as doubles
+}
+
+double pair_column_copies(std::int64_t k, std::int64_t max_directions) {
+  const double pairs = double(k) * double(k + 1) / 2;
+  return 3 * pairs + std::min(pairs, double(max_directions));
+}
+
+double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, std::int64_t max_directions) {
+  double copies = 0;
+  for (const std::string& run : runs) {
+    copies += kProcessCopies + kEigenCopiesPerDirection * double(k_max);
+    if (run == "central" || run == "stationary") copies += pair_column_copies(k_max, max_directions);
+  }
+  return copies;
+}
+
+std::int64_t largest_width(ModelSpec spec, double examples, double scalar_bytes, double copies, double limit) {
+  std::int64_t fits = 0, fails = spec.width + 1;  // the estimate grows with the width: bisect
+  while (fails - fits > 1) {
+    spec.width = fits + (fails - fits) / 2;
+    (network_bytes(spec, examples, scalar_bytes, copies) <= limit ? fits : fails) = spec.width;
+  }
+  return fits;
 }
 
 double memory_limit_bytes() {
@@ -44,13 +72,13 @@ double memory_limit_bytes() {
   return limit;
 }
 
-void check_memory(double bytes, const std::string& what, const std::string& flags) {
+void check_memory(double bytes, const std::string& what, const std::string& flags, const std::string& hint) {
   const double limit = memory_limit_bytes();
   if (bytes <= limit) return;
   char text[160];
   std::snprintf(text, sizeof text, "needs about %.3g GiB, more than the %.3g GiB this process may use", bytes / 1073741824.0,
                 limit / 1073741824.0);
-  throw ConfigError(what + " " + text + "; lower " + flags);
+  throw ConfigError(what + " " + text + "; lower " + flags + hint);
 }
 
 }  // namespace cflow::run

@@ -151,17 +151,23 @@ class Runner {
     });
   }
 
-  // Before the networks allocate: every process keeps ~10 parameter-sized vectors plus 2·k_max
-  // eigenvectors; the passes go over --chunk of this rank's `examples` at a time. The machines of a
+  // Before the networks allocate: the processes' parameter-sized vectors (process_copies); the
+  // passes go over --chunk of this rank's `examples` at a time. The machines of a
   // data-parallel run may differ, so the ranks agree: when one lacks the memory, all stop (exit 2).
   void check_memory_on_every_rank(std::size_t examples) {
     const double passed = double(c_.chunk > 0 ? std::min<std::int64_t>(c_.chunk, std::int64_t(examples))
                                               : std::int64_t(examples));
     std::string error;
     try {
-      check_memory(network_bytes(spec_, passed, c_.is_float32() ? 4 : 8,
-                                 double(c_.runs.size()) * (10.0 + 2 * c_.eig_max_k)),
-                   "the model and its processes", "--width, --n (or set --chunk), --eig-max-k or --runs");
+      const double scalar = c_.is_float32() ? 4 : 8;
+      const double copies = process_copies(c_.runs, c_.eig_max_k, NetworkOptions{}.max_directions);
+      const double bytes = network_bytes(spec_, passed, scalar, copies);
+      const std::string hint =
+          bytes <= memory_limit_bytes()
+              ? ""
+              : " (the largest --width that fits: " +
+                    std::to_string(largest_width(spec_, passed, scalar, copies, memory_limit_bytes())) + ")";
+      check_memory(bytes, "the model and its processes", "--width, --n (or set --chunk), --eig-max-k or --runs", hint);
     } catch (const ConfigError& e) {
       error = e.what();
     }
