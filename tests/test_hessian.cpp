@@ -378,6 +378,34 @@ TEST_P(HessianCli, FailureExitCodes) {
   EXPECT_NE(unconverged.err.find("did not converge"), std::string::npos) << unconverged.err;
 }
 
+TEST_P(HessianCli, TransformerOnTheSortingTaskAgreesWithDense) {
+  const CliRun run = run_cli({"hessian", "--arch", "transformer", "--data", "sorting", "--width", "4", "--depth", "1",
+                              "--length", "3", "--n", "8", "--top", "2", "--dense", "--json", "--device", device_flag()});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  const auto out = nlohmann::json::parse(run.out);
+  EXPECT_EQ(out["data"].get<std::string>(), "sorting");
+  EXPECT_TRUE(out["converged"].get<bool>());
+  EXPECT_LE(out["dense"]["max_relative_difference"].get<double>(), 1e-6);
+  // The transformer goes with the sorting task and only with it: usage errors.
+  EXPECT_EQ(run_cli({"hessian", "--arch", "transformer", "--device", device_flag()}).exit_code, 2);
+  const CliRun mlp = run_cli({"hessian", "--data", "sorting", "--device", device_flag()});
+  EXPECT_EQ(mlp.exit_code, 2);
+  EXPECT_NE(mlp.err.find("expected --arch transformer"), std::string::npos) << mlp.err;
+}
+
+TEST_P(HessianCli, SizesThatDoNotFitTogetherAreUsageErrors) {
+  const CliRun patch = run_cli({"hessian", "--arch", "vit", "--width", "4", "--patch", "3", "--device", device_flag()});
+  EXPECT_EQ(patch.exit_code, 2);
+  EXPECT_NE(patch.err.find("--patch 3 must divide the image height and width (8×8)"), std::string::npos) << patch.err;
+  for (const std::string arch : {"vit", "transformer"}) {
+    const std::string data = arch == "vit" ? "random" : "sorting";
+    const CliRun heads = run_cli({"gradcheck", "--arch", arch, "--data", data, "--width", "4", "--heads", "3",
+                                  "--device", device_flag()});
+    EXPECT_EQ(heads.exit_code, 2) << arch;
+    EXPECT_NE(heads.err.find("--heads 3 must divide --width 4"), std::string::npos) << heads.err;
+  }
+}
+
 CFLOW_TEST_ON_ALL_BACKENDS(HessianCli);
 
 }  // namespace

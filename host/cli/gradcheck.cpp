@@ -13,6 +13,7 @@
 #include "host/run/config.h"
 #include "host/run/memory_check.h"
 #include "host/cli/model_flags.h"
+#include "host/cli/sorting_flags.h"
 
 namespace cflow::cli {
 
@@ -26,26 +27,16 @@ struct GradcheckOptions {
   bool json = false;
   GradcheckTolerances tolerances;
   std::string data = "random";
-  int vocab_size = DataSpec{}.vocab_size, length = DataSpec{}.length;
+  SortingFlags sorting;
 };
 
-// The model: random data's, or the sorting task's for the transformer (the one model of that task,
-// and the one task of that model). Built before the data, so sizes are checked before allocation.
+// The model and its examples: random data's, or the sorting task's for the transformer.
 ModelSpec problem_spec(const GradcheckOptions& o) {
-  if ((o.model.arch == "transformer") != (o.data == "sorting"))
-    throw run::ConfigError(o.data == "sorting" ? "--data sorting: expected --arch transformer, got --arch " + o.model.arch
-                                               : "--arch transformer: expected --data sorting, got --data " + o.data);
-  if (o.data == "random") return o.model.spec(gradcheck_input_shape(o.model));
-  ModelOptions model = o.model;
-  model.classes = std::to_string(o.vocab_size);
-  return model.spec(make_sorting(1, o.vocab_size, o.length, o.seed, DataSplit::train).shape());
+  require_transformer_with_sorting(o.model.arch, o.data);
+  return o.data == "random" ? o.model.spec(gradcheck_input_shape(o.model)) : sorting_spec(o.model, o.sorting, o.seed);
 }
-
-// The examples of problem_spec's model.
 RandomData problem_data(const GradcheckOptions& o, const ModelSpec& spec) {
-  if (o.data == "random") return random_data(spec, o.n, o.seed);
-  const Dataset task = make_sorting(std::size_t(o.n), o.vocab_size, o.length, o.seed, DataSplit::train);
-  return {task.inputs, make_targets(task, spec.loss), counted_positions(task)};
+  return o.data == "random" ? random_data(spec, o.n, o.seed) : sorting_data(spec, o.sorting, o.n, o.seed);
 }
 
 int run_gradcheck(const GradcheckOptions& o) {
@@ -101,9 +92,7 @@ Handler add_gradcheck_command(CLI::App& app) {
   cmd->add_option("--data", o->data, "random (standard-normal inputs, random labels) | sorting (--arch transformer)")
       ->capture_default_str()
       ->check(CLI::IsMember({"random", "sorting"}));
-  cmd->add_option("--vocab-size", o->vocab_size, "sorting: tokens 0 .. N-1")->capture_default_str()->check(
-      CLI::Range(2, 1 << 16));
-  cmd->add_option("--length", o->length, "sorting: tokens to sort")->capture_default_str()->check(CLI::Range(1, 1 << 12));
+  o->sorting.register_options(*cmd);
   cmd->add_option("--device", o->device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   cmd->add_flag("--json", o->json, "machine-readable output");
   return [o] { return run_gradcheck(*o); };

@@ -1,6 +1,7 @@
 // `cflow hessian`: the top-k eigenvalues of the raw Hessian of a model at its initialization, by block
 // LOBPCG on batched HVPs. On random data by default (like gradcheck), or on a real data set with
-// --data. With --dense (small models), also forms the Hessian explicitly, diagonalizes it and compares:
+// --data (the sorting task for --arch transformer, with its masked positions). With --dense (small
+// models), also forms the Hessian explicitly, diagonalizes it and compares:
 // exit 1 if they disagree beyond --dense-tolerance, or if LOBPCG did not converge.
 #include <nlohmann/json.hpp>
 
@@ -17,6 +18,7 @@
 #include "host/run/config.h"
 #include "host/run/memory_check.h"
 #include "host/cli/model_flags.h"
+#include "host/cli/sorting_flags.h"
 
 namespace cflow::cli {
 
@@ -32,6 +34,7 @@ struct HessianOptions {
   int max_iterations = 200;
   std::string data = "random";
   std::string data_dir;
+  SortingFlags sorting;
   bool dense = false;
   std::optional<double> dense_tolerance;  // largest accepted relative difference; default by dtype
   index_t dense_block = 64;
@@ -45,20 +48,32 @@ struct HessianOptions {
 // The model and the training set it is evaluated on.
 struct Problem {
   ModelSpec spec;
-  std::vector<double> inputs, targets;  // [features × n], [outputs × n]
+  std::vector<double> inputs, targets;  // [features × n], [outputs × positions × n]
+  std::vector<double> counted;          // sorting: [positions × n], 0 at a masked position; else empty
   std::string data;                     // e.g. "1000 random examples"
 };
 
+void check_size(const HessianOptions& o, const ModelSpec& spec) {
+  run::check_memory(run::network_bytes(spec, double(o.n), o.is_float32() ? 4 : 8, 8.0 + 4 * o.top),
+                    "the model, data and eigenvectors", "--width, --n or --top");
+}
+
 Problem make_problem(const HessianOptions& o) {
-  if (o.model.arch == "transformer")
-    throw run::ConfigError("cflow hessian: --arch transformer (the sorting task's masked positions) is not supported "
-                           "here yet; use cflow run --arch transformer --data sorting, which tracks the top "
-                           "eigenvalues");
   Problem p;
+  if (o.model.arch == "transformer" || o.data == "sorting") {
+    require_transformer_with_sorting(o.model.arch, o.data);
+    p.spec = sorting_spec(o.model, o.sorting, o.seed);
+    check_size(o, p.spec);
+    RandomData task = sorting_data(p.spec, o.sorting, o.n, o.seed);
+    p.inputs = std::move(task.inputs);
+    p.targets = std::move(task.targets);
+    p.counted = std::move(task.counted);
+    p.data = std::to_string(o.n) + " sorting sequences";
+    return p;
+  }
   if (o.data == "random") {
     p.spec = o.model.spec(gradcheck_input_shape(o.model));
-    run::check_memory(run::network_bytes(p.spec, double(o.n), o.is_float32() ? 4 : 8, 8.0 + 4 * o.top),
-                 "the model, data and eigenvectors", "--width, --n or --top");
+    check_size(o, p.spec);
     RandomData random = random_data(p.spec, o.n, o.seed);
     p.inputs = std::move(random.inputs);
     p.targets = std::move(random.targets);
@@ -181,7 +196,7 @@ template <class T>
 int run_hessian(const HessianOptions& o, const Problem& p) {
   const Device dev = Device::open(o.device);
   const std::vector<T> inputs(p.inputs.begin(), p.inputs.end()), targets(p.targets.begin(), p.targets.end());
-  Network<T> net(dev, p.spec, inputs, targets);
+  Network<T> net(dev, p.spec, inputs, targets, std::vector<T>(p.counted.begin(), p.counted.end()));
   const index_t d = net.dim();
   if (const auto error = size_error(o, d)) {
     std::cerr << "cflow hessian: error: " << *error << "\n";
@@ -221,9 +236,10 @@ Handler add_hessian_command(CLI::App& app) {
   cmd->add_option("--top", o->top, "number k of largest eigenvalues")->capture_default_str()->check(kPositive);
   cmd->add_option("--n", o->n, "number of training examples")->capture_default_str()->check(kPositive);
   cmd->add_option("--seed", o->seed, "seed of data, weights and LOBPCG start")->capture_default_str();
-  cmd->add_option("--data", o->data, "random | fashion-mnist | cifar10 | moons | gaussian")
+  cmd->add_option("--data", o->data, "random | fashion-mnist | cifar10 | moons | gaussian | sorting (--arch transformer)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"random", "fashion-mnist", "cifar10", "moons", "gaussian"}));
+      ->check(CLI::IsMember({"random", "fashion-mnist", "cifar10", "moons", "gaussian", "sorting"}));
+  o->sorting.register_options(*cmd);
   cmd->add_option("--data-dir", o->data_dir, "folder of the data files (fashion-mnist: default " +
                                                   std::string(default_fashion_mnist_dir) + ")");
   cmd->add_option("--dtype", o->dtype, "f32 | f64")->capture_default_str()->check(CLI::IsMember({"f32", "f64"}));

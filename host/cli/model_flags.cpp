@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cflow/data/dataset.h"
+#include "host/run/config.h"
 
 namespace cflow::cli {
 
@@ -48,9 +49,11 @@ void ModelOptions::register_options(CLI::App& cmd) {
 }
 
 ModelSpec ModelOptions::spec(TensorShape input) const {
-  return model_spec(
+  ModelSpec spec = model_spec(
       {arch, activation, loss, width, depth, !no_bias, parse_class_choice(classes).outputs(), heads, patch, output_scale},
       input);
+  if (const auto error = model_shape_error(spec)) throw run::ConfigError(*error);
+  return spec;
 }
 
 TensorShape gradcheck_input_shape(const ModelOptions& options) {

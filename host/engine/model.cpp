@@ -30,6 +30,18 @@ ModelSpec model_spec(const ModelSettings& settings, TensorShape input) {
   return spec;
 }
 
+std::optional<std::string> model_shape_error(const ModelSpec& spec) {
+  const bool attention = spec.arch == Architecture::vit || spec.arch == Architecture::transformer;
+  if (attention && (spec.heads < 1 || spec.width % spec.heads != 0))
+    return "--heads " + std::to_string(spec.heads) + " must divide --width " + std::to_string(spec.width) +
+           " (each head gets width/heads features); choose a divisor of the width";
+  const TensorShape image = spec.input;
+  if (spec.arch == Architecture::vit && (spec.patch < 1 || image.height % spec.patch != 0 || image.width % spec.patch != 0))
+    return "--patch " + std::to_string(spec.patch) + " must divide the image height and width (" +
+           std::to_string(image.height) + "×" + std::to_string(image.width) + "); choose a common divisor";
+  return std::nullopt;
+}
+
 template <class T>
 LayerStack<T> build_layers(const ModelSpec& spec) {
   CFLOW_REQUIRE(spec.width >= 1 && spec.classes >= 1 && spec.input.size() >= 1, "model sizes must be positive");

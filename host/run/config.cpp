@@ -561,8 +561,10 @@ DataSpec RunConfig::data_spec() const {
 }
 
 ModelSpec RunConfig::model_spec(TensorShape input) const {
-  return cflow::model_spec(
+  ModelSpec spec = cflow::model_spec(
       {arch, act, loss, width, depth, !no_bias, class_choice().outputs(), heads, patch, output_scale}, input);
+  if (const auto error = model_shape_error(spec)) throw ConfigError(*error);
+  return spec;
 }
 
 OptimizerSpec RunConfig::optimizer_spec() const {

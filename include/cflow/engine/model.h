@@ -1,6 +1,7 @@
 #pragma once
 // What network and loss to build: the configuration the derivative engine is composed from.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,6 +76,10 @@ struct ModelSettings {
 };
 // The transformer's positions are its input tokens (input.size()); every other model has one.
 ModelSpec model_spec(const ModelSettings& settings, TensorShape input);
+// Sizes that do not fit together (a ViT patch that does not tile the image, heads that do not divide
+// the width), as a message naming the flags and what to choose, or nothing. The commands report it as
+// a usage error (exit 2) before anything is built; the layers keep their own checks.
+std::optional<std::string> model_shape_error(const ModelSpec& spec);
 
 // Activations whose second derivative vanishes almost everywhere break the flows' smoothness
 // assumptions; callers warn about them.
