@@ -674,6 +674,27 @@ TEST(RunCommand, SigintFlushesCheckpointsAndExits130) {
   EXPECT_EQ(resumed.code, 0) << resumed.err;
 }
 
+// An interrupt before the first step ends leaves no checkpoint, whenever it lands (start-up, between
+// start-up and the first step, inside it): a checkpoint of step 0 would have no data.h5 beside it
+// (that is made after the first step), and `cflow sweep` resumes every point that has a checkpoint.
+// The first step is slow (a wider network's cold eigen-solve), so the interrupt lands before it ends.
+TEST(RunCommand, AnInterruptBeforeTheFirstStepLeavesNoCheckpoint) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  const Spawned s = spawn_cflow({"run", "--data", "moons", "--n", "32", "--width", "128", "--lr", "1.5", "--dtype", "f64",
+                                 "--threads", "1", "--device", "cpu", "--steps", "2", "--out", out.string(),
+                                 "--no-plots", "--quiet"},
+                                dir.path(), "first");
+  wait_for(out / "config.json");
+  ASSERT_EQ(kill(s.pid, SIGINT), 0);
+  ASSERT_EQ(wait_exit(s.pid), 130) << read_text(s.err);
+  ASSERT_FALSE(fs::exists(out / "data.h5")) << "the first step ended before the interrupt: make it slower";
+  EXPECT_FALSE(latest_checkpoint(out / "checkpoints"));
+  EXPECT_NE(read_text(s.err).find("no checkpoint yet"), std::string::npos) << read_text(s.err);
+  const Result resumed = run_cflow({"run", "--resume", out.string(), "--quiet", "--no-plots"}, dir.path(), "resume");
+  EXPECT_EQ(resumed.code, 2) << resumed.err;
+  EXPECT_NE(resumed.err.find("start it again"), std::string::npos) << resumed.err;
+}
 
 // ---- run directories that cannot be silently corrupted (#17) ----------------------------------------
 

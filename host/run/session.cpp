@@ -372,7 +372,11 @@ class Runner {
       profile(-1, false);
       progress.end_line();
       if (experiment_->steps_done() < c_.steps && status_ != "diverged") status_ = "interrupted";
-      if (last_checkpoint_ != experiment_->steps_done()) save_checkpoint();
+      // No checkpoint when this session did no step: a new run stopped before its first step would
+      // otherwise leave a checkpoint without data.h5 (made after the first step), which a resume (or
+      // `cflow sweep`, which resumes every point with a checkpoint) cannot continue.
+      const std::int64_t done = experiment_->steps_done();
+      if (last_checkpoint_ != done && done > session_first_) save_checkpoint();
       if (log_) log_->close();
       stop_signal_ = comm_.all_reduce_max(interrupt_requested());
     } catch (const Interrupted&) {
