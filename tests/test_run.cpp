@@ -591,6 +591,30 @@ TEST(RunCommand, ResumeEqualsAnUninterruptedRunBitForBit) {
   EXPECT_EQ(config["resumes"][0]["from_step"], 6);
 }
 
+// A process that stopped keeps its reason through a resume (the checkpoint's notes), so the resumed
+// run's summary.json still says why, not only that it stopped.
+TEST(RunCommand, AStoppedProcessKeepsItsReasonThroughAResume) {
+  TempDir dir;
+  const fs::path out = dir / "run";
+  // tiny()'s problem with the discrete process and a stable flow that stops at its first step.
+  const std::vector<std::string> first{"run",      "--data",     "moons",           "--n",    "32",   "--n-test",
+                                       "32",       "--width",    "8",               "--lr",   "1.5",  "--dtype",
+                                       "f64",      "--threads",  "1",               "--runs", "discrete,stable",
+                                       "--stable-max-seff",      "0.01",            "--steps", "3",   "--no-plots",
+                                       "--quiet",  "--out",      out.string()};
+  ASSERT_EQ(run_cflow(first, dir.path()).code, 0);
+  const auto before = nlohmann::ordered_json::parse(read_text(out / "summary.json"))["processes"]["stable"];
+  ASSERT_TRUE(before["stopped"].get<bool>());
+  const std::string reason = before["reason"];
+  EXPECT_NE(reason.find("above"), std::string::npos) << reason;
+  ASSERT_EQ(run_cflow({"run", "--resume", out.string(), "--steps", "5", "--quiet", "--no-plots"}, dir.path(), "resume")
+                .code,
+            0);
+  const auto after = nlohmann::ordered_json::parse(read_text(out / "summary.json"))["processes"]["stable"];
+  EXPECT_TRUE(after["stopped"].get<bool>());
+  EXPECT_EQ(after["reason"], reason);
+}
+
 // --log-outputs K: <process>/outputs [steps x K x C]; step 0 holds the forward of the model at the
 // initial weights on the first K training examples, computed here through the Network API on the
 // whole training set (not the run's K-example network); the processes share step 0 and part later.

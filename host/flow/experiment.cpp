@@ -150,6 +150,7 @@ Checkpoint Experiment<T>::checkpoint() const {
     add(name + "t", {p.state.t()});
     add(name + "nu", host(p.state.nu()));
     add(name + "stopped", {p.stopped ? 1.0 : 0.0});
+    if (p.stopped) cp.notes[name + "reason"] = p.reason;
     add(name + "has_prev", {p.has_previous() ? 1.0 : 0.0});
     p.save_previous(cp.arrays, name + "w_prev");
     const std::vector<std::pair<std::string, const EigenTracker<T>*>> trackers{
@@ -190,7 +191,9 @@ void Experiment<T>::restore(const Checkpoint& cp, std::optional<ProcessKind> sou
     p.state.set_t(get(name + "t").at(0));
     load(p.state.nu(), name + "nu");
     p.stopped = get(name + "stopped").at(0) != 0;
-    if (p.stopped) p.reason = "stopped before the checkpoint";
+    // Checkpoints written before the reasons were kept have none.
+    const auto reason = cp.notes.find(name + "reason");
+    if (p.stopped) p.reason = reason != cp.notes.end() ? reason->second : "stopped before the checkpoint";
     const bool has_prev = get(name + "has_prev").at(0) != 0;
     if (p.kind == ProcessKind::midpoint && from == ProcessKind::midpoint)
       p.restore_previous(has_prev, get(name + "w_prev"), name + "w_prev");

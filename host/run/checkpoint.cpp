@@ -143,7 +143,7 @@ std::filesystem::path write_checkpoint(const std::filesystem::path& folder, cons
   if (ec) fail(folder, "cannot create the folder: " + ec.message());
   const std::filesystem::path file = checkpoint_path(folder, checkpoint.step);
 
-  nlohmann::json header{{"format", kFormat}, {"step", checkpoint.step}, {"meta", meta}};
+  nlohmann::json header{{"format", kFormat}, {"step", checkpoint.step}, {"meta", meta}, {"notes", checkpoint.notes}};
   header["arrays"] = nlohmann::json::array();
   for (const auto& [name, values] : checkpoint.arrays)
     header["arrays"].push_back({{"name", name}, {"length", values.size()}});
@@ -213,6 +213,7 @@ CheckpointFile read_checkpoint(const std::filesystem::path& file) {
     }
     result.checkpoint.step = header.at("step").get<std::int64_t>();
     result.meta = header.value("meta", nlohmann::json::object());
+    result.checkpoint.notes = header.value("notes", std::map<std::string, std::string>());
     std::size_t offset = sizeof kMagic + sizeof header_length + header_length;
     const std::size_t end = bytes.size() - sizeof stored_sum;
     for (const auto& array : header.at("arrays")) {

@@ -5,7 +5,7 @@
 // File format (version 1; all integers little-endian):
 //   bytes 0..7     magic "CFLOWCK1"
 //   u64            length H of the header
-//   H bytes        header, UTF-8 JSON: {"format": 1, "step": S, "meta": {...},
+//   H bytes        header, UTF-8 JSON: {"format": 1, "step": S, "meta": {...}, "notes": {name: text},
 //                                        "arrays": [{"name": "...", "length": N}, ...]}
 //   for each array of the header, in order: N float64 values (IEEE 754, little-endian)
 //   u64            checksum: FNV-1a (64-bit) of every byte before it

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -129,6 +130,8 @@ struct ProcessStatus {
 struct Checkpoint {
   std::int64_t step = 0;
   std::vector<std::pair<std::string, std::vector<double>>> arrays;
+  // Texts that must survive a resume, e.g. "stable/reason" → why that process stopped.
+  std::map<std::string, std::string> notes;
 };
 
 template <class T>
