@@ -87,9 +87,9 @@ class Model:
 
     def __repr__(self):
         s = self.spec
-        sizes = {"mlp": "", "cnn": "", "resnet": "", "vit": f", heads={s.heads}, patch={s.patch}",
+        sizes = {"vit": f", heads={s.heads}, patch={s.patch}",
                  "transformer": f", heads={s.heads}, output_scale={s.output_scale}, vocab_size={self.sorting[0]}, "
-                                f"length={self.sorting[1]}"}[s.arch]
+                                f"length={self.sorting[1]}"}.get(s.arch, "")
         return (f"cflow.Model(arch={s.arch!r}, width={s.width}, depth={s.depth}{sizes}, activation={s.activation!r}, "
                 f"loss={s.loss!r}, outputs={self.outputs}, input_shape={s.input_shape}, bias={s.bias})")
 
