@@ -28,17 +28,35 @@ def _dtype_name(dtype):
 
 class Model:
     """A network and its loss, with the settings of `cflow run` (--arch --width --depth --act --loss
-    --classes --no-bias). classes: an int N >= 2 (N outputs) or "binary" (one output). input_shape:
-    the features of one example, an int or (channels, height, width)."""
+    --classes --no-bias --heads --patch --output-scale). classes: an int N >= 2 (N outputs) or
+    "binary" (one output). input_shape: the features of one example, an int or (channels, height,
+    width); a ViT needs an image whose sides the patch divides.
 
-    def __init__(self, arch="mlp", width=256, depth=2, activation="gelu", loss="mse", classes=4,
-                 input_shape=784, bias=True):
+    arch="transformer" is the model of the sorting task (`--data sorting --vocab-size --length`): its
+    classes are the vocabulary and its input the task's tokens, so classes and input_shape are not
+    given; vocab_size and length (cflow's defaults when None) are given only for it, and
+    sorting_data() draws its data."""
+
+    def __init__(self, arch="mlp", width=256, depth=2, activation="gelu", loss="mse", classes=None,
+                 input_shape=None, bias=True, heads=2, patch=4, output_scale=0.0, vocab_size=None, length=None):
+        sorting = arch == "transformer"
+        if sorting and (classes is not None or input_shape is not None):
+            raise ValueError("arch='transformer' takes vocab_size and length (the sorting task), not classes or "
+                             "input_shape")
+        if not sorting and (vocab_size is not None or length is not None):
+            raise ValueError(f"vocab_size and length set the sorting task of arch='transformer', not of {arch!r}")
+        default_vocab, default_length = _core.sorting_defaults
+        self.sorting = (default_vocab if vocab_size is None else int(vocab_size),
+                        default_length if length is None else int(length))
+        input_shape = 784 if input_shape is None else input_shape
         shape = (input_shape, 1, 1) if np.ndim(input_shape) == 0 else tuple(input_shape)
         if len(shape) != 3:
             raise ValueError(f"input_shape must be an int or (channels, height, width), got {input_shape!r}")
         self.spec = _core.ModelSpec(arch=arch, width=int(width), depth=int(depth), activation=activation,
-                                    loss=loss, classes=str(classes), input_shape=tuple(int(x) for x in shape),
-                                    bias=bool(bias))
+                                    loss=loss, classes=str(4 if classes is None else classes),
+                                    input_shape=tuple(int(x) for x in shape), bias=bool(bias), heads=int(heads),
+                                    patch=int(patch), output_scale=float(output_scale),
+                                    vocab_size=self.sorting[0], length=self.sorting[1])
 
     @property
     def dim(self):
@@ -47,7 +65,8 @@ class Model:
 
     @property
     def outputs(self):
-        return self.spec.outputs
+        """Outputs per example: the classes (1 for binary) times the positions (the transformer's tokens)."""
+        return self.spec.outputs * self.spec.positions
 
     def init(self, seed=0, dtype=np.float64):
         """The initial parameters of `cflow run --seed seed` (PyTorch's default initialization, drawn
@@ -56,21 +75,33 @@ class Model:
 
     def targets(self, labels):
         """Integer labels (n,) as the float targets (n, outputs) the loss compares outputs with."""
+        if self.spec.positions != 1:
+            raise ValueError("a transformer's targets come with its data: use sorting_data()")
         return _core.targets_from_labels(self.spec, np.asarray(labels))
+
+    def sorting_data(self, n, seed=0):
+        """The transformer's data: n sequences of the sorting task as `cflow run --data sorting --seed
+        seed` draws its training set. Returns (X (n, tokens), targets (n, outputs), counted (n, tokens)),
+        float64; counted is 1 where a position's loss counts, 0 where it is masked (pass it to Oracle)."""
+        return _core.sorting_data(self.spec, self.sorting[0], self.sorting[1], int(n), int(seed))
 
     def __repr__(self):
         s = self.spec
-        return (f"cflow.Model(arch={s.arch!r}, width={s.width}, depth={s.depth}, activation={s.activation!r}, "
-                f"loss={s.loss!r}, outputs={s.outputs}, input_shape={s.input_shape}, bias={s.bias})")
+        sizes = {"vit": f", heads={s.heads}, patch={s.patch}",
+                 "transformer": f", heads={s.heads}, output_scale={s.output_scale}, vocab_size={self.sorting[0]}, "
+                                f"length={self.sorting[1]}"}.get(s.arch, "")
+        return (f"cflow.Model(arch={s.arch!r}, width={s.width}, depth={s.depth}{sizes}, activation={s.activation!r}, "
+                f"loss={s.loss!r}, outputs={self.outputs}, input_shape={s.input_shape}, bias={s.bias})")
 
 
 class Oracle:
     """value_grad, hvp, quad, d3 and top_eigs of a model's full-batch loss on (X, y), on a device:
     "cpu", "cuda", "cuda:N" or "auto" (a usable GPU, else the CPU). threads > 0 sets the CPU thread
     count (results are reproducible bit for bit for the same thread count). chunk and max_directions
-    bound memory as in `cflow run --chunk`."""
+    bound memory as in `cflow run --chunk`. counted (n, positions): the transformer's mask of the
+    positions whose loss counts (from Model.sorting_data); None: every position counts."""
 
-    def __init__(self, model, X, y, dtype=None, device="auto", threads=0, chunk=0, max_directions=16):
+    def __init__(self, model, X, y, dtype=None, device="auto", threads=0, chunk=0, max_directions=16, counted=None):
         X = np.asarray(X)
         name = _dtype_name(X.dtype if dtype is None and X.dtype in _DTYPES else dtype or np.float64)
         self.dtype = np.dtype(name)
@@ -78,8 +109,9 @@ class Oracle:
         targets = model.targets(y) if np.issubdtype(y.dtype, np.integer) else y.reshape(len(y), -1)
         core = _core.Oracle64 if name == "float64" else _core.Oracle32
         self.model = model
+        mask = None if counted is None else np.asarray(counted).reshape(len(y), -1).astype(self.dtype, copy=False)
         self._core = core(model.spec, X.astype(self.dtype, copy=False), targets.astype(self.dtype, copy=False),
-                          device, int(threads), int(chunk), int(max_directions))
+                          mask, device, int(threads), int(chunk), int(max_directions))
 
     @property
     def dim(self):

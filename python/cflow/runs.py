@@ -58,8 +58,9 @@ class Run:
         return self.series.keys()
 
     def to_pandas(self, process=None):
-        """A pandas DataFrame indexed by step: one column per 1-D series and one per column of a 2-D
-        series ("path[j]"); with process given, that process's series under their short names."""
+        """A pandas DataFrame indexed by step: one column per 1-D series and one per entry of a row of
+        a longer series ("path[j]" of a 2-D one, "path[i,c]" of the 3-D outputs); with process given,
+        that process's series under their short names."""
         import pandas as pd
 
         series = self.process(process) if process else self.series
@@ -68,8 +69,8 @@ class Run:
             if values.ndim == 1:
                 columns[name] = values
             else:
-                for j in range(values.shape[1]):
-                    columns[f"{name}[{j}]"] = values[:, j]
+                for index in np.ndindex(values.shape[1:]):
+                    columns[f"{name}[{','.join(map(str, index))}]"] = values[(slice(None),) + index]
         return pd.DataFrame(columns, index=pd.Index(self.steps, name="step"))
 
     def __repr__(self):

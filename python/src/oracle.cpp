@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "cflow/engine/network.h"
@@ -29,26 +30,32 @@ using ColumnMajor = py::array_t<T, py::array::f_style | py::array::forcecast>;
 
 template <class T>
 Network<T> make_network(const Device& dev, const ModelSpec& spec, const RowMajor<T>& X, const RowMajor<T>& Y,
-                        const NetworkOptions& options) {
+                        const std::optional<RowMajor<T>>& counted, const NetworkOptions& options) {
   if (X.ndim() < 1 || X.shape(0) < 1) throw py::value_error("X must hold at least one example (one per row)");
   const py::ssize_t n = X.shape(0);
   if (X.size() != n * spec.input.size())
     throw py::value_error("X has " + std::to_string(X.size() / n) + " features per example; the model's input_shape has " +
                           std::to_string(spec.input.size()));
-  if (Y.ndim() != 2 || Y.shape(0) != n || Y.shape(1) != spec.classes)
-    throw py::value_error("targets must have shape (n, " + std::to_string(spec.classes) + ") with n = " +
+  const py::ssize_t outputs = spec.classes * spec.positions;
+  if (Y.ndim() != 2 || Y.shape(0) != n || Y.shape(1) != outputs)
+    throw py::value_error("targets must have shape (n, " + std::to_string(outputs) + ") with n = " +
                           std::to_string(n) + " (integer labels are converted by cflow.Oracle)");
-  return Network<T>(dev, spec, std::span<const T>(X.data(), std::size_t(X.size())),
-                    std::span<const T>(Y.data(), std::size_t(Y.size())), options);
+  const std::span<const T> inputs(X.data(), std::size_t(X.size())), targets(Y.data(), std::size_t(Y.size()));
+  if (!counted) return Network<T>(dev, spec, inputs, targets, options);
+  if (counted->ndim() != 2 || counted->shape(0) != n || counted->shape(1) != spec.positions)
+    throw py::value_error("counted must have shape (n, " + std::to_string(spec.positions) + ") with n = " +
+                          std::to_string(n) + " (1 for a position that counts, 0 for a masked one)");
+  return Network<T>(dev, spec, inputs, targets, std::span<const T>(counted->data(), std::size_t(counted->size())),
+                    options);
 }
 
 template <class T>
 class Oracle {
  public:
-  Oracle(const ModelSpec& spec, const RowMajor<T>& X, const RowMajor<T>& Y, const std::string& device, int threads,
-         index_t chunk, index_t max_directions)
+  Oracle(const ModelSpec& spec, const RowMajor<T>& X, const RowMajor<T>& Y, const std::optional<RowMajor<T>>& counted,
+         const std::string& device, int threads, index_t chunk, index_t max_directions)
       : dev_(Device::open(device, threads)),
-        net_(make_network<T>(dev_, spec, X, Y, {.chunk = chunk, .max_directions = max_directions})),
+        net_(make_network<T>(dev_, spec, X, Y, counted, {.chunk = chunk, .max_directions = max_directions})),
         w_(dev_, net_.dim()) {}
 
   index_t dim() const { return net_.dim(); }
@@ -153,10 +160,10 @@ class Oracle {
 template <class T>
 void bind(py::module_& m, const char* name) {
   py::class_<Oracle<T>>(m, name)
-      .def(py::init<const ModelSpec&, const RowMajor<T>&, const RowMajor<T>&, const std::string&, int, index_t,
-                    index_t>(),
-           py::arg("spec"), py::arg("X"), py::arg("Y"), py::arg("device"), py::arg("threads"), py::arg("chunk"),
-           py::arg("max_directions"))
+      .def(py::init<const ModelSpec&, const RowMajor<T>&, const RowMajor<T>&, const std::optional<RowMajor<T>>&,
+                    const std::string&, int, index_t, index_t>(),
+           py::arg("spec"), py::arg("X"), py::arg("Y"), py::arg("counted"), py::arg("device"), py::arg("threads"),
+           py::arg("chunk"), py::arg("max_directions"))
       .def_property_readonly("dim", &Oracle<T>::dim)
       .def_property_readonly("examples", &Oracle<T>::examples)
       .def_property_readonly("device", &Oracle<T>::device)

@@ -1,5 +1,6 @@
 // The C++ side of tests/python/test_oracle.py: prints, as JSON, tiny problems (random data of
-// cflow::random_data, as `cflow hessian --data random` draws it) with what the C++ API answers on
+// cflow::random_data, as `cflow hessian --data random` draws it; the transformer's sequences of
+// cflow::make_sorting, as `cflow run --data sorting` draws them) with what the C++ API answers on
 // them — initial parameters, value_grad, hvp, quad, d3 and the top Hessian eigenvalues — in float64
 // and float32. The Python binding must give the same bits on the same inputs. JSON numbers are
 // printed round-trip exact.
@@ -10,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "cflow/data/dataset.h"
 #include "cflow/engine/gradcheck.h"
 #include "cflow/engine/network.h"
 #include "cflow/solvers/dense_hessian.h"
@@ -25,6 +27,7 @@ struct Case {
   std::uint64_t seed;
   index_t directions;  // columns of U
   int top;             // eigenpairs
+  int vocab_size = 0, length = 0;  // the transformer's sorting task; 0: random data
 };
 
 template <class T>
@@ -32,7 +35,9 @@ nlohmann::json answers(const Case& c, const cflow::RandomData& data, const std::
   const cflow::Device dev = cflow::Device::open("cpu");
   const std::vector<T> X(data.inputs.begin(), data.inputs.end()), Y(data.targets.begin(), data.targets.end());
   const std::vector<T> U(U64.begin(), U64.end());
-  cflow::Network<T> net(dev, c.spec, X, Y);
+  const std::vector<T> counted(data.counted.begin(), data.counted.end());  // only the transformer masks
+  cflow::Network<T> net = c.vocab_size == 0 ? cflow::Network<T>(dev, c.spec, X, Y)
+                                            : cflow::Network<T>(dev, c.spec, X, Y, counted);
   const index_t d = net.dim(), m = c.directions;
   const std::vector<T> w0 = net.initial_parameters(c.seed);
   cflow::Buffer<T> w(dev, std::span<const T>(w0)), grad(dev, d), Ud(dev, std::span<const T>(U)), HU(dev, d * m),
@@ -55,8 +60,24 @@ nlohmann::json answers(const Case& c, const cflow::RandomData& data, const std::
           {"eigenvectors", spectrum.solution.U.to_host()}};
 }
 
+cflow::RandomData problem_data(const Case& c) {
+  if (c.vocab_size == 0) return cflow::random_data(c.spec, c.n, c.seed);
+  const cflow::Dataset task = cflow::make_sorting(std::size_t(c.n), c.vocab_size, c.length, c.seed,
+                                                  cflow::DataSplit::train);
+  return {task.inputs, cflow::make_targets(task, c.spec.loss), cflow::counted_positions(task)};
+}
+
+// The transformer of the sorting task (its classes the vocabulary, its input and positions the
+// task's tokens), as `cflow run --arch transformer --data sorting` builds it.
+Case sorting_case(const char* name, cflow::ModelSettings settings, int vocab_size, int length, index_t n,
+                  std::uint64_t seed) {
+  settings.classes = vocab_size;
+  const cflow::TensorShape tokens = cflow::make_sorting(1, vocab_size, length, seed, cflow::DataSplit::train).shape();
+  return {name, cflow::model_spec(settings, tokens), n, seed, 2, 1, vocab_size, length};
+}
+
 nlohmann::json problem(const Case& c) {
-  const cflow::RandomData data = cflow::random_data(c.spec, c.n, c.seed);
+  const cflow::RandomData data = problem_data(c);
   cflow::Network<double> shapes(cflow::Device::open("cpu"), c.spec, data.inputs, data.targets);
   std::mt19937_64 rng(c.seed + 7);
   std::normal_distribution<double> normal;
@@ -72,11 +93,17 @@ nlohmann::json problem(const Case& c) {
             {"loss", cflow::to_string(s.loss)},
             {"classes", s.classes == 1 ? "binary" : std::to_string(s.classes)},
             {"input_shape", {s.input.channels, s.input.height, s.input.width}},
-            {"bias", s.bias}}},
+            {"bias", s.bias},
+            {"heads", s.heads},
+            {"patch", s.patch},
+            {"output_scale", s.output_scale},
+            {"vocab_size", c.vocab_size},
+            {"length", c.length}}},
           {"n", c.n},
           {"seed", c.seed},
           {"inputs", data.inputs},
           {"targets", data.targets},
+          {"counted", data.counted},
           {"U", U},
           {"directions", c.directions},
           {"top", c.top},
@@ -93,6 +120,10 @@ int main() {
                    .input = {10, 1, 1}, .classes = 3, .loss = LossKind::mse}, 16, 0, 3, 2},
       {"cnn-ce-binary", {.arch = Architecture::cnn, .width = 2, .activation = Activation::tanh,
                          .input = {2, 8, 8}, .classes = 1, .loss = LossKind::ce}, 8, 3, 2, 1},
+      {"vit-ce", {.arch = Architecture::vit, .width = 8, .depth = 1, .heads = 2, .patch = 4,
+                  .input = {2, 8, 8}, .classes = 3, .loss = LossKind::ce}, 6, 5, 2, 1},
+      sorting_case("transformer-sorting", {.arch = "transformer", .activation = "gelu", .loss = "ce", .width = 8,
+                                           .depth = 1, .heads = 2, .output_scale = 1.0}, 4, 3, 6, 2),
   };
   nlohmann::json out = nlohmann::json::array();
   for (const Case& c : cases) out.push_back(problem(c));

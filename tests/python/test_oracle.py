@@ -11,15 +11,30 @@ import cflow
 DTYPES = ["float64", "float32"]
 
 
-def model_and_data(problem, dtype):
+def make_model(problem):
     m = problem["model"]
-    model = cflow.Model(arch=m["arch"], width=m["width"], depth=m["depth"], activation=m["activation"],
-                        loss=m["loss"], classes=m["classes"], input_shape=m["input_shape"], bias=m["bias"])
-    n = problem["n"]
-    X = np.array(problem["inputs"]).reshape(n, *m["input_shape"]).astype(dtype)  # one example per row
-    Y = np.array(problem["targets"]).reshape(n, model.outputs).astype(dtype)
+    sizes = dict(arch=m["arch"], width=m["width"], depth=m["depth"], activation=m["activation"], loss=m["loss"],
+                 bias=m["bias"], heads=m["heads"], patch=m["patch"], output_scale=m["output_scale"])
+    if m["arch"] == "transformer":  # the sorting task sets its classes and input
+        return cflow.Model(**sizes, vocab_size=m["vocab_size"], length=m["length"])
+    return cflow.Model(**sizes, classes=m["classes"], input_shape=m["input_shape"])
+
+
+def model_and_data(problem, dtype):
+    """The model, its inputs X (one example per row), targets Y, directions U (d, m) and the counted
+    positions (None but for the transformer, whose data Model.sorting_data draws)."""
+    model, n = make_model(problem), problem["n"]
+    X = np.array(problem["inputs"]).reshape(n, -1)
+    Y = np.array(problem["targets"]).reshape(n, model.outputs)
+    counted = None
+    if model.spec.arch == "transformer":
+        X_py, Y_py, counted = model.sorting_data(n, seed=problem["seed"])
+        assert np.array_equal(X_py, X) and np.array_equal(Y_py, Y)
+        assert np.array_equal(counted, np.array(problem["counted"]).reshape(n, -1))
+    else:
+        X = X.reshape(n, *problem["model"]["input_shape"])
     U = np.array(problem["U"]).reshape(problem["directions"], model.dim).T.astype(dtype)  # (d, m)
-    return model, X, Y, U
+    return model, X.astype(dtype), Y.astype(dtype), U, counted
 
 
 def expected(problem, dtype, key, shape=None):
@@ -28,15 +43,15 @@ def expected(problem, dtype, key, shape=None):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ["mlp-mse", "cnn-ce-binary"])
+@pytest.mark.parametrize("name", ["mlp-mse", "cnn-ce-binary", "vit-ce", "transformer-sorting"])
 def test_oracle_equals_cpp_bit_for_bit(reference_problems, name, dtype):
     problem = reference_problems[name]
-    model, X, Y, U = model_and_data(problem, dtype)
+    model, X, Y, U, counted = model_and_data(problem, dtype)
     d, m = U.shape
     w = model.init(problem["seed"], dtype=dtype)
     assert w.dtype == dtype and np.array_equal(w, expected(problem, dtype, "w"))
 
-    oracle = cflow.Oracle(model, X, Y, device="cpu")
+    oracle = cflow.Oracle(model, X, Y, device="cpu", counted=counted)
     assert oracle.dtype == dtype and oracle.dim == d and oracle.examples == problem["n"]
     value, grad = oracle.value_grad(w)
     assert value == problem[dtype]["value"]
@@ -60,7 +75,7 @@ def test_top_eigs_and_loss_equal_cflow_hessian(cflow_binary, reference_problems,
                "--arch", m["arch"], "--width", str(m["width"]), "--depth", str(m["depth"]),
                "--act", m["activation"], "--loss", m["loss"], "--classes", m["classes"]]
     printed = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-    model, X, Y, _ = model_and_data(problem, dtype)
+    model, X, Y, _, _ = model_and_data(problem, dtype)
     assert printed["parameters"] == model.dim
     oracle = cflow.Oracle(model, X, Y, device="cpu")
     w = model.init(problem["seed"], dtype=dtype)
@@ -102,6 +117,20 @@ def test_bad_input_is_a_clear_error():
         cflow.Model(activation="softmax")
     with pytest.raises(ValueError, match="dtype"):
         model.init(0, dtype=np.int32)
+    with pytest.raises(ValueError, match="vocab_size and length"):
+        cflow.Model(arch="transformer", classes=4)
+    with pytest.raises(ValueError, match="sorting task"):
+        cflow.Model(arch="vit", vocab_size=4)
+    with pytest.raises(cflow.Error, match="--patch 3 must divide"):
+        cflow.Model(arch="vit", width=8, patch=3, input_shape=(1, 8, 8))
+    with pytest.raises(cflow.Error, match="--heads 3 must divide"):
+        cflow.Model(arch="transformer", width=8, heads=3)
+    transformer = cflow.Model(arch="transformer", width=8, depth=1, vocab_size=4, length=3)
+    X, Y, counted = transformer.sorting_data(4)
+    with pytest.raises(ValueError, match="sorting_data"):
+        transformer.targets([0, 1])
+    with pytest.raises(ValueError, match="counted must have shape"):
+        cflow.Oracle(transformer, X, Y, device="cpu", counted=counted[:, 1:])
 
 
 def test_queries_from_threads_equal_serial_ones():

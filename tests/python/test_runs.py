@@ -52,6 +52,28 @@ def test_to_pandas(tiny_run):
     assert "train_loss" in run.to_pandas("discrete").columns
 
 
+def test_load_run_reads_the_logged_outputs(cflow_binary, tmp_path):
+    """--log-outputs K: each process's outputs come back as the 3-D series steps × K × classes of
+    data.h5, and to_pandas spreads a row over one column per example and class."""
+    out, examples = tmp_path / "outputs", 3
+    subprocess.run([cflow_binary, "run", "--out", str(out), "--quiet", "--log-outputs", str(examples)]
+                   + cflow.experiment.flags(TINY), check=True)
+    run = cflow.load_run(out)
+    with h5py.File(out / "data.h5", "r", libver="latest", swmr=True) as f:
+        for process in run.processes:
+            outputs = run[f"{process}/outputs"]
+            assert outputs.shape == (TINY["steps"], examples, 2)  # moons: 2 classes
+            assert outputs.dtype == f[f"{process}/outputs"].dtype
+            assert np.array_equal(outputs, f[f"{process}/outputs"][()])
+    assert np.isfinite(run["discrete/outputs"]).all()
+    # Every process starts from the same weights: the same outputs at step 0, different ones later.
+    assert np.array_equal(run["central/outputs"][0], run["discrete/outputs"][0])
+    assert not np.array_equal(run["central/outputs"][-1], run["discrete/outputs"][-1])
+    pd = pytest.importorskip("pandas")
+    frame = run.to_pandas("discrete")
+    assert np.array_equal(frame["outputs[2,1]"].to_numpy(), run["discrete/outputs"][:, 2, 1])
+
+
 def test_load_run_without_a_run_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         cflow.load_run(tmp_path)
