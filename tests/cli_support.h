@@ -134,6 +134,13 @@ struct Dataset {
   std::vector<char> bytes;
   bool is_float = false;
 };
+// A float64 dataset's values, row-major (a series of steps × m: row i at [i·m, (i + 1)·m)).
+inline std::vector<double> column_of(const Dataset& ds) {
+  std::vector<double> values(ds.bytes.size() / sizeof(double));
+  std::memcpy(values.data(), ds.bytes.data(), ds.bytes.size());
+  return values;
+}
+
 inline std::map<std::string, Dataset> read_all(const fs::path& file) {
   std::map<std::string, Dataset> out;
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);

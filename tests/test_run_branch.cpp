@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -41,12 +40,6 @@ std::vector<std::string> quiet_tiny(std::vector<std::string> extra) {
 std::vector<char> rows_of(const Dataset& ds, std::size_t from, std::size_t count) {
   const std::size_t row = ds.bytes.size() / ds.dims[0];
   return {ds.bytes.begin() + std::ptrdiff_t(from * row), ds.bytes.begin() + std::ptrdiff_t((from + count) * row)};
-}
-
-std::vector<double> column_of(const Dataset& ds) {
-  std::vector<double> values(ds.bytes.size() / sizeof(double));
-  std::memcpy(values.data(), ds.bytes.data(), ds.bytes.size());
-  return values;
 }
 
 std::vector<std::int64_t> checkpoint_steps_in(const fs::path& run) {
