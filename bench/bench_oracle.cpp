@@ -100,8 +100,8 @@ void register_mlp_benchmarks() {
     }
   }
 }
-// Another architecture on 1×28×28 inputs, n = 200, float32: the ratios of each query to value_grad, the
-// numbers to compare with the MLP's.
+// Another architecture, n = 200, float32 (the ResNet and the ViT on 1×28×28 inputs, the transformer on
+// 15-token sequences): the ratios of each query to value_grad, the numbers to compare with the MLP's.
 void register_ratio_benchmarks(const std::string& base, const Problem& p) {
   auto add = [&](Query q, const std::string& name, std::vector<int64_t> args) {
     auto* b = benchmark::RegisterBenchmark((base + "/f32/" + name).c_str(), BM_Oracle<float>, p, q);
@@ -115,7 +115,8 @@ void register_ratio_benchmarks(const std::string& base, const Problem& p) {
 }
 const bool registered =
     (register_mlp_benchmarks(), register_ratio_benchmarks("resnet_w8_d1_n200", resnet(8, 1)),
-     register_ratio_benchmarks("vit_w16_d1_h2_p7_n200", vit(16, 1, 2, 7)), true);
+     register_ratio_benchmarks("vit_w16_d1_h2_p7_n200", vit(16, 1, 2, 7)),
+     register_ratio_benchmarks("transformer_w32_d1_h2_t15_n200", transformer(32, 1, 2)), true);
 
 }  // namespace
 }  // namespace cflow::bench

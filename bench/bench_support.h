@@ -97,6 +97,19 @@ inline Problem vit(index_t width, int depth, index_t heads, index_t patch) {
   return p;
 }
 
+// The causal transformer on the sorting task's shape (vocabulary 4, length 8: sequences of 15 tokens,
+// a loss term at every position), n = 200 sequences.
+inline Problem transformer(index_t width, int depth, index_t heads) {
+  Problem p = mlp(width);
+  p.spec.arch = Architecture::transformer;
+  p.spec.depth = depth;
+  p.spec.heads = heads;
+  p.spec.input = {15, 1, 1};
+  p.spec.positions = 15;
+  p.n = 200;
+  return p;
+}
+
 // A steady-state step's DeviceTraffic beside its time (allocations, bytes each way, host waits).
 inline void report_traffic(benchmark::State& state, const DeviceTraffic& step) {
   state.counters["allocations"] = double(step.allocations);

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <tuple>
 
+#include "cflow/data/dataset.h"
 #include "cflow/runtime/blas.h"
 #include "cflow/engine/gradcheck.h"
 #include "cflow/engine/network.h"
@@ -167,6 +168,21 @@ double naive_masked_loss(LossKind loss, const std::vector<double>& f, const Rand
   return sum / count;
 }
 
+// Two networks that differ only where nothing may count: bit for bit the same value, gradient,
+// Hessian-vector product and uᵀHu at w.
+void expect_same_oracle(Network<double>& a, Network<double>& b, const double* w) {
+  const Device& dev = a.device();
+  const index_t d = a.dim();
+  const auto v = random_vector<double>(std::size_t(d), 9);
+  Buffer<double> g1(dev, d), g2(dev, d), dv(dev, std::span<const double>(v)), h1(dev, d), h2(dev, d);
+  EXPECT_EQ(a.value_grad(w, g1.data()), b.value_grad(w, g2.data()));
+  EXPECT_EQ(g1.to_host(), g2.to_host());
+  a.hvp(w, dv.data(), 1, h1.data());
+  b.hvp(w, dv.data(), 1, h2.data());
+  EXPECT_EQ(h1.to_host(), h2.to_host());
+  EXPECT_EQ(a.quad(w, dv.data(), 1), b.quad(w, dv.data(), 1));
+}
+
 TEST_P(SequenceLoss, MeanOverCountedPositions) {
   const Device dev = Device::open("cpu");
   ModelSpec spec = small_spec(Architecture::mlp, Activation::tanh, GetParam(), 3, true);
@@ -188,15 +204,42 @@ TEST_P(SequenceLoss, MeanOverCountedPositions) {
   for (std::size_t i = 0; i < other.targets.size(); ++i)
     if (other.counted[i / 3] == 0) other.targets[i] = 7.0 + double(i);
   Network<double> same(dev, spec, other.inputs, other.targets, other.counted);
-  const index_t d = net.dim();
-  const auto v = random_vector<double>(std::size_t(d), 9);
-  Buffer<double> g1(dev, d), g2(dev, d), dv(dev, std::span<const double>(v)), h1(dev, d), h2(dev, d);
-  EXPECT_EQ(net.value_grad(w.data(), g1.data()), same.value_grad(w.data(), g2.data()));
-  EXPECT_EQ(g1.to_host(), g2.to_host());
-  net.hvp(w.data(), dv.data(), 1, h1.data());
-  same.hvp(w.data(), dv.data(), 1, h2.data());
-  EXPECT_EQ(h1.to_host(), h2.to_host());
-  EXPECT_EQ(net.quad(w.data(), dv.data(), 1), same.quad(w.data(), dv.data(), 1));
+  expect_same_oracle(net, same, w.data());
+}
+
+// The sorting task's own data through the transformer (vocabulary 3, length 3: 5 tokens, the first 2
+// labels kMaskedLabel): the loss is the mean over the sorted half's positions (the naive loop above);
+// any label hidden behind the mask changes nothing, bit for bit, while a counted label changes the loss.
+TEST_P(SequenceLoss, SortingTaskCountsOnlyTheSortedHalf) {
+  const Device dev = Device::open("cpu");
+  const ModelSpec spec = small_spec(Architecture::transformer, Activation::gelu, GetParam(), 3, true);
+  const Dataset sorting = make_sorting(4, 3, 3, 11, DataSplit::train);
+  ASSERT_EQ(std::count(sorting.labels.begin(), sorting.labels.end(), kMaskedLabel), 4 * 2);
+  const RandomData data{sorting.inputs, make_targets(sorting, GetParam()), counted_positions(sorting)};
+  Network<double> net(dev, spec, data.inputs, data.targets, data.counted);
+  auto w = point(net);
+  Buffer<double> f(dev, 3 * spec.positions * 4);
+  net.outputs(w.data(), f.data());
+  const double loss = net.evaluate(w.data()).loss;
+  EXPECT_NEAR(loss, naive_masked_loss(GetParam(), f.to_host(), data, 3), 1e-13);
+
+  // Labels behind the mask (counted stays 0): the one-hot targets of class j mod 3 there.
+  auto one_hot = [](std::vector<double>& targets, std::size_t position, int label) {
+    for (std::size_t c = 0; c < 3; ++c) targets[position * 3 + c] = int(c) == label ? 1.0 : 0.0;
+  };
+  std::vector<double> hidden_targets = data.targets;
+  for (std::size_t j = 0; j < sorting.labels.size(); ++j)
+    if (sorting.labels[j] == kMaskedLabel) one_hot(hidden_targets, j, int(j % 3));
+  ASSERT_NE(hidden_targets, data.targets);
+  Network<double> hidden(dev, spec, data.inputs, hidden_targets, data.counted);
+  expect_same_oracle(net, hidden, w.data());
+
+  // Another label at the first counted position (the sorted half's first token): another loss.
+  ASSERT_NE(sorting.labels[2], kMaskedLabel);
+  std::vector<double> changed_targets = data.targets;
+  one_hot(changed_targets, 2, (sorting.labels[2] + 1) % 3);
+  Network<double> changed(dev, spec, data.inputs, changed_targets, data.counted);
+  EXPECT_NE(changed.evaluate(w.data()).loss, loss);
 }
 
 INSTANTIATE_TEST_SUITE_P(Losses, SequenceLoss, ::testing::Values(LossKind::mse, LossKind::ce),
