@@ -214,7 +214,9 @@ class PerturbedHessian final : public Objective<double> {
     blas::axpy(device(), dim() * m, 1e-4, V, HV);  // H + 1e-4 I: symmetric, but wrong
   }
   std::vector<double> quad(const double* w, const double* U, index_t m) override { return net_.quad(w, U, m); }
-  void d3(const double* w, const double* U, index_t k, double* D) override { net_.d3(w, U, k, D); }
+  void d3_pairs(const double* w, const double* U, index_t k, index_t first, index_t count, double* D) override {
+    net_.d3_pairs(w, U, k, first, count, D);
+  }
 
  private:
   Network<double>& net_;
