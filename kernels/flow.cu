@@ -16,10 +16,13 @@ CFLOW_KERNEL void scale_rows_kernel(index_t d, index_t cols, const T* s, const T
 }
 
 template <class T>
-CFLOW_KERNEL void pair_products_kernel(index_t d, index_t k, const T* U, T* Z) {
-  for (index_t r : grid_stride(d))
+CFLOW_KERNEL void pair_products_kernel(index_t d, index_t k, index_t first, index_t count, const T* U, T* Z) {
+  for (index_t r : grid_stride(d)) {
+    index_t pair = 0;
     for (index_t a = 0; a < k; ++a)
-      for (index_t b = a; b < k; ++b) Z[r + pair_index(a, b, k) * d] = U[r + a * d] * U[r + b * d];
+      for (index_t b = a; b < k; ++b, ++pair)
+        if (pair >= first && pair < first + count) Z[r + (pair - first) * d] = U[r + a * d] * U[r + b * d];
+  }
 }
 
 template <class T>
@@ -42,8 +45,9 @@ template <class T> void reciprocal(const Device& dev, index_t n, const T* x, T* 
 template <class T> void scale_rows(const Device& dev, index_t d, index_t cols, const T* s, const T* A, T* out) {
   launch_weighted(dev, d, cols, scale_rows_kernel<T>, d, cols, s, A, out);
 }
-template <class T> void pair_products(const Device& dev, index_t d, index_t k, const T* U, T* Z) {
-  launch(dev, d, pair_products_kernel<T>, d, k, U, Z);
+template <class T>
+void pair_products(const Device& dev, index_t d, index_t k, index_t first, index_t count, const T* U, T* Z) {
+  launch(dev, d, pair_products_kernel<T>, d, k, first, count, U, Z);
 }
 template <class T> void expected_grad_sq(const Device& dev, index_t d, const T* g, const T* p, const T* h, T* e) {
   launch(dev, d, expected_grad_sq_kernel<T>, d, g, p, h, e);
@@ -52,7 +56,7 @@ template <class T> void expected_grad_sq(const Device& dev, index_t d, const T* 
 #define CFLOW_INSTANTIATE(T)                                                                 \
   template void reciprocal<T>(const Device&, index_t, const T*, T*);                       \
   template void scale_rows<T>(const Device&, index_t, index_t, const T*, const T*, T*);    \
-  template void pair_products<T>(const Device&, index_t, index_t, const T*, T*);           \
+  template void pair_products<T>(const Device&, index_t, index_t, index_t, index_t, const T*, T*); \
   template void expected_grad_sq<T>(const Device&, index_t, const T*, const T*, const T*, T*); \
   template void gather_rows<T>(const Device&, index_t, index_t, index_t, const index_t*, const T*, T*);
 CFLOW_INSTANTIATE(float)

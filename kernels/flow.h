@@ -13,8 +13,11 @@ CFLOW_BACKEND_DECLARATIONS(
   // out[r, c] = A[r, c] · s[r] for a d × cols matrix (out may alias A).
   template <class T>
   void scale_rows(const Device& dev, std::int64_t d, std::int64_t cols, const T* s, const T* A, T* out);
-  // Z[:, pair(a, b)] = u_a ⊙ u_b for a ≤ b (U is d × k, Z is d × k(k+1)/2).
-  template <class T> void pair_products(const Device& dev, std::int64_t d, std::int64_t k, const T* U, T* Z);
+  // Z[:, pair(a, b) − first] = u_a ⊙ u_b for the pairs a ≤ b with first ≤ pair(a, b) < first + count
+  // (U is d × k, Z is d × count).
+  template <class T>
+  void pair_products(const Device& dev, std::int64_t d, std::int64_t k, std::int64_t first, std::int64_t count,
+                     const T* U, T* Z);
   // e = g ⊙ g + p ⊙ p ⊙ h: E[g⊙g] with h = diag(UΛXΛUᵀ) (so p²h = diag(HΣH) when HU = PUΛ).
   // out[i, c] = A[rows[i], c] for count rows of a d × cols matrix (out is count × cols).
   template <class T>

@@ -13,8 +13,11 @@ CFLOW_BACKEND_DECLARATIONS(
   template <class T>
   void polarization_directions(const Device& dev, std::int64_t d, std::int64_t k, std::int64_t first,
                                std::int64_t count, const T* U, T* Z);
-  // In place: Q[:, pair(i,j)] = ∇q(z_pair) becomes ∇(u_iᵀHu_j).
+  // In place, for the pairs first ≤ pair(i,j) < first + count: Q[:, pair(i,j) − first] = ∇q(z_pair)
+  // becomes ∇(u_iᵀHu_j). `diagonal` holds ∇q(u_i): in column pair(i,i) of Q itself when diagonal == Q
+  // (Q holds every pair: first = 0), else in column i of a d × k matrix.
   template <class T>
-  void polarization_combine(const Device& dev, std::int64_t d, std::int64_t k, T* Q);
+  void polarization_combine(const Device& dev, std::int64_t d, std::int64_t k, std::int64_t first, std::int64_t count,
+                            const T* diagonal, T* Q);
 )
 }  // namespace cflow

@@ -257,7 +257,9 @@ class PerturbedHessian final : public Objective<double> {
     blas::axpy(device(), dim() * m, 1e-4, V, HV);  // H + 1e-4 I: symmetric, but wrong
   }
   std::vector<double> quad(const double* w, const double* U, index_t m) override { return net_.quad(w, U, m); }
-  void d3(const double* w, const double* U, index_t k, double* D) override { net_.d3(w, U, k, D); }
+  void d3_pairs(const double* w, const double* U, index_t k, index_t first, index_t count, double* D) override {
+    net_.d3_pairs(w, U, k, first, count, D);
+  }
 
  private:
   Network<double>& net_;
@@ -300,6 +302,14 @@ TEST_P(Oracle, BatchedEqualsOneAtATime) {
   for (index_t p = 0; p < 3; ++p)
     for (index_t i = 0; i < d; ++i)
       EXPECT_NEAR(all[std::size_t((3 + p) * d + i)], sub[std::size_t(p * d + i)], 1e-12);
+  // A part of the pairs (1 … 4: (0,1) (0,2) (1,1) (1,2)), which combines with diagonals it computes apart
+  // (the central flow's --central-pair-group, docs/design.md §6.10): the same columns.
+  Buffer<double> part(device(), d * 4);
+  net.d3_pairs(w.data(), dV.data(), 3, 1, 4, part.data());
+  const auto slice = part.to_host();
+  for (index_t p = 0; p < 4; ++p)
+    for (index_t i = 0; i < d; ++i)
+      EXPECT_NEAR(all[std::size_t((1 + p) * d + i)], slice[std::size_t(p * d + i)], 1e-12);
 }
 
 // Processing examples in chunks (and directions in groups) changes only rounding.

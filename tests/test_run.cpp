@@ -998,6 +998,35 @@ TEST(RunCommand, AbsurdSizesAreRefusedBeforeAllocation) {
   EXPECT_FALSE(fs::exists(dir / "r"));
 }
 
+// --plan-memory GIB prints the estimate and the largest --width that fits GIB GiB, exits 0 and writes
+// nothing; a smaller --central-pair-group fits a wider model, and a run refused at a width between
+// the two names the group that fits (the same estimate decides both, docs/design.md §7.5).
+long planned_width(const std::vector<std::string>& extra, const fs::path& dir) {
+  std::vector<std::string> args{"run", "--data", "moons", "--n", "64", "--eig-max-k", "20", "--plan-memory", "1.8",
+                                "--out", (dir / "r").string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  const Result r = run_cflow(args, dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  const std::string fits = "the largest --width that fits: ";
+  EXPECT_NE(r.out.find(fits), std::string::npos) << r.out;
+  return r.out.find(fits) == std::string::npos ? 0 : std::stol(r.out.substr(r.out.find(fits) + fits.size()));
+}
+
+TEST(RunCommand, PlanMemoryPrintsTheWidestFitAndARefusalNamesAPairGroupThatFits) {
+  TempDir dir;
+  const long widest = planned_width({}, dir.path()), grouped = planned_width({"--central-pair-group", "1"}, dir.path());
+  EXPECT_FALSE(fs::exists(dir / "r"));
+  EXPECT_GT(widest, 100);
+  ASSERT_GT(grouped, widest + 2) << "one pair at a time must fit a wider model";
+  const fs::path err = dir / "err";
+  const std::string run = "ulimit -v 2000000; exec '" + std::string(CFLOW_CLI_BINARY) +
+                          "' run --data moons --n 64 --eig-max-k 20 --quiet --out '" + (dir / "r").string() + "'";
+  EXPECT_EQ(shell(run + " --width " + std::to_string((widest + grouped) / 2), err), 2);
+  const std::string text = read_text(err);
+  EXPECT_NE(text.find("--central-pair-group"), std::string::npos) << text;
+  EXPECT_FALSE(fs::exists(dir / "r"));
+}
+
 // A file-size limit stands in for a full disk: data.h5 outgrows 600 KiB after a few checkpoints.
 // The run says what it kept and how to continue, leaves no temporary file, data.h5 stays readable
 // up to its last flush, and the run resumes to the end once the limit is lifted.

@@ -14,7 +14,9 @@
 #include "cflow/runtime/comm.h"
 #include "host/cli/cli.h"
 #include "host/cli/model_flags.h"
+#include "cflow/data/dataset.h"
 #include "host/run/config.h"
+#include "host/run/memory_check.h"
 #include "host/run/plots.h"
 #include "host/run/session.h"
 
@@ -68,7 +70,18 @@ std::optional<Session> open_session(const RunFlags& flags) {
   return std::nullopt;
 }
 
+// --plan-memory GIB: the estimate `cflow run` would check, for a device of GIB GiB; writes nothing.
+int plan_memory(const RunFlags& flags) {
+  if (!flags.resume_dir.empty()) throw ConfigError("--plan-memory plans a new run: drop --resume");
+  const RunConfig config = resolve(flags);
+  const DataSplits data = load_dataset(config.data_spec());
+  const ModelSpec spec = config.model_spec(data.train.shape());
+  print_memory_plan(config, spec, examples_per_pass(config, double(data.train.n)), flags.plan_memory_gib, std::cout);
+  return 0;
+}
+
 int run_command(const RunFlags& flags) {
+  if (flags.plan_memory_gib > 0) return plan_memory(flags);
   std::optional<Session> session = open_session(flags);
   if (!session) return kExitUsage;
   return session->run();

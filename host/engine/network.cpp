@@ -32,7 +32,7 @@ struct Network<T>::State {
   // Jet workspace for (chunk, directions), grown on demand.
   std::vector<Buffer<T>> tangent1, tangent2;
   Buffer<T> adjoint[2][3];
-  Buffer<T> per_example, pair_directions;
+  Buffer<T> per_example, pair_directions, pair_diagonals;  // d3: d × max_directions, d × k
   index_t workspace_directions = 0;
 
   State(const Device& device, const ModelSpec& model, std::span<const T> x, std::span<const T> y,
@@ -232,20 +232,29 @@ std::vector<T> Network<T>::quad(const T* w, const T* U, index_t m) {
   return sums.to_host();
 }
 
+// By polarization (kernels/polarization.h). All the pairs hold the diagonal jets ∇q(u_i) they combine
+// with; a part of them computes those apart (k more jets) into d × k.
 template <class T>
-void Network<T>::d3(const T* w, const T* U, index_t k, T* D) {
+void Network<T>::d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) {
   CFLOW_NVTX_RANGE("d3");
   State& s = *state_;
+  CFLOW_REQUIRE(first >= 0 && count >= 0 && first + count <= pair_count(k), "d3: pairs out of range");
   // The polarization directions are made one group of max_directions pairs at a time, the group
-  // differentiate passes over anyway: d × max_directions instead of d × k(k+1)/2, the same bits.
-  const index_t pairs = pair_count(k), group = std::min(s.options.max_directions, pairs);
+  // differentiate passes over anyway: d × max_directions instead of d × count, the same bits.
+  const index_t group = std::max<index_t>(1, std::min(s.options.max_directions, count));
   if (s.pair_directions.size() < s.d * group) s.pair_directions = Buffer<T>(s.dev, s.d * group);
-  for (index_t first = 0; first < pairs; first += group) {
-    const index_t count = std::min(group, pairs - first);
-    CFLOW_DISPATCH(s.dev, polarization_directions<T>, s.dev, s.d, k, first, count, U, s.pair_directions.data());
-    s.differentiate(2, w, s.pair_directions.data(), count, D + first * s.d);
+  for (index_t done = 0; done < count; done += group) {
+    const index_t m = std::min(group, count - done);
+    CFLOW_DISPATCH(s.dev, polarization_directions<T>, s.dev, s.d, k, first + done, m, U, s.pair_directions.data());
+    s.differentiate(2, w, s.pair_directions.data(), m, D + done * s.d);
   }
-  CFLOW_DISPATCH(s.dev, polarization_combine<T>, s.dev, s.d, k, D);
+  const T* diagonal = D;
+  if (count < pair_count(k)) {
+    if (s.pair_diagonals.size() < s.d * k) s.pair_diagonals = Buffer<T>(s.dev, s.d * k, Uninitialized{});
+    s.differentiate(2, w, U, k, s.pair_diagonals.data());
+    diagonal = s.pair_diagonals.data();
+  }
+  CFLOW_DISPATCH(s.dev, polarization_combine<T>, s.dev, s.d, k, first, count, diagonal, D);
 }
 
 template <class T>

@@ -71,9 +71,9 @@ std::vector<T> ShardedObjective<T>::quad(const T* w, const T* U, index_t m) {
 }
 
 template <class T>
-void ShardedObjective<T>::d3(const T* w, const T* U, index_t k, T* D) {
-  shard_.d3(w, U, k, D);
-  sum_over_ranks(D, dim() * pair_count(k));
+void ShardedObjective<T>::d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) {
+  shard_.d3_pairs(w, U, k, first, count, D);
+  sum_over_ranks(D, dim() * count);
 }
 
 Evaluation combine_shards(Communicator& comm, Evaluation shard, index_t shard_examples, index_t total_examples) {

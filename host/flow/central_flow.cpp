@@ -12,6 +12,7 @@
 #include "cflow/runtime/nvtx.h"
 #include "kernels/elementwise.h"
 #include "host/runtime/stopwatch.h"
+#include "host/flow/pair_columns.h"
 #include "host/solvers/anderson.h"
 #include "host/solvers/small_dense.h"
 #include "kernels/flow.h"
@@ -69,11 +70,12 @@ Buffer<T> pair_weights(const Device& dev, index_t k, const std::vector<double>& 
   return Buffer<T>(dev, std::span<const T>(weights));
 }
 
-// E[g⊙g](X) = g⊙g + diag(HΣH), diag(HΣH)_q = p_q² Σ_ce λ_cλ_e X_ce u_cq u_eq (§6.4); products = u_c⊙u_e.
+// E[g⊙g](X) = g⊙g + diag(HΣH), diag(HΣH)_q = p_q² Σ_ce λ_cλ_e X_ce u_cq u_eq (§6.4); products = u_c⊙u_e
+// (null when k = 0).
 template <class T>
-void expected_grad_sq_under(const Device& dev, index_t d, const T* g, const T* p, const T* products,
+void expected_grad_sq_under(const Device& dev, index_t d, const T* g, const T* p, PairColumns<T>* products,
                             const std::vector<double>& X, const std::vector<double>& lambda, T* expected) {
-  const index_t k = index_t(lambda.size()), pairs = pair_count(k);
+  const index_t k = index_t(lambda.size());
   if (k == 0) {  // no oscillation (and a BLAS call with no columns would leave h unwritten)
     CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p, nullptr, expected);
     return;
@@ -82,13 +84,13 @@ void expected_grad_sq_under(const Device& dev, index_t d, const T* g, const T* p
     return x * lambda[std::size_t(c)] * lambda[std::size_t(e)];
   });
   Buffer<T> h(dev, d);
-  blas::gemv<T>(dev, Op::N, d, pairs, T(1), products, d, weight.data(), T(0), h.data());
+  products->times(weight.data(), T(0), h.data());
   CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p, h.data(), expected);
 }
 
 // w += dt·ẇ(X), ẇ(X) = −P⁻¹g − ½ Σ_ce X_ce P⁻¹d_ce (sums over ordered pairs).
 template <class T>
-void move_point(const Device& dev, index_t d, index_t k, const T* pinv_g, const T* pinv_D,
+void move_point(const Device& dev, index_t d, index_t k, const T* pinv_g, PairColumns<T>* D,
                 const std::vector<double>& X, double dt, T* w) {
   if (k == 0) {
     blas::axpy<T>(dev, d, T(-dt), pinv_g, w);
@@ -97,25 +99,23 @@ void move_point(const Device& dev, index_t d, index_t k, const T* pinv_g, const 
   const Buffer<T> weight = pair_weights<T>(dev, k, X, [](index_t, index_t, double x) { return -0.5 * x; });
   Buffer<T> w_rate(dev, d);
   blas::copy<T>(dev, d, pinv_g, w_rate.data());
-  blas::gemv<T>(dev, Op::N, d, pair_count(k), T(1), pinv_D, d, weight.data(), T(-1), w_rate.data());
+  D->times_scaled(weight.data(), T(-1), w_rate.data());  // P⁻¹D, with the P⁻¹ of derivative_terms
   blas::axpy<T>(dev, d, T(dt), w_rate.data(), w);
 }
 
-// The third derivatives d_ab = ∇(u_aᵀHu_b) at w for the pairs of U (d × pairs) and P⁻¹ applied to them.
+// The third derivatives d_ab = ∇(u_aᵀHu_b) at w for the pairs of U, one group of pairs at a time
+// (pair_columns.h): each group asked for is a d3 pass, timed into `seconds`.
 template <class T>
-struct ThirdDerivatives {
-  Buffer<T> D, pinv_D;
-  double seconds = 0;
-
-  ThirdDerivatives(Objective<T>& objective, const T* w, const T* U, index_t k, const T* inverse_p)
-      : D(objective.device(), objective.dim() * pair_count(k)), pinv_D(objective.device(), objective.dim() * pair_count(k)) {
-    const Device& dev = objective.device();
-    const Stopwatch time(dev);
-    objective.d3(w, U, k, D.data());
-    seconds = time.seconds();
-    CFLOW_DISPATCH(dev, scale_rows<T>, dev, objective.dim(), pair_count(k), inverse_p, D.data(), pinv_D.data());
-  }
-};
+PairColumns<T> third_derivatives(Objective<T>& objective, const T* w, const T* U, index_t k, index_t pair_group,
+                                 double& seconds) {
+  const Device& dev = objective.device();
+  return PairColumns<T>(dev, objective.dim(), PairGroups(k, pair_group),
+                        [&objective, &seconds, dev, w, U, k](index_t first, index_t count, T* D) {
+                          const Stopwatch time(dev);
+                          objective.d3_pairs(w, U, k, first, count, D);
+                          seconds += time.seconds();
+                        });
+}
 
 // Solves the SDCP into result (X, residuals, time); a failed solve is an Error naming the flow and
 // whether it ran out of iterations or of time.
@@ -151,13 +151,14 @@ std::vector<double> psd_part(index_t k, const std::vector<double>& X) {
 }
 
 // The third derivatives' part of the SDCP data at w: ⟨d_ab, P⁻¹g⟩ (pairs) and ⟨d_ab, P⁻¹d_ce⟩ (pairs × pairs).
+// D then holds P⁻¹ = diag(inverse_p) for move_point.
 template <class T>
-void derivative_terms(const Device& dev, index_t d, index_t k, const ThirdDerivatives<T>& third, const T* pinv_g,
-                      std::vector<double>& d_g, std::vector<double>& d_metric) {
-  const index_t pairs = pair_count(k);
-  d_metric = device_gram(dev, d, pairs, third.D.data(), third.pinv_D.data());
-  Buffer<T> d_dot_step(dev, pairs);
-  blas::gemv<T>(dev, Op::T, d, pairs, T(1), third.D.data(), d, pinv_g, T(0), d_dot_step.data());
+void derivative_terms(const Device& dev, index_t d, index_t k, PairColumns<T>& D, const T* inverse_p,
+                      const T* pinv_g, std::vector<double>& d_g, std::vector<double>& d_metric) {
+  Buffer<T> d_dot_step(dev, pair_count(k));
+  d_metric = D.gram(inverse_p, [&](index_t first, index_t count, const T* D_group) {
+    blas::gemv<T>(dev, Op::T, d, count, T(1), D_group, d, pinv_g, T(0), d_dot_step.data() + first);
+  });
   d_g = to_double(d_dot_step);
 }
 
@@ -179,7 +180,8 @@ void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, cons
 
 template <class T>
 CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
-                                    const CriticalSet<T>& critical, double dt, const SdcpOptions& sdcp) {
+                                    const CriticalSet<T>& critical, double dt, const SdcpOptions& sdcp,
+                                    index_t pair_group) {
   const index_t k = critical.k();
   const index_t d = objective.dim();
   if (k == 0) {
@@ -188,7 +190,6 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
   }
   CFLOW_NVTX_RANGE("central_flow_substep");
   const Device& dev = objective.device();
-  const index_t pairs = pair_count(k);
   const T* U = critical.U;
   const std::vector<double>& lambda = critical.eigenvalues;
 
@@ -199,24 +200,22 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
 
   // d_ab = ∇(u_aᵀHu_b) and the pieces of Ḣ_U: ⟨d_ab, P⁻¹g⟩ and ⟨d_ab, P⁻¹d_cd⟩.
   CentralSubstep result;
-  const ThirdDerivatives<T> third(objective, w, U, k, inverse_p.data());
-  result.seconds_d3 = third.seconds;
+  PairColumns<T> D = third_derivatives(objective, w, U, k, pair_group, result.seconds_d3);
   std::vector<double> d_g, d_metric;
-  derivative_terms(dev, d, k, third, pinv_g.data(), d_g, d_metric);
+  derivative_terms(dev, d, k, D, inverse_p.data(), pinv_g.data(), d_g, d_metric);
 
   // UᵀṖU: ṗ is affine in E[g⊙g] = g⊙g + diag(HΣH) (optimizer.h), so it splits into a part at X = 0
   // and a part linear in X: preconditioner_x[(ab),(cd)] is the coefficient of X_cd in (UᵀṖU)_ab.
   // The optimizer answers both.
-  Buffer<T> products(dev, d * pairs);  // u_c ⊙ u_d
-  CFLOW_DISPATCH(dev, pair_products<T>, dev, d, k, U, products.data());
-  const PreconditionerRateOnSpan rate = state.preconditioner_rate_on_span(g, p.data(), U, k, products.data(), lambda);
+  PairColumns<T> products(dev, d, PairGroups(k, pair_group), pair_products_of(dev, d, k, U));  // u_c ⊙ u_d
+  const PreconditionerRateOnSpan rate = state.preconditioner_rate_on_span(g, p.data(), U, k, products, lambda);
 
   const MarginProblem margin = next_margin(k, lambda, d_g, d_metric, rate, dt);
   solve_or_throw(dev, "central flow", k, margin, sdcp, result);
 
   Buffer<T> expected(dev, d);
-  expected_grad_sq_under(dev, d, g, p.data(), products.data(), result.X, lambda, expected.data());
-  move_point(dev, d, k, pinv_g.data(), third.pinv_D.data(), result.X, dt, w);
+  expected_grad_sq_under(dev, d, g, p.data(), &products, result.X, lambda, expected.data());
+  move_point(dev, d, k, pinv_g.data(), &D, result.X, dt, w);
   state.advance(expected.data(), dt);
   return result;
 }
@@ -224,14 +223,14 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
 template <class T>
 CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
                                        const CriticalSetAt<T>& critical_at, T* p, double dt, const FixedPoint& fixed,
-                                       const SdcpOptions& sdcp) {
+                                       const SdcpOptions& sdcp, index_t pair_group) {
   CFLOW_NVTX_RANGE("stationary_flow_substep");
   const Device& dev = objective.device();
   const index_t d = objective.dim();
   CentralSubstep result;
   CriticalSet<T> critical;
-  Buffer<T> expected(dev, d), p_next(dev, d), relative(dev, d), inverse_p(dev, d), pinv_g(dev, d), products;
-  std::unique_ptr<ThirdDerivatives<T>> third;  // at the last iteration's U
+  Buffer<T> expected(dev, d), p_next(dev, d), relative(dev, d), inverse_p(dev, d), pinv_g(dev, d);
+  std::unique_ptr<PairColumns<T>> third, products;  // at the last iteration's U
   AndersonMixing<T> mixing(dev, d, fixed.memory);
   state.preconditioner(p);
   // ν ← E[g⊙g] under the Σ of the SDCP with P(ν), until P stops moving.
@@ -242,19 +241,20 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
     if (k != held) mixing.restart();  // a larger critical set is another map
     CFLOW_DISPATCH(dev, reciprocal<T>, dev, d, p, inverse_p.data());
     CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, 1, inverse_p.data(), g, pinv_g.data());
-    products = Buffer<T>(dev, d * pair_count(k));  // u_c ⊙ u_e
     result.X.clear();
     third.reset();
+    products.reset();
     if (k > 0) {
-      third = std::make_unique<ThirdDerivatives<T>>(objective, w, critical.U, k, inverse_p.data());
-      result.seconds_d3 += third->seconds;
+      third = std::make_unique<PairColumns<T>>(
+          third_derivatives(objective, w, critical.U, k, pair_group, result.seconds_d3));
       std::vector<double> d_g, d_metric;
-      derivative_terms(dev, d, k, *third, pinv_g.data(), d_g, d_metric);
-      CFLOW_DISPATCH(dev, pair_products<T>, dev, d, k, critical.U, products.data());
+      derivative_terms(dev, d, k, *third, inverse_p.data(), pinv_g.data(), d_g, d_metric);
+      products = std::make_unique<PairColumns<T>>(dev, d, PairGroups(k, pair_group),
+                                                  pair_products_of(dev, d, k, critical.U));  // u_c ⊙ u_e
       // The margin after the substep: ΔP over the substep is the response itself, so the central
       // flow's dt·UᵀṖU becomes UᵀΔPU (next_margin multiplies its rate by dt).
       PreconditionerRateOnSpan response =
-          state.stationary_response_on_span(g, p, critical.U, k, products.data(), critical.eigenvalues,
+          state.stationary_response_on_span(g, p, critical.U, k, *products, critical.eigenvalues,
                                             result.iterations > 1 ? expected.data() : nullptr);
       for (double& x : response.at_zero) x /= dt;
       for (double& x : response.per_x) x /= dt;
@@ -264,7 +264,7 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
       // −1e-12 eigenvalue would make it negative.
       result.X = psd_part(k, result.X);
     }
-    expected_grad_sq_under(dev, d, g, p, products.data(), result.X, critical.eigenvalues, expected.data());
+    expected_grad_sq_under(dev, d, g, p, products.get(), result.X, critical.eigenvalues, expected.data());
     state.hold_stationary(expected.data());
     // The root-mean-square relative change of P: every coordinate counts, however small its ν.
     state.preconditioner(p_next.data());
@@ -286,7 +286,7 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
     state.preconditioner(p);
   }
   // w moves with the fixed point's P, U and X; only t is integrated.
-  move_point(dev, d, critical.k(), pinv_g.data(), third ? third->pinv_D.data() : nullptr, result.X, dt, w);
+  move_point(dev, d, critical.k(), pinv_g.data(), third.get(), result.X, dt, w);
   state.set_t(state.t() + dt);
   return result;
 }
@@ -294,15 +294,15 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
 template void stable_flow_substep<float>(const Device&, OptimizerState<float>&, float*, const float*, index_t, double);
 template void stable_flow_substep<double>(const Device&, OptimizerState<double>&, double*, const double*, index_t, double);
 template CentralSubstep central_flow_substep<float>(Objective<float>&, OptimizerState<float>&, float*, const float*,
-                                                    const CriticalSet<float>&, double, const SdcpOptions&);
+                                                    const CriticalSet<float>&, double, const SdcpOptions&, index_t);
 template CentralSubstep central_flow_substep<double>(Objective<double>&, OptimizerState<double>&, double*,
                                                      const double*, const CriticalSet<double>&, double,
-                                                     const SdcpOptions&);
+                                                     const SdcpOptions&, index_t);
 template CentralSubstep stationary_flow_substep<float>(Objective<float>&, OptimizerState<float>&, float*, const float*,
                                                        const CriticalSetAt<float>&, float*, double, const FixedPoint&,
-                                                       const SdcpOptions&);
+                                                       const SdcpOptions&, index_t);
 template CentralSubstep stationary_flow_substep<double>(Objective<double>&, OptimizerState<double>&, double*,
                                                         const double*, const CriticalSetAt<double>&, double*, double,
-                                                        const FixedPoint&, const SdcpOptions&);
+                                                        const FixedPoint&, const SdcpOptions&, index_t);
 
 }  // namespace cflow

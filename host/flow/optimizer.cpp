@@ -9,6 +9,7 @@
 #include "cflow/runtime/blas.h"
 #include "cflow/runtime/error.h"
 #include "cflow/engine/pairs.h"
+#include "host/flow/pair_columns.h"
 #include "host/solvers/small_dense.h"
 #include "kernels/elementwise.h"
 #include "kernels/flow.h"
@@ -158,11 +159,11 @@ namespace {
 // λ_cλ_d Σ_r a_r p_r² (u_a u_b)_r (u_c u_d)_r.
 template <class T>
 PreconditionerRateOnSpan vector_rate_on_span(const Device& dev, index_t d, const T* a, const T* b, const T* g,
-                                             const T* p, const T* U, index_t k, const T* products,
+                                             const T* p, const T* U, index_t k, PairColumns<T>& products,
                                              const std::vector<double>& lambda) {
   const index_t pairs = pair_count(k);
   PreconditionerRateOnSpan out;
-  Buffer<T> rate(dev, d), weighted(dev, d * pairs), scaled_U(dev, d * k);
+  Buffer<T> rate(dev, d), scaled_U(dev, d * k);
   // ṗ⁰ = a ⊙ g⊙g + b
   CFLOW_DISPATCH(dev, expected_grad_sq<T>, dev, d, g, p, nullptr, rate.data());
   CFLOW_DISPATCH(dev, multiply<T>, dev, d, a, rate.data(), rate.data());
@@ -171,8 +172,7 @@ PreconditionerRateOnSpan vector_rate_on_span(const Device& dev, index_t d, const
   out.at_zero = device_gram(dev, d, k, U, scaled_U.data());
   CFLOW_DISPATCH(dev, multiply<T>, dev, d, a, p, rate.data());
   CFLOW_DISPATCH(dev, multiply<T>, dev, d, rate.data(), p, rate.data());
-  CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, pairs, rate.data(), products, weighted.data());
-  out.per_x = device_gram(dev, d, pairs, products, weighted.data());
+  out.per_x = products.gram(rate.data());
   for (index_t c = 0; c < k; ++c)
     for (index_t e = c; e < k; ++e)
       for (index_t ab = 0; ab < pairs; ++ab) out.per_x[std::size_t(ab + pairs * pair_index(c, e, k))] *= lambda[std::size_t(c)] * lambda[std::size_t(e)];
@@ -183,7 +183,7 @@ PreconditionerRateOnSpan vector_rate_on_span(const Device& dev, index_t d, const
 
 template <class T>
 PreconditionerRateOnSpan OptimizerState<T>::preconditioner_rate_on_span(const T* g, const T* p, const T* U, index_t k,
-                                                                        const T* products,
+                                                                        PairColumns<T>& products,
                                                                         const std::vector<double>& lambda) const {
   const Impl& s = *impl_;
   const Device& dev = s.dev;
@@ -233,7 +233,7 @@ void OptimizerState<T>::advance(const T* expected_grad_sq, double dt) {
 
 template <class T>
 PreconditionerRateOnSpan OptimizerState<T>::stationary_response_on_span(const T* g, const T* p, const T* U, index_t k,
-                                                                        const T* products,
+                                                                        PairColumns<T>& products,
                                                                         const std::vector<double>& lambda,
                                                                         const T* previous_expected) const {
   const Impl& s = *impl_;

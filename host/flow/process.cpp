@@ -169,7 +169,8 @@ void Process<T>::eigen(Context& c, EigenTracker<T>& t, const T* at, const T* pre
 template <class T>
 CentralSubstep Process<T>::flow_substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt) {
   const SdcpOptions sdcp{.max_seconds = c.settings.solver_max_seconds};
-  CentralSubstep result = central_flow_substep(c.f, state_next, w_next.data(), grad, critical, dt, sdcp);
+  CentralSubstep result =
+      central_flow_substep(c.f, state_next, w_next.data(), grad, critical, dt, sdcp, c.settings.flow.pair_group);
   d3_seconds_ += result.seconds_d3;
   sdcp_seconds_ += result.seconds_sdcp;
   return result;
@@ -180,7 +181,7 @@ CentralSubstep Process<T>::stationary_substep(Context& c, T* grad, const Critica
                                               double dt) {
   const SdcpOptions sdcp{.max_seconds = c.settings.solver_max_seconds};
   CentralSubstep result = stationary_flow_substep(c.f, state_next, w_next.data(), grad, critical_at, precond, dt,
-                                                  c.settings.flow.stationary, sdcp);
+                                                  c.settings.flow.stationary, sdcp, c.settings.flow.pair_group);
   d3_seconds_ += result.seconds_d3;
   sdcp_seconds_ += result.seconds_sdcp;
   return result;

@@ -85,7 +85,8 @@ std::vector<T> ToyObjective<T>::quad(const T* w, const T* U, index_t m) {
 }
 
 template <class T>
-void ToyObjective<T>::d3(const T* /*w: D³L is constant*/, const T* U, index_t k, T* D) {
+void ToyObjective<T>::d3_pairs(const T* /*w: D³L is constant*/, const T* U, index_t k, index_t first, index_t count,
+                               T* D) {
   const index_t K = index_t(b_.size()), d = K + 1;
   const std::vector<double> u = to_host(dev_, U, d * k);
   std::vector<double> out(std::size_t(d * pair_count(k)), 0.0);
@@ -98,6 +99,8 @@ void ToyObjective<T>::d3(const T* /*w: D³L is constant*/, const T* U, index_t k
         o[K] += ui[j] * ul[j];
       }
     }
+  out.erase(out.begin() + (first + count) * d, out.end());
+  out.erase(out.begin(), out.begin() + first * d);
   to_device(dev_, out, D);
 }
 

@@ -400,6 +400,12 @@ std::vector<Key> make_keys() {
 
   k.push_back(integer_key("central-nsubsteps", flows, "central flow: Euler substeps per step",
                           &RunConfig::central_nsubsteps, 1, 1 << 20));
+  k.push_back(resumable(integer_key("central-pair-group", flows,
+                                    "central and stationary flows: the k(k+1)/2 pairs of critical directions are "
+                                    "streamed this many at a time (0: all at once), bounding memory by about "
+                                    "(4*N + k) parameter-sized vectors instead of 2k(k+1); N < all costs more d3 "
+                                    "passes",
+                                    &RunConfig::central_pair_group, 0, 1 << 20)));
   k.push_back(real_key("sdcp-threshold", flows, "central flow: effective eigenvalues above this are critical",
                        &RunConfig::sdcp_threshold, 0, true));
   k.push_back(integer_key("stable-min-nsubsteps", flows, "stable flow: fewest substeps per step (more: ceil(2 S_eff))",
@@ -613,6 +619,7 @@ ExperimentSettings RunConfig::experiment_settings() const {
   for (ProcessKind kind : s.processes) s.process_eig.emplace_back(kind, for_process(kind).eigen_settings());
   s.flow.central_eig_every_substep = central_eig_every_substep;
   s.flow.central_nsubsteps = central_nsubsteps;
+  s.flow.pair_group = central_pair_group;
   s.flow.sdcp_threshold = sdcp_threshold;
   s.flow.stable_min_nsubsteps = stable_min_nsubsteps;
   s.flow.stable_max_seff = stable_max_seff;
@@ -846,6 +853,12 @@ void register_flags(CLI::App& cmd, RunFlags& flags) {
                  "continue RUNDIR from its last checkpoint with its config.json (may change " +
                      resumable_flags() + ")")
       ->type_name("RUNDIR")
+      ->group("Run");
+  cmd.add_option("--plan-memory", flags.plan_memory_gib,
+                 "print the memory estimate of this run and the largest --width that fits GIB GiB at its k, "
+                 "precision and --central-pair-group, then exit 0 without running (docs/design.md §7)")
+      ->type_name("GIB")
+      ->check(CLI::PositiveNumber)
       ->group("Run");
   cmd.add_option("--test-crash-after", flags.crash_after, "for tests: exit abruptly after N steps")->group("");
 }

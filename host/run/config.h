@@ -106,6 +106,7 @@ struct RunConfig {
   std::map<std::string, std::string> process_eig;
   // flows
   int central_nsubsteps = FlowSettings{}.central_nsubsteps;
+  std::int64_t central_pair_group = FlowSettings{}.pair_group;
   double sdcp_threshold = FlowSettings{}.sdcp_threshold;
   int stable_min_nsubsteps = FlowSettings{}.stable_min_nsubsteps;
   double stable_max_seff = FlowSettings{}.stable_max_seff;
@@ -194,6 +195,7 @@ struct RunFlags {
   std::string config_file;
   std::string resume_dir;
   std::int64_t crash_after = 0;  // hidden, for tests: _Exit(70) after this many steps, no cleanup
+  double plan_memory_gib = 0;    // --plan-memory: print the memory plan for this much and exit (0: run)
 };
 
 // Registers every key as a flag of `cmd`, plus --config and --resume.

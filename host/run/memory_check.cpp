@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <ostream>
 
+#include "cflow/engine/network.h"
 #include "host/engine/layer.h"
 #include "host/run/config.h"
 
@@ -33,18 +35,67 @@ double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes
          8.0 * examples * double(spec.input.size() + spec.classes * spec.positions);  // the data, read as doubles
 }
 
-double pair_column_copies(std::int64_t k, std::int64_t max_directions) {
+double pair_column_copies(std::int64_t k, std::int64_t max_directions, std::int64_t pair_group) {
   const double pairs = double(k) * double(k + 1) / 2;
-  return 3 * pairs + std::min(pairs, double(max_directions));
+  const double group = pair_group <= 0 ? pairs : std::min(pairs, double(pair_group));
+  return 4 * group + std::min(group, double(max_directions)) + (group < pairs ? double(k) : 0.0);
 }
 
-double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, std::int64_t max_directions) {
+double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, std::int64_t max_directions,
+                      std::int64_t pair_group) {
   double copies = 0;
   for (const std::string& run : runs) {
     copies += kProcessCopies + kEigenCopiesPerDirection * double(k_max);
-    if (run == "central" || run == "stationary") copies += pair_column_copies(k_max, max_directions);
+    if (run == "central" || run == "stationary") copies += pair_column_copies(k_max, max_directions, pair_group);
   }
   return copies;
+}
+
+double examples_per_pass(const RunConfig& c, double examples) {
+  return c.chunk > 0 ? std::min(double(c.chunk), examples) : examples;
+}
+
+double run_bytes(const RunConfig& c, const ModelSpec& spec, double examples) {
+  const double copies = process_copies(c.runs, c.eig_max_k, NetworkOptions{}.max_directions, c.central_pair_group);
+  return network_bytes(spec, examples, c.is_float32() ? 4 : 8, copies);
+}
+
+std::int64_t largest_run_width(const RunConfig& c, ModelSpec spec, double examples, double limit) {
+  const double copies = process_copies(c.runs, c.eig_max_k, NetworkOptions{}.max_directions, c.central_pair_group);
+  spec.width = std::int64_t{1} << 20;
+  return largest_width(spec, examples, c.is_float32() ? 4 : 8, copies, limit);
+}
+
+std::int64_t largest_pair_group(RunConfig c, const ModelSpec& spec, double examples, double limit) {
+  const auto flow = [&](const char* run) { return std::find(c.runs.begin(), c.runs.end(), run) != c.runs.end(); };
+  const bool grouped = flow("central") || flow("stationary");
+  std::int64_t fits = 0, fails = c.eig_max_k * (c.eig_max_k + 1) / 2 + 1;  // the estimate grows with the group
+  while (grouped && fails - fits > 1) {
+    c.central_pair_group = fits + (fails - fits) / 2;
+    (run_bytes(c, spec, examples) <= limit ? fits : fails) = c.central_pair_group;
+  }
+  return fits;
+}
+
+std::string fit_hint(const RunConfig& c, const ModelSpec& spec, double examples, double limit) {
+  std::string hint = " (the largest --width that fits: " +
+                     std::to_string(std::min(spec.width, largest_run_width(c, spec, examples, limit))) + ")";
+  const std::int64_t group = largest_pair_group(c, spec, examples, limit);
+  if (group > 0)
+    hint += "; or stream the pairs of critical directions in smaller groups: --central-pair-group " +
+            std::to_string(group) + " fits as configured";
+  return hint;
+}
+
+void print_memory_plan(const RunConfig& c, const ModelSpec& spec, double examples, double gib, std::ostream& out) {
+  const double limit = gib * 1073741824.0;
+  const std::int64_t group = c.central_pair_group;
+  out << "memory plan for " << gib << " GiB (docs/design.md §7): " << (c.is_float32() ? "float32" : "float64")
+      << ", k = " << c.eig_max_k << ", --central-pair-group " << group << (group <= 0 ? " (all pairs)" : "")
+      << "\n"
+      << "  this run (--width " << spec.width << "): about " << run_bytes(c, spec, examples) / 1073741824.0
+      << " GiB\n"
+      << "  the largest --width that fits: " << largest_run_width(c, spec, examples, limit) << "\n";
 }
 
 std::int64_t largest_width(ModelSpec spec, double examples, double scalar_bytes, double copies, double limit) {

@@ -8,27 +8,50 @@
 #include <string>
 #include <vector>
 
+#include <iosfwd>
+
 #include "cflow/engine/model.h"
 
 namespace cflow::run {
+
+struct RunConfig;
 
 // Bytes a network of `spec` over `examples` examples needs with `scalar_bytes`-wide numbers, for
 // `copies` parameter-sized vectors beside it (optimizer states, processes, eigenvectors).
 double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes, double copies);
 
 // Parameter-sized vectors the central (or stationary) flow's substep holds for k critical
-// directions beside the ~10 every process keeps (docs/design.md §7): the pairs' third derivatives D
-// and P⁻¹D and the products u_a⊙u_b (3 · k(k+1)/2), and the polarization directions d3 makes one
-// group of `max_directions` pairs at a time.
-double pair_column_copies(std::int64_t k, std::int64_t max_directions);
+// directions beside the ~10 every process keeps (docs/design.md §7): for a group of G pairs of the
+// k(k+1)/2 (pair_group ≤ 0: all), the third derivatives D and P⁻¹D and the products u_a⊙u_b with
+// their scaled copy (4·G), the polarization directions d3 makes min(G, max_directions) at a time,
+// and, when G splits the pairs, the k diagonal jets each d3 pass combines with.
+double pair_column_copies(std::int64_t k, std::int64_t max_directions, std::int64_t pair_group);
 
 // Parameter-sized vectors of the processes `runs` ("discrete", "central", …): 12 + 16·k_max each
 // (state, temporaries, eigen-solver blocks), and the pair columns of a central or stationary flow
 // at k = k_max.
-double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, std::int64_t max_directions);
+double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, std::int64_t max_directions,
+                      std::int64_t pair_group);
 
 // The largest width w ≤ spec.width whose network_bytes(spec with width w, …) ≤ limit (0 if none).
 std::int64_t largest_width(ModelSpec spec, double examples, double scalar_bytes, double copies, double limit);
+
+// Examples one pass goes over: --chunk of `examples` when set, else all of them.
+double examples_per_pass(const RunConfig& c, double examples);
+// The estimate `cflow run` checks for config c on a model `spec` (of c's data), a pass going over
+// `examples` examples at a time: network_bytes with process_copies of c's runs, k and pair group.
+double run_bytes(const RunConfig& c, const ModelSpec& spec, double examples);
+// The largest --width (≤ 2^20) whose run_bytes ≤ limit, the rest of c as it is (0 if none).
+std::int64_t largest_run_width(const RunConfig& c, ModelSpec spec, double examples, double limit);
+// The largest --central-pair-group ≥ 1 whose run_bytes ≤ limit (0 if none, or c has no central or
+// stationary flow to group).
+std::int64_t largest_pair_group(RunConfig c, const ModelSpec& spec, double examples, double limit);
+// The refusal's hint when run_bytes > limit: the largest width that fits and, when a smaller
+// --central-pair-group would make the run fit as configured, that group.
+std::string fit_hint(const RunConfig& c, const ModelSpec& spec, double examples, double limit);
+// `cflow run --plan-memory GIB`: the estimate for c, and the largest --width that fits GIB at c's k,
+// precision and pair group (docs/design.md §7).
+void print_memory_plan(const RunConfig& c, const ModelSpec& spec, double examples, double gib, std::ostream& out);
 
 // The memory a process may use: min(MemAvailable, RLIMIT_AS, RLIMIT_DATA) in bytes.
 double memory_limit_bytes();

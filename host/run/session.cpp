@@ -155,18 +155,11 @@ class Runner {
   // passes go over --chunk of this rank's `examples` at a time. The machines of a
   // data-parallel run may differ, so the ranks agree: when one lacks the memory, all stop (exit 2).
   void check_memory_on_every_rank(std::size_t examples) {
-    const double passed = double(c_.chunk > 0 ? std::min<std::int64_t>(c_.chunk, std::int64_t(examples))
-                                              : std::int64_t(examples));
+    const double passed = examples_per_pass(c_, double(examples));
     std::string error;
     try {
-      const double scalar = c_.is_float32() ? 4 : 8;
-      const double copies = process_copies(c_.runs, c_.eig_max_k, NetworkOptions{}.max_directions);
-      const double bytes = network_bytes(spec_, passed, scalar, copies);
-      const std::string hint =
-          bytes <= memory_limit_bytes()
-              ? ""
-              : " (the largest --width that fits: " +
-                    std::to_string(largest_width(spec_, passed, scalar, copies, memory_limit_bytes())) + ")";
+      const double bytes = run_bytes(c_, spec_, passed), limit = memory_limit_bytes();
+      const std::string hint = bytes <= limit ? "" : fit_hint(c_, spec_, passed, limit);
       check_memory(bytes, "the model and its processes", "--width, --n (or set --chunk), --eig-max-k or --runs", hint);
     } catch (const ConfigError& e) {
       error = e.what();

@@ -35,13 +35,21 @@ std::vector<double> symmetric_eigen_qr(index_t n, std::vector<double>& A) {
 }
 
 template <class T>
-std::vector<double> device_gram(const Device& dev, index_t d, index_t cols, const T* A, const T* B) {
-  Buffer<T> out(dev, cols * cols);
-  blas::gemm<T>(dev, blas::Op::T, blas::Op::N, cols, cols, d, T(1), A, d, B, d, T(0), out.data(), cols);
+std::vector<double> device_cross(const Device& dev, index_t d, index_t rows, index_t cols, const T* A, const T* B) {
+  Buffer<T> out(dev, rows * cols);
+  blas::gemm<T>(dev, blas::Op::T, blas::Op::N, rows, cols, d, T(1), A, d, B, d, T(0), out.data(), rows);
   const auto host = out.to_host();
   return {host.begin(), host.end()};
 }
 
+template <class T>
+std::vector<double> device_gram(const Device& dev, index_t d, index_t cols, const T* A, const T* B) {
+  return device_cross(dev, d, cols, cols, A, B);
+}
+
+template std::vector<double> device_cross<float>(const Device&, index_t, index_t, index_t, const float*, const float*);
+template std::vector<double> device_cross<double>(const Device&, index_t, index_t, index_t, const double*,
+                                                  const double*);
 template std::vector<double> device_gram<float>(const Device&, index_t, index_t, const float*, const float*);
 template std::vector<double> device_gram<double>(const Device&, index_t, index_t, const double*, const double*);
 

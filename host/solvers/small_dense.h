@@ -27,6 +27,9 @@ std::vector<double> symmetric_eigen(HostMatrix& A);
 // The same with LAPACK dsyev (QR iteration), for n × n column-major values.
 std::vector<double> symmetric_eigen_qr(index_t n, std::vector<double>& A);
 
+// AᵀB (rows × cols) of the device matrices A (d × rows) and B (d × cols), on the host.
+template <class T>
+std::vector<double> device_cross(const Device& dev, index_t d, index_t rows, index_t cols, const T* A, const T* B);
 // The Gram matrix AᵀB (cols × cols) of two d × cols device matrices, on the host.
 template <class T>
 std::vector<double> device_gram(const Device& dev, index_t d, index_t cols, const T* A, const T* B);

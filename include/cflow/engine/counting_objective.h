@@ -41,9 +41,10 @@ class CountingObjective final : public Objective<T> {
     work_.quads += m;
     return inner_.quad(w, U, m);
   }
-  void d3(const T* w, const T* U, index_t k, T* D) override {
-    work_.jets += pair_count(k);
-    inner_.d3(w, U, k, D);
+  // A part of the pairs costs k more jets (Network::d3_pairs: the diagonals it combines with).
+  void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) override {
+    work_.jets += count + (count < pair_count(k) ? k : 0);
+    inner_.d3_pairs(w, U, k, first, count, D);
   }
 
   // Everything asked for since construction.

@@ -26,9 +26,12 @@ class Objective {
   virtual void hvp(const T* w, const T* V, index_t m, T* HV) = 0;
   // u_jᵀ H u_j for each column of U (d × m), returned on the host.
   virtual std::vector<T> quad(const T* w, const T* U, index_t m) = 0;
-  // ∇_w(u_iᵀ H(w) u_j) for all pairs i ≤ j of the k columns of U, into D (d × k(k+1)/2), pairs in
-  // the order of cflow::pair_index.
-  virtual void d3(const T* w, const T* U, index_t k, T* D) = 0;
+  // ∇_w(u_iᵀ H(w) u_j) for the pairs first, …, first + count − 1 (in the order of cflow::pair_index)
+  // of the k columns of U, into D (d × count). The central flow streams the pairs in groups so its
+  // memory grows like k·d, not k²·d (docs/design.md §6.10, §7).
+  virtual void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) = 0;
+  // All pairs i ≤ j, into D (d × k(k+1)/2).
+  void d3(const T* w, const T* U, index_t k, T* D) { d3_pairs(w, U, k, 0, pair_count(k), D); }
 };
 
 }  // namespace cflow

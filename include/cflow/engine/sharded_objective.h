@@ -28,7 +28,7 @@ class ShardedObjective final : public Objective<T> {
   T value_grad(const T* w, T* grad) override;
   void hvp(const T* w, const T* V, index_t m, T* HV) override;
   std::vector<T> quad(const T* w, const T* U, index_t m) override;
-  void d3(const T* w, const T* U, index_t k, T* D) override;
+  void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) override;
 
  private:
   void sum_over_ranks(T* data, index_t count);  // data = Σ_r weight_r data_r

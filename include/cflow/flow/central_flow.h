@@ -51,18 +51,22 @@ void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, cons
 // Central flow substep: models the oscillations as Σ = UXUᵀ, writes ẇ, ṡ and the next stability
 // margin Uᵀ(2P − H)U as affine functions of X, solves the SDCP for X and advances w and s by dt.
 // g = ∇L(w). k = 0 is a stable-flow substep. Throws cflow::Error, with a reason a user reads, when
-// the SDCP does not converge (within the iteration or time bound of `sdcp`).
+// the SDCP does not converge (within the iteration or time bound of `sdcp`). The k(k+1)/2 pairs of
+// critical directions are streamed in groups of at most pair_group (≤ 0: all in one group), which
+// bounds the memory by O(k·d + pair_group·d) at the price of more d3 passes (docs/design.md §6.10).
 template <class T>
 CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
-                                    const CriticalSet<T>& critical, double dt, const SdcpOptions& sdcp = {});
+                                    const CriticalSet<T>& critical, double dt, const SdcpOptions& sdcp = {},
+                                    index_t pair_group = 0);
 
 // Stationary flow substep (rmsprop): the state held at ν̂ = E[g⊙g] under the oscillation model, found
 // by iterating ν ← E[g⊙g](X) with X the SDCP of the margin Uᵀ(2P(ν) − H)U linearized in ν; then
 // w += dt·ẇ(X) with the fixed point's P, U, X and t += dt. p receives P of the last iteration. A
 // failed SDCP (within the bounds of `sdcp`) or a fixed point not reached within the cap is an Error.
+// pair_group as for central_flow_substep.
 template <class T>
 CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
                                        const CriticalSetAt<T>& critical_at, T* p, double dt, const FixedPoint& fixed,
-                                       const SdcpOptions& sdcp = {});
+                                       const SdcpOptions& sdcp = {}, index_t pair_group = 0);
 
 }  // namespace cflow

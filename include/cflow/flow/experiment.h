@@ -51,6 +51,7 @@ struct EigenSettings {
 
 struct FlowSettings {
   int central_nsubsteps = 4;
+  index_t pair_group = 0;  // pairs of critical directions streamed at a time (0: all; central_flow.h)
   double sdcp_threshold = 1.95;  // critical set: effective eigenvalues above it
   int stable_min_nsubsteps = 4;
   double stable_max_seff = 100;  // the stable flow stops past this effective sharpness

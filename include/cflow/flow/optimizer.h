@@ -65,6 +65,10 @@ struct StateSummary {
 };
 
 // UᵀṖU = at_zero + Σ_cd per_x[(ab) + pairs·(cd)] X_cd over the pairs c ≤ d (host, float64).
+// The products u_c⊙u_d of the critical directions, one group of pairs at a time (host/flow/pair_columns.h).
+template <class T>
+class PairColumns;
+
 struct PreconditionerRateOnSpan {
   std::vector<double> at_zero;  // k × k, column-major: UᵀṖU at X = 0
   std::vector<double> per_x;    // pairs × pairs: the coefficient of X_cd in (UᵀṖU)_ab
@@ -105,10 +109,12 @@ class OptimizerState {
   // nothing for gd) — the affine dependence the central flow's SDCP needs.
   void preconditioner_rate_coefficients(T* a, T* b) const;
   // The same rate seen on the critical span of the central flow (docs/design.md §6): UᵀṖU for
-  // E[g⊙g] = g⊙g + Σ_cd λ_cλ_d X_cd (Pu_c)⊙(Pu_d), affine in the k × k matrix X. U (d × k), products
-  // (d × pairs: u_c⊙u_d in pair_index order), g and p = diag P (d) are device arrays; λ the k eigenvalues.
+  // E[g⊙g] = g⊙g + Σ_cd λ_cλ_d X_cd (Pu_c)⊙(Pu_d), affine in the k × k matrix X. U (d × k), g and
+  // p = diag P (d) are device arrays; products the columns u_c⊙u_d in pair_index order; λ the k
+  // eigenvalues.
   PreconditionerRateOnSpan preconditioner_rate_on_span(const T* g, const T* p, const T* U, index_t k,
-                                                       const T* products, const std::vector<double>& lambda) const;
+                                                       PairColumns<T>& products,
+                                                       const std::vector<double>& lambda) const;
   // s += dt · ṡ(e): t += dt, ν += dt · c (e − ν) (scalar: e summed).
   void advance(const T* expected_grad_sq, double dt);
 
@@ -118,7 +124,7 @@ class OptimizerState {
   // preconditioner_rate_on_span), linearized in ν̂ by the secant through the previous iteration's
   // E[g⊙g] (device, d; nullptr at the first iteration: the tangent): Δp = (e − ν̂)/(η(√ν̂ + √e_previous)).
   PreconditionerRateOnSpan stationary_response_on_span(const T* g, const T* p, const T* U, index_t k,
-                                                       const T* products, const std::vector<double>& lambda,
+                                                       PairColumns<T>& products, const std::vector<double>& lambda,
                                                        const T* previous_expected) const;
   void hold_stationary(const T* expected_grad_sq);
 
