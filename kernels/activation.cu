@@ -9,40 +9,47 @@ CFLOW_KERNEL void activation_forward_kernel(Activation act, index_t size, const 
   for (index_t i : grid_stride(size)) a0[i] = activation_jet(act, y0[i]).value;
 }
 
+// Calls f(s, i) for every element r of [0, size) in every direction j < m, i = j·size + r, with s
+// the activation's jet at y0[r], computed once per element for all directions (tiles: portable.h).
+template <class T, class F>
+CFLOW_DEVICE inline void for_each_direction_element(Activation act, index_t size, index_t m, const T* y0, F f) {
+  for (index_t tile : grid_stride(direction_tile_count(size))) {
+    const IndexRange elements = direction_tile(tile, size);
+    ActivationJet<T> s[kDirectionTile];
+    for (index_t r : elements) s[r - elements.first] = activation_jet(act, y0[r]);
+    for (index_t j = 0; j < m; ++j)
+      for (index_t r : elements) f(s[r - elements.first], j * size + r);
+  }
+}
+
 template <class T>
 CFLOW_KERNEL void activation_tangents_kernel(Activation act, int order, index_t size, index_t m, const T* y0,
                                              const T* y1, const T* y2, T* a1, T* a2) {
-  for (index_t r : grid_stride(size)) {
-    const ActivationJet<T> s = activation_jet(act, y0[r]);  // once per element, for every direction
-    for (index_t i = r; i < size * m; i += size) {
-      a1[i] = s.d1 * y1[i];
-      if (order == 2) a2[i] = (y2 ? s.d1 * y2[i] : T(0)) + s.d2 * y1[i] * y1[i];
-    }
-  }
+  for_each_direction_element(act, size, m, y0, [=](const ActivationJet<T>& s, index_t i) {
+    a1[i] = s.d1 * y1[i];
+    if (order == 2) a2[i] = (y2 ? s.d1 * y2[i] : T(0)) + s.d2 * y1[i] * y1[i];
+  });
 }
 
 template <class T>
 CFLOW_KERNEL void activation_reverse_kernel(Activation act, int order, index_t size, index_t m, const T* y0,
                                             const T* y1, const T* y2, const T* ab0, const T* ab1, const T* ab2,
                                             T* yb0, T* yb1, T* yb2) {
-  for (index_t r : grid_stride(size)) {
-    const ActivationJet<T> s = activation_jet(act, y0[r]);  // once per element, for every direction
-    for (index_t i = r; i < size * m; i += size) {
-      T b0 = s.d1 * ab0[i];
-      if (order >= 1) {
-        b0 += s.d2 * y1[i] * ab1[i];
-        T b1 = s.d1 * ab1[i];
-        if (order == 2) {
-          const T second = y2 ? y2[i] : T(0);
-          b0 += (s.d2 * second + s.d3 * y1[i] * y1[i]) * ab2[i];
-          b1 += T(2) * s.d2 * y1[i] * ab2[i];
-          yb2[i] = s.d1 * ab2[i];
-        }
-        yb1[i] = b1;
+  for_each_direction_element(act, size, m, y0, [=](const ActivationJet<T>& s, index_t i) {
+    T b0 = s.d1 * ab0[i];
+    if (order >= 1) {
+      b0 += s.d2 * y1[i] * ab1[i];
+      T b1 = s.d1 * ab1[i];
+      if (order == 2) {
+        const T second = y2 ? y2[i] : T(0);
+        b0 += (s.d2 * second + s.d3 * y1[i] * y1[i]) * ab2[i];
+        b1 += T(2) * s.d2 * y1[i] * ab2[i];
+        yb2[i] = s.d1 * ab2[i];
       }
-      yb0[i] = b0;
+      yb1[i] = b1;
     }
-  }
+    yb0[i] = b0;
+  });
 }
 
 template <class T>

@@ -66,6 +66,23 @@ CFLOW_DEVICE inline IndexRange grid_stride(index_t n) {
 #endif
 }
 
+// A kernel whose item is one element of all m directions (stored `size` apart, docs/design.md §3)
+// walks them in tiles of consecutive elements: per direction, a CPU thread then streams each array
+// contiguously, instead of striding by `size` across m directions at every element (which, with
+// `size` a multiple of 4 KiB, puts all m addresses in one cache set and defeats the prefetchers).
+// On the GPU a tile is one element: consecutive threads already read consecutive addresses.
+#if defined(__CUDACC__)
+inline constexpr index_t kDirectionTile = 1;
+#else
+inline constexpr index_t kDirectionTile = 256;
+#endif
+CFLOW_HD inline index_t direction_tile_count(index_t size) { return (size + kDirectionTile - 1) / kDirectionTile; }
+// The elements of tile `tile` of [0, size).
+CFLOW_HD inline IndexRange direction_tile(index_t tile, index_t size) {
+  const index_t first = tile * kDirectionTile;
+  return {first, first + kDirectionTile < size ? first + kDirectionTile : size, 1};
+}
+
 // Below this many items the CPU runs a kernel on the calling thread: a parallel region costs more.
 inline constexpr index_t kCpuParallelThreshold = 2048;
 
