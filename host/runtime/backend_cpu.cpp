@@ -43,13 +43,6 @@ template <class T>
 void gemm_strided_batched(const Device&, blas::Op op_a, blas::Op op_b, index_t m, index_t n, index_t k,
                           T alpha, const T* A, index_t lda, index_t stride_a, const T* B, index_t ldb,
                           index_t stride_b, T beta, T* C, index_t ldc, index_t stride_c, index_t batch) {
-  // A batch of at least two GEMMs per thread (the per-direction V-products of an HVP block,
-  // docs/design.md §3) runs one GEMM per thread at a time: one parallel region instead of one per
-  // GEMM, so the threads meet at one barrier per batch, not at every GEMM's. OpenBLAS runs a GEMM
-  // called inside a parallel region on one thread. The outputs of a batch are disjoint, as cuBLAS
-  // requires too; a product may round differently on one thread than on several.
-  const bool over_batch = batch >= 2 * index_t(omp_get_max_threads()) && !omp_in_parallel();
-#pragma omp parallel for schedule(static) if (over_batch)
   for (index_t i = 0; i < batch; ++i) {
     const T* a = A + i * stride_a;
     const T* b = B + i * stride_b;
