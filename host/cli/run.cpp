@@ -11,10 +11,10 @@
 
 #include <iostream>
 
+#include "cflow/data/dataset.h"
 #include "cflow/runtime/comm.h"
 #include "host/cli/cli.h"
 #include "host/cli/model_flags.h"
-#include "cflow/data/dataset.h"
 #include "host/run/config.h"
 #include "host/run/memory_check.h"
 #include "host/run/plots.h"

@@ -22,6 +22,21 @@ constexpr double kActivationCopies = 12;
 // the caching arena in its own size class. Measured on the arena (tests/test_memory_estimate.cpp:
 // about 8 + 13·k vectors per process), rounded up.
 constexpr double kProcessCopies = 12, kEigenCopiesPerDirection = 16;
+
+// The flows whose substep holds the pair columns (D, P⁻¹D, u_a⊙u_b).
+bool holds_pair_columns(const std::string& run) { return run == "central" || run == "stationary"; }
+
+// The largest x in [0, upper] with fits(x), for a fits that holds up to some x and fails above
+// (0 if it fails at 1): bisection, as every estimate here grows with its argument.
+template <class Fits>
+std::int64_t largest_fitting(std::int64_t upper, Fits fits) {
+  std::int64_t yes = 0, no = upper + 1;
+  while (no - yes > 1) {
+    const std::int64_t x = yes + (no - yes) / 2;
+    (fits(x) ? yes : no) = x;
+  }
+  return yes;
+}
 }  // namespace
 
 double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes, double copies) {
@@ -46,7 +61,7 @@ double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, 
   double copies = 0;
   for (const std::string& run : runs) {
     copies += kProcessCopies + kEigenCopiesPerDirection * double(k_max);
-    if (run == "central" || run == "stationary") copies += pair_column_copies(k_max, max_directions, pair_group);
+    if (holds_pair_columns(run)) copies += pair_column_copies(k_max, max_directions, pair_group);
   }
   return copies;
 }
@@ -61,20 +76,18 @@ double run_bytes(const RunConfig& c, const ModelSpec& spec, double examples) {
 }
 
 std::int64_t largest_run_width(const RunConfig& c, ModelSpec spec, double examples, double limit) {
-  const double copies = process_copies(c.runs, c.eig_max_k, NetworkOptions{}.max_directions, c.central_pair_group);
-  spec.width = std::int64_t{1} << 20;
-  return largest_width(spec, examples, c.is_float32() ? 4 : 8, copies, limit);
+  return largest_fitting(std::int64_t{1} << 20, [&](std::int64_t width) {
+    spec.width = width;
+    return run_bytes(c, spec, examples) <= limit;
+  });
 }
 
 std::int64_t largest_pair_group(RunConfig c, const ModelSpec& spec, double examples, double limit) {
-  const auto flow = [&](const char* run) { return std::find(c.runs.begin(), c.runs.end(), run) != c.runs.end(); };
-  const bool grouped = flow("central") || flow("stationary");
-  std::int64_t fits = 0, fails = c.eig_max_k * (c.eig_max_k + 1) / 2 + 1;  // the estimate grows with the group
-  while (grouped && fails - fits > 1) {
-    c.central_pair_group = fits + (fails - fits) / 2;
-    (run_bytes(c, spec, examples) <= limit ? fits : fails) = c.central_pair_group;
-  }
-  return fits;
+  if (std::none_of(c.runs.begin(), c.runs.end(), holds_pair_columns)) return 0;
+  return largest_fitting(c.eig_max_k * (c.eig_max_k + 1) / 2, [&](std::int64_t group) {
+    c.central_pair_group = group;
+    return run_bytes(c, spec, examples) <= limit;
+  });
 }
 
 std::string fit_hint(const RunConfig& c, const ModelSpec& spec, double examples, double limit) {
@@ -96,15 +109,6 @@ void print_memory_plan(const RunConfig& c, const ModelSpec& spec, double example
       << "  this run (--width " << spec.width << "): about " << run_bytes(c, spec, examples) / 1073741824.0
       << " GiB\n"
       << "  the largest --width that fits: " << largest_run_width(c, spec, examples, limit) << "\n";
-}
-
-std::int64_t largest_width(ModelSpec spec, double examples, double scalar_bytes, double copies, double limit) {
-  std::int64_t fits = 0, fails = spec.width + 1;  // the estimate grows with the width: bisect
-  while (fails - fits > 1) {
-    spec.width = fits + (fails - fits) / 2;
-    (network_bytes(spec, examples, scalar_bytes, copies) <= limit ? fits : fails) = spec.width;
-  }
-  return fits;
 }
 
 double memory_limit_bytes() {

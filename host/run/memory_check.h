@@ -5,10 +5,9 @@
 // limit and the flags to lower. The estimates are deliberately generous upper bounds of the same
 // order as the real use, not exact: their job is to stop absurd sizes before the OOM killer does.
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <vector>
-
-#include <iosfwd>
 
 #include "cflow/engine/model.h"
 
@@ -32,9 +31,6 @@ double pair_column_copies(std::int64_t k, std::int64_t max_directions, std::int6
 // at k = k_max.
 double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, std::int64_t max_directions,
                       std::int64_t pair_group);
-
-// The largest width w ≤ spec.width whose network_bytes(spec with width w, …) ≤ limit (0 if none).
-std::int64_t largest_width(ModelSpec spec, double examples, double scalar_bytes, double copies, double limit);
 
 // Examples one pass goes over: --chunk of `examples` when set, else all of them.
 double examples_per_pass(const RunConfig& c, double examples);
