@@ -45,6 +45,13 @@ struct HessianOptions {
   double dense_agreement() const { return dense_tolerance.value_or(is_float32() ? 1e-3 : 1e-6); }
 };
 
+// --data: random examples (the default, as in gradcheck) or one of the run's data sets.
+std::vector<std::string> random_or_data_sets() {
+  std::vector<std::string> names{"random"};
+  names.insert(names.end(), kDataSetNames.begin(), kDataSetNames.end());
+  return names;
+}
+
 // The model and the training set it is evaluated on.
 struct Problem {
   ModelSpec spec;
@@ -236,9 +243,9 @@ Handler add_hessian_command(CLI::App& app) {
   cmd->add_option("--top", o->top, "number k of largest eigenvalues")->capture_default_str()->check(kPositive);
   cmd->add_option("--n", o->n, "number of training examples")->capture_default_str()->check(kPositive);
   cmd->add_option("--seed", o->seed, "seed of data, weights and LOBPCG start")->capture_default_str();
-  cmd->add_option("--data", o->data, "random | fashion-mnist | cifar10 | moons | gaussian | sorting (--arch transformer)")
+  cmd->add_option("--data", o->data, "random or a data set (sorting goes with --arch transformer)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"random", "fashion-mnist", "cifar10", "moons", "gaussian", "sorting"}));
+      ->check(CLI::IsMember(random_or_data_sets()));
   o->sorting.register_options(*cmd);
   cmd->add_option("--data-dir", o->data_dir, "folder of the data files (fashion-mnist: default " +
                                                   std::string(default_fashion_mnist_dir) + ")");

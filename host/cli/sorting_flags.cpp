@@ -11,9 +11,7 @@ void SortingFlags::register_options(CLI::App& cmd) {
 }
 
 void require_transformer_with_sorting(const std::string& arch, const std::string& data) {
-  if ((arch == "transformer") != (data == "sorting"))
-    throw run::ConfigError(data == "sorting" ? "--data sorting: expected --arch transformer, got --arch " + arch
-                                             : "--arch transformer: expected --data sorting, got --data " + data);
+  if (const std::string why = sequence_task_mismatch(arch, data); !why.empty()) throw run::ConfigError(why);
 }
 
 ModelSpec sorting_spec(ModelOptions model, const SortingFlags& flags, std::uint64_t seed) {

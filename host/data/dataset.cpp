@@ -187,6 +187,12 @@ ClassChoice parse_class_choice(std::string_view text) {
   return {count, false};
 }
 
+std::string sequence_task_mismatch(const std::string& arch, const std::string& data) {
+  if ((arch == "transformer") == (data == "sorting")) return {};
+  return arch == "transformer" ? "--arch transformer: expected --data sorting (a sequence task), got --data " + data
+                               : "--data sorting: expected --arch transformer (a sequence model), got --arch " + arch;
+}
+
 std::string to_string(const ClassChoice& classes) {
   return classes.binary ? "binary" : std::to_string(classes.count);
 }

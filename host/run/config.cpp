@@ -267,8 +267,7 @@ std::vector<Key> make_keys() {
                     run = "Run", branching = "Branching";
   std::vector<Key> k;
   k.push_back(
-      choice_key("data", data, "data set", &RunConfig::data,
-                 {"fashion-mnist", "cifar10", "moons", "gaussian", "sorting"}));
+      choice_key("data", data, "data set", &RunConfig::data, kDataSetNames));
   k.push_back(text_key("data-dir", data, "DIR",
                        "folder of the data files (fashion-mnist: " + std::string(default_fashion_mnist_dir) +
                            "; cifar10: cifar-10-batches-bin or its parent)",
@@ -711,14 +710,8 @@ void apply_toml(RunConfig& config, const std::filesystem::path& file) {
 }
 
 namespace {
-// The transformer and the sorting task belong together: token ids are no images and a sequence of
-// next-token labels is no class.
 void validate_sequence_task(const RunConfig& c) {
-  if ((c.arch == "transformer") != (c.data == "sorting")) {
-    throw ConfigError(c.arch == "transformer"
-                          ? "--arch transformer: expected --data sorting (a sequence task), got --data " + c.data
-                          : "--data sorting: expected --arch transformer (a sequence model), got --arch " + c.arch);
-  }
+  if (const std::string why = sequence_task_mismatch(c.arch, c.data); !why.empty()) throw ConfigError(why);
   if (c.data == "sorting" && c.classes != "auto" && c.classes != std::to_string(c.vocab_size)) {
     throw ConfigError("--classes " + c.classes + ": the sorting task's classes are its " +
                       std::to_string(c.vocab_size) + " tokens (--vocab-size); leave --classes at auto");

@@ -96,8 +96,15 @@ struct DataSplits {
   Dataset test;
 };
 
+// The data sets a run can name (DataSpec::name).
+inline const std::vector<std::string> kDataSetNames{"fashion-mnist", "cifar10", "moons", "gaussian", "sorting"};
+
+// Empty when --arch and --data go together, else why not: the transformer and the sorting task
+// belong together (token ids are no images, and a sequence of next-token labels is no class).
+std::string sequence_task_mismatch(const std::string& arch, const std::string& data);
+
 struct DataSpec {
-  std::string name = "fashion-mnist";  // "fashion-mnist" | "cifar10" | "moons" | "gaussian" | "sorting"
+  std::string name = "fashion-mnist";  // one of kDataSetNames
   // Folder of the files; empty: default_fashion_mnist_dir for fashion-mnist. cifar10 needs one: the
   // folder cifar-10-batches-bin (or its parent) unpacked from cifar-10-binary.tar.gz.
   std::filesystem::path data_dir;
