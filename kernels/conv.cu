@@ -66,25 +66,15 @@ CFLOW_KERNEL void col2im_kernel(ConvGeometry g, ConvSplit split, index_t count, 
   }
 }
 
-// dst[e, p, c] = src[e, c, p]: split image C·pixels, first C.
+// dst[e, j, i] = src[e, i, j]: each example's rows × cols matrix (row-major) transposed.
+// split: image rows·cols, first rows.
 template <class T>
-CFLOW_KERNEL void nchw_to_nhwc_kernel(ConvSplit split, index_t pixels, index_t count, const T* src, T* dst) {
-  const index_t image = split.image.divisor(), channels = split.first.divisor();
+CFLOW_KERNEL void transpose_each_kernel(ConvSplit split, index_t cols, index_t count, const T* src, T* dst) {
+  const index_t image = split.image.divisor(), rows = split.first.divisor();
   for (index_t i : grid_stride(image * count)) {
     const index_t e = split.image.div(i);
-    const index_t r = i - e * image, p = split.first.div(r), c = r - p * channels;
-    dst[i] = src[e * image + c * pixels + p];
-  }
-}
-
-// dst[e, c, p] = src[e, p, c]: split image C·pixels, first pixels.
-template <class T>
-CFLOW_KERNEL void nhwc_to_nchw_kernel(ConvSplit split, index_t channels, index_t count, const T* src, T* dst) {
-  const index_t image = split.image.divisor(), pixels = split.first.divisor();
-  for (index_t i : grid_stride(image * count)) {
-    const index_t e = split.image.div(i);
-    const index_t r = i - e * image, c = split.first.div(r), p = r - c * pixels;
-    dst[i] = src[e * image + p * channels + c];
+    const index_t r = i - e * image, j = split.first.div(r), row = r - j * rows;
+    dst[i] = src[e * image + row * cols + j];
   }
 }
 
@@ -104,23 +94,16 @@ void col2im(const Device& dev, ConvGeometry g, index_t count, const T* col, T* x
   launch(dev, image * count, col2im_kernel<T>, g, split, count, col, x);
 }
 template <class T>
-void nchw_to_nhwc(const Device& dev, index_t channels, index_t pixels, index_t count, const T* src, T* dst) {
-  if (channels * pixels * count <= 0) return;
-  const ConvSplit split{FastDivisor(channels * pixels), FastDivisor(channels), {}, {}};
-  launch(dev, channels * pixels * count, nchw_to_nhwc_kernel<T>, split, pixels, count, src, dst);
-}
-template <class T>
-void nhwc_to_nchw(const Device& dev, index_t channels, index_t pixels, index_t count, const T* src, T* dst) {
-  if (channels * pixels * count <= 0) return;
-  const ConvSplit split{FastDivisor(channels * pixels), FastDivisor(pixels), {}, {}};
-  launch(dev, channels * pixels * count, nhwc_to_nchw_kernel<T>, split, channels, count, src, dst);
+void transpose_each(const Device& dev, index_t rows, index_t cols, index_t count, const T* src, T* dst) {
+  if (rows * cols * count <= 0) return;
+  const ConvSplit split{FastDivisor(rows * cols), FastDivisor(rows), {}, {}};
+  launch(dev, rows * cols * count, transpose_each_kernel<T>, split, cols, count, src, dst);
 }
 
 #define CFLOW_INSTANTIATE(T)                                                                                  \
   template void im2col<T>(const Device&, ConvGeometry, index_t, const T*, T*);                               \
   template void col2im<T>(const Device&, ConvGeometry, index_t, const T*, T*);                               \
-  template void nchw_to_nhwc<T>(const Device&, index_t, index_t, index_t, const T*, T*);                     \
-  template void nhwc_to_nchw<T>(const Device&, index_t, index_t, index_t, const T*, T*);
+  template void transpose_each<T>(const Device&, index_t, index_t, index_t, const T*, T*);
 CFLOW_INSTANTIATE(float)
 CFLOW_INSTANTIATE(double)
 #undef CFLOW_INSTANTIATE

@@ -28,13 +28,10 @@ CFLOW_BACKEND_DECLARATIONS(
   // x = im2colᵀ(col): col [C·k² × OH·OW·count] → x [C·H·W × count] (overwritten).
   template <class T>
   void col2im(const Device& dev, ConvGeometry g, std::int64_t count, const T* col, T* x);
-  // dst [C × pixels·count] = src [pixels × C] per example (NCHW → NHWC).
+  // dst[e] = src[e]ᵀ for each of `count` examples, src[e] a rows × cols row-major matrix: NCHW → NHWC
+  // with rows = C, cols = pixels; NHWC → NCHW with rows = pixels, cols = C.
   template <class T>
-  void nchw_to_nhwc(const Device& dev, std::int64_t channels, std::int64_t pixels, std::int64_t count, const T* src,
-                    T* dst);
-  // dst [pixels × C] per example = src [C × pixels·count] (NHWC → NCHW).
-  template <class T>
-  void nhwc_to_nchw(const Device& dev, std::int64_t channels, std::int64_t pixels, std::int64_t count, const T* src,
-                    T* dst);
+  void transpose_each(const Device& dev, std::int64_t rows, std::int64_t cols, std::int64_t count, const T* src,
+                      T* dst);
 )
 }  // namespace cflow

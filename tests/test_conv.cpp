@@ -71,8 +71,8 @@ TEST_P(ConvKernels, LayoutTransposesInvertEachOther) {
   const index_t C = 3, HW = 5, count = 4, n = C * HW * count;
   const Vec x = random_vector<double>(std::size_t(n), 13);
   Buffer<double> dx = on(device(), x), t(device(), n), back(device(), n);
-  CFLOW_DISPATCH(device(), nchw_to_nhwc<double>, device(), C, HW, count, dx.data(), t.data());
-  CFLOW_DISPATCH(device(), nhwc_to_nchw<double>, device(), C, HW, count, t.data(), back.data());
+  CFLOW_DISPATCH(device(), transpose_each<double>, device(), C, HW, count, dx.data(), t.data());
+  CFLOW_DISPATCH(device(), transpose_each<double>, device(), HW, C, count, t.data(), back.data());
   const Vec tv = t.to_host();
   for (index_t e = 0; e < count; ++e)
     for (index_t c = 0; c < C; ++c)

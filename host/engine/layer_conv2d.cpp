@@ -56,7 +56,7 @@ class Conv2d final : public Layer<T> {
     im2col(p, x, nb, col);
     blas::gemm<T>(p.dev, Op::T, Op::N, out_, P, k_, T(1), weight(p.w), k_, col, k_, T(0), z, out_);
     if (bias_) CFLOW_DISPATCH(p.dev, add_bias<T>, p.dev, out_, P, 1, bias(p.w), 0, z);
-    CFLOW_DISPATCH(p.dev, nhwc_to_nchw<T>, p.dev, out_, pixels_, nb, z, y);
+    CFLOW_DISPATCH(p.dev, transpose_each<T>, p.dev, pixels_, out_, nb, z, y);
   }
 
   void forward_tangents(const JetPass<T>& p, const Jet<T>& x, Jet<T>& y) const override {
@@ -75,7 +75,7 @@ class Conv2d final : public Layer<T> {
     }
     direction_products(p, T(1), col0, 0, beta, z);
     if (bias_) CFLOW_DISPATCH(p.dev, add_bias<T>, p.dev, out_, P, m, bias(p.V), p.ld, z);
-    CFLOW_DISPATCH(p.dev, nhwc_to_nchw<T>, p.dev, out_, pixels_, nb * m, z, y.tangent[0]);
+    CFLOW_DISPATCH(p.dev, transpose_each<T>, p.dev, pixels_, out_, nb * m, z, y.tangent[0]);
     if (p.order < 2) return;
     // y2 = W∗x2 + 2V∗x1 (col still holds col(x1))
     if (!tangents) {
@@ -91,7 +91,7 @@ class Conv2d final : public Layer<T> {
       im2col(p, x.tangent[1], nb * m, col);
       blas::gemm<T>(p.dev, Op::T, Op::N, out_, P * m, k_, T(1), weight(p.w), k_, col, k_, beta, z, out_);
     }
-    CFLOW_DISPATCH(p.dev, nhwc_to_nchw<T>, p.dev, out_, pixels_, nb * m, z, y.tangent[1]);
+    CFLOW_DISPATCH(p.dev, transpose_each<T>, p.dev, pixels_, out_, nb * m, z, y.tangent[1]);
   }
 
   void reverse(const JetPass<T>& p, const Jet<T>& x, const Jet<T>&, const Adjoint<T>& yb,
@@ -104,7 +104,7 @@ class Conv2d final : public Layer<T> {
       if (k > order || !yb.component[k]) return nullptr;
       if (!zbar[k]) {
         T* z = scratch(p, z_[k % 2], out_ * P * m);
-        CFLOW_DISPATCH(p.dev, nchw_to_nhwc<T>, p.dev, out_, pixels_, nb * m, yb.component[k], z);
+        CFLOW_DISPATCH(p.dev, transpose_each<T>, p.dev, out_, pixels_, nb * m, yb.component[k], z);
         zbar[k] = z;
       }
       return zbar[k];
