@@ -53,8 +53,13 @@ Traffic steady_traffic(const Device& dev, ModelSpec spec, index_t width, const O
   s.flow.sdcp_threshold = 0;  // every tracked eigenvalue critical: the SDCP and d3 run
   s.flow.central_nsubsteps = 2;
   s.flow.stable_min_nsubsteps = 2;
-  Experiment<double> e(net, [&](const double* w) { return net.evaluate(w); },
-                       [&](const double* w) { return net.evaluate(w); }, net.initial_parameters(0), s);
+  s.overlap = true;  // every process on its own lane and host thread: its traffic is its lane's
+  const auto on_lane = [&](const Device& lane) {
+    auto bound = std::make_shared<Network<double>>(net.bound_to(lane));
+    const auto evaluate = [bound](const double* w) { return bound->evaluate(w); };
+    return Experiment<double>::Oracles{bound, evaluate, evaluate, {}};
+  };
+  Experiment<double> e(net, on_lane, net.initial_parameters(0), s);
   Traffic t{net.dim(), {}, {}};
   for (int step = 0; step < 6; ++step) {
     const StepRecord r = e.step();
