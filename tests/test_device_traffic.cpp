@@ -1,7 +1,8 @@
 // Steady-state device traffic of every process (docs/design.md §7): after warm-up (each kind of
 // step run once) a step allocates nothing from the backend, sends less than 64 KiB to the host and no parameter-sized
 // array (the figure does not grow with d). Counted on the CPU backend at the call sites the CUDA
-// backend shares, so it holds for both.
+// backend shares, so it holds for both; each process on its own lane (docs/design.md §7.10), with its
+// step on its own host thread, so each figure is that process's alone.
 #include <cmath>
 
 #include "cflow/flow/central_flow.h"

@@ -13,21 +13,15 @@ namespace {
 
 using Oracles = Experiment<double>::Oracles;
 
-ModelSpec tiny_mlp() {
-  ModelSpec mlp;
-  mlp.input = {6, 1, 1};
-  mlp.classes = 3;
-  mlp.width = 5;
-  return mlp;
-}
-
-ModelSpec tiny_cnn() {
-  ModelSpec cnn;
-  cnn.arch = Architecture::cnn;
-  cnn.input = {1, 4, 4};
-  cnn.classes = 3;
-  cnn.width = 2;
-  return cnn;
+// The default MLP's and a CNN's layers at tiny sizes.
+ModelSpec tiny(Architecture arch) {
+  ModelSpec spec;
+  spec.arch = arch;
+  spec.classes = 3;
+  if (arch == Architecture::cnn) spec.input = {1, 4, 4};
+  else spec.input = {6, 1, 1};
+  spec.width = arch == Architecture::cnn ? 2 : 5;
+  return spec;
 }
 
 Network<double> network(const Device& dev, const ModelSpec& spec) {
@@ -116,11 +110,11 @@ void expect_overlap_changes_no_bit(const ModelSpec& spec, OptimizerKind optimize
 }
 
 TEST(Lanes, MlpRecordsAreTheSameBitsWithOverlapOnAndOff) {
-  expect_overlap_changes_no_bit(tiny_mlp(), OptimizerKind::gd);
+  expect_overlap_changes_no_bit(tiny(Architecture::mlp), OptimizerKind::gd);
 }
 
 TEST(Lanes, CnnRecordsAreTheSameBitsWithOverlapOnAndOff) {
-  expect_overlap_changes_no_bit(tiny_cnn(), OptimizerKind::rmsprop);  // rmsprop: raw-Hessian trackers too
+  expect_overlap_changes_no_bit(tiny(Architecture::cnn), OptimizerKind::rmsprop);  // rmsprop: raw-Hessian trackers too
 }
 
 // Each process's traffic comes from its own lane: the same figures whether the processes run one
@@ -128,7 +122,7 @@ TEST(Lanes, CnnRecordsAreTheSameBitsWithOverlapOnAndOff) {
 // the experiment's device sees only the cross-process reads (a distance per pair, the deltas).
 TEST(Lanes, EachProcessCountsItsTrafficOnItsOwnLane) {
   const Device dev = Device::open("cpu", 1);
-  Network<double> net = network(dev, tiny_mlp());
+  Network<double> net = network(dev, tiny(Architecture::mlp));
   ExperimentSettings s = settings(OptimizerKind::gd);
   std::vector<std::vector<DeviceTraffic>> per_process;  // [overlap off, on][process]
   for (const bool overlap : {false, true}) {
@@ -186,10 +180,10 @@ class FailingObjective final : public Objective<double> {
 // on with the bits they have without it; any other exception leaves step() as it does without overlap.
 TEST(Lanes, AFailureUnderOverlapStopsOnlyThatProcess) {
   const Device dev = Device::open("cpu", 1);
-  Network<double> net = network(dev, tiny_mlp());
+  Network<double> net = network(dev, tiny(Architecture::mlp));
   ExperimentSettings s = settings(OptimizerKind::gd);
   s.overlap = true;
-  const Trajectory healthy = run(tiny_mlp(), OptimizerKind::gd, Mode::overlap);
+  const Trajectory healthy = run(tiny(Architecture::mlp), OptimizerKind::gd, Mode::overlap);
   for (const bool as_error : {true, false}) {
     int lanes = 0;
     Experiment<double> e(
