@@ -1,7 +1,8 @@
 // Steady-state device traffic of every process (docs/design.md §7): after warm-up (each kind of
 // step run once) a step allocates nothing from the backend, sends less than 64 KiB to the host and no parameter-sized
 // array (the figure does not grow with d). Counted on the CPU backend at the call sites the CUDA
-// backend shares, so it holds for both.
+// backend shares, so it holds for both; each process on its own lane (docs/design.md §7.10), with its
+// step on its own host thread, so each figure is that process's alone.
 #include <cmath>
 
 #include "cflow/flow/central_flow.h"
@@ -53,8 +54,13 @@ Traffic steady_traffic(const Device& dev, ModelSpec spec, index_t width, const O
   s.flow.sdcp_threshold = 0;  // every tracked eigenvalue critical: the SDCP and d3 run
   s.flow.central_nsubsteps = 2;
   s.flow.stable_min_nsubsteps = 2;
-  Experiment<double> e(net, [&](const double* w) { return net.evaluate(w); },
-                       [&](const double* w) { return net.evaluate(w); }, net.initial_parameters(0), s);
+  s.overlap = true;  // every process on its own lane and host thread: its traffic is its lane's
+  const auto on_lane = [&](const Device& lane) {
+    auto bound = std::make_shared<Network<double>>(net.bound_to(lane));
+    const auto evaluate = [bound](const double* w) { return bound->evaluate(w); };
+    return Experiment<double>::Oracles{bound, evaluate, evaluate, {}};
+  };
+  Experiment<double> e(net, on_lane, net.initial_parameters(0), s);
   Traffic t{net.dim(), {}, {}};
   for (int step = 0; step < 6; ++step) {
     const StepRecord r = e.step();

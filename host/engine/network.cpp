@@ -22,9 +22,14 @@ struct Network<T>::State {
   index_t positions = 1;  // loss terms per example (docs/design.md §3.11)
   double counted_terms = 0;  // the loss terms that count: the denominator of every mean
   LossFunction loss;
-  Buffer<T> inputs, targets, counted;  // [features[0] × n], [C × positions × n], [positions × n] (or empty)
+  // The data on the device, read-only after construction and shared by the network's lanes.
+  struct Data {
+    Buffer<T> inputs, targets, counted;  // [features[0] × n], [C × positions × n], [positions × n] (or empty)
+    Buffer<T> ones;                      // at least n × positions
+  };
+  std::shared_ptr<Data> data = std::make_shared<Data>();
   std::vector<Buffer<T>> primal;  // per boundary ≥ 1: [features × n], valid for cached_w
-  Buffer<T> example_loss, example_correct, ones;  // per loss term; ones: at least n × positions
+  Buffer<T> example_loss, example_correct;  // per loss term
   Buffer<T> sums;  // Σ loss, Σ correct: summed on the device, read back together
   const T* cached_point = nullptr;  // the primal pass is at cached_point with write version cached_version
   std::uint64_t cached_version = 0;
@@ -54,19 +59,33 @@ struct Network<T>::State {
       counted_terms = 0;
       for (const T flag : mask) counted_terms += double(flag);  // host data, once: no device loop over d
       CFLOW_REQUIRE(counted_terms > 0, "the mask leaves no position that counts");
-      counted = Buffer<T>(dev, mask);
+      data->counted = Buffer<T>(dev, mask);
     }
     CFLOW_REQUIRE(options.chunk >= 0 && options.max_directions >= 1, "bad chunk or max_directions");
     chunk = options.chunk == 0 ? n : std::min(options.chunk, n);
     loss = spec.loss == LossKind::mse           ? LossFunction::mse
            : spec.classes == 1 ? LossFunction::logistic
                                : LossFunction::softmax_cross_entropy;
-    inputs = Buffer<T>(dev, x);
-    targets = Buffer<T>(dev, y);
+    data->inputs = Buffer<T>(dev, x);
+    data->targets = Buffer<T>(dev, y);
+    data->ones = Buffer<T>(dev, std::vector<T>(std::size_t(n * positions), T(1)));
+    allocate_pass_buffers();
+  }
+
+  // On a lane: the parent's model and data, this lane's layers (their scratch), cache and workspaces.
+  State(const State& parent, const Device& lane)
+      : dev(lane), spec(parent.spec), options(parent.options), layers(build_layers<T>(parent.spec)),
+        features(parent.features), n(parent.n), d(parent.d), chunk(parent.chunk), positions(parent.positions),
+        counted_terms(parent.counted_terms), loss(parent.loss), data(parent.data) {
+    // The uploads are ordered on the parent's stream: complete before another stream reads them.
+    parent.dev.synchronize();
+    allocate_pass_buffers();
+  }
+
+  void allocate_pass_buffers() {
     for (std::size_t b = 1; b < features.size(); ++b) primal.emplace_back(dev, features[b] * n);
     example_loss = Buffer<T>(dev, n * positions);
     example_correct = Buffer<T>(dev, n * positions);
-    ones = Buffer<T>(dev, std::vector<T>(std::size_t(n * positions), T(1)));
     sums = Buffer<T>(dev, 2, Uninitialized{});
     if (options.verify_cache) {
       cached_copy = Buffer<T>(dev, d, Uninitialized{});
@@ -75,10 +94,14 @@ struct Network<T>::State {
   }
 
   index_t classes() const { return spec.classes; }
-  const T* counted_at(index_t first) const { return counted.size() ? counted.data() + first * positions : nullptr; }
-  const T* targets_at(index_t first) const { return targets.data() + first * positions * classes(); }
+  const T* counted_at(index_t first) const {
+    return data->counted.size() ? data->counted.data() + first * positions : nullptr;
+  }
+  const T* targets_at(index_t first) const { return data->targets.data() + first * positions * classes(); }
+  const T* ones() const { return data->ones.data(); }
   T* primal_at(std::size_t boundary, index_t first) {
-    return boundary == 0 ? inputs.data() + first * features[0] : primal[boundary - 1].data() + first * features[boundary];
+    return boundary == 0 ? data->inputs.data() + first * features[0]
+                         : primal[boundary - 1].data() + first * features[boundary];
   }
 
   std::size_t point_bytes() const { return std::size_t(d) * sizeof(T); }
@@ -99,7 +122,7 @@ struct Network<T>::State {
     CFLOW_NVTX_RANGE("primal");
     for (index_t first = 0; first < n; first += chunk) {
       const index_t nb = std::min(chunk, n - first);
-      const JetPass<T> pass{dev, 0, nb, 1, w, nullptr, nullptr, d, ones.data()};
+      const JetPass<T> pass{dev, 0, nb, 1, w, nullptr, nullptr, d, ones()};
       for (std::size_t l = 0; l < layers.size(); ++l) layers[l]->forward(pass, primal_at(l, first), primal_at(l + 1, first));
       CFLOW_DISPATCH(dev, loss_values<T>, dev, loss, classes(), nb * positions, primal_at(layers.size(), first),
                      targets_at(first), counted_at(first), example_loss.data() + first * positions,
@@ -147,7 +170,7 @@ struct Network<T>::State {
       ensure_workspace(mg);
       for (index_t first = 0; first < n; first += chunk) {
         const index_t nb = std::min(chunk, n - first);
-        const JetPass<T> pass{dev, order, nb, mg, w, V ? V + g * d : nullptr, G + g * d, d, ones.data()};
+        const JetPass<T> pass{dev, order, nb, mg, w, V ? V + g * d : nullptr, G + g * d, d, ones()};
         const auto jets = forward_tangents(pass, first);
         CFLOW_NVTX_RANGE("reverse");
         Adjoint<T> out_adjoint{{adjoint[0][0].data(), adjoint[0][1].data(), adjoint[0][2].data()}};
@@ -173,6 +196,8 @@ template <class T>
 Network<T>::Network(const Device& dev, const ModelSpec& spec, std::span<const T> inputs, std::span<const T> targets,
                     std::span<const T> counted, NetworkOptions options)
     : state_(std::make_unique<State>(dev, spec, inputs, targets, counted, options)) {}
+template <class T>
+Network<T>::Network(std::unique_ptr<State> state) : state_(std::move(state)) {}
 template <class T> Network<T>::~Network() = default;
 template <class T> Network<T>::Network(Network&&) noexcept = default;
 
@@ -180,6 +205,15 @@ template <class T> index_t Network<T>::dim() const { return state_->d; }
 template <class T> const Device& Network<T>::device() const { return state_->dev; }
 template <class T> index_t Network<T>::examples() const { return state_->n; }
 template <class T> const ModelSpec& Network<T>::spec() const { return state_->spec; }
+
+template <class T>
+Network<T> Network<T>::bound_to(const Device& lane) const {
+  return Network(std::make_unique<State>(*state_, lane));
+}
+template <class T>
+std::unique_ptr<Objective<T>> Network<T>::on_lane(const Device& lane) const {
+  return std::make_unique<Network>(bound_to(lane));
+}
 
 template <class T>
 std::vector<T> Network<T>::initial_parameters(std::uint64_t seed) const {
@@ -198,7 +232,7 @@ T Network<T>::value_grad(const T* w, T* grad) {
   CFLOW_NVTX_RANGE("value_grad");
   State& s = *state_;
   s.differentiate(0, w, nullptr, 1, grad);
-  return T(double(blas::dot<T>(s.dev, s.n * s.positions, s.example_loss.data(), s.ones.data())) / s.counted_terms);
+  return T(double(blas::dot<T>(s.dev, s.n * s.positions, s.example_loss.data(), s.ones())) / s.counted_terms);
 }
 
 template <class T>
@@ -218,7 +252,7 @@ std::vector<T> Network<T>::quad(const T* w, const T* U, index_t m) {
     s.ensure_workspace(mg);
     for (index_t first = 0; first < s.n; first += s.chunk) {
       const index_t nb = std::min(s.chunk, s.n - first);
-      const JetPass<T> pass{s.dev, 2, nb, mg, w, U + g * s.d, nullptr, s.d, s.ones.data()};
+      const JetPass<T> pass{s.dev, 2, nb, mg, w, U + g * s.d, nullptr, s.d, s.ones()};
       const auto jets = s.forward_tangents(pass, first);
       const Jet<T>& f = jets.back();
       const index_t terms = nb * s.positions;
@@ -226,7 +260,7 @@ std::vector<T> Network<T>::quad(const T* w, const T* U, index_t m) {
                      f.tangent[1], s.targets_at(first), s.counted_at(first), s.per_example.data());
       // sums[g + j] += Σ_i ℓ2(i, j) / (counted terms)
       blas::gemv<T>(s.dev, blas::Op::T, terms, mg, T(1) / T(s.counted_terms), s.per_example.data(), terms,
-                    s.ones.data(), T(1), sums.data() + g);
+                    s.ones(), T(1), sums.data() + g);
     }
   }
   return sums.to_host();
@@ -262,8 +296,8 @@ Evaluation Network<T>::evaluate(const T* w) {
   State& s = *state_;
   s.ensure_primal(w);
   const index_t terms = s.n * s.positions;
-  blas::dot<T>(s.dev, terms, s.example_loss.data(), s.ones.data(), s.sums.data());
-  blas::dot<T>(s.dev, terms, s.example_correct.data(), s.ones.data(), s.sums.data() + 1);
+  blas::dot<T>(s.dev, terms, s.example_loss.data(), s.ones(), s.sums.data());
+  blas::dot<T>(s.dev, terms, s.example_correct.data(), s.ones(), s.sums.data() + 1);
   T host[2];
   s.sums.download(host);  // one wait for both
   return {double(host[0]) / s.counted_terms, double(host[1]) / s.counted_terms};

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "cflow/runtime/blas.h"
 #include "cflow/runtime/nvtx.h"
 #include "host/flow/process.h"
+#include "host/runtime/lane_threads.h"
 #include "kernels/flow.h"
 
 namespace cflow {
@@ -17,23 +19,29 @@ std::string to_string(ProcessKind kind) { return choice_name(kind, kProcessChoic
 
 template <class T>
 struct Experiment<T>::State {
-  ProcessContext<T> context;
+  ExperimentSettings settings;
+  Device dev;  // the experiment's: the warm start and the cross-process quantities
+  index_t d;
+  bool lanes = false;  // every process on its own lane of dev (docs/design.md §7.10)
+  std::vector<Oracles> oracles;                               // per process (the same ones without lanes)
+  std::vector<std::unique_ptr<ProcessContext<T>>> contexts;  // per process, on its device
   std::vector<std::unique_ptr<Process<T>>> processes;
+  std::optional<LaneThreads> threads;  // settings.overlap: a host thread per process
   std::int64_t steps = 0;
 
-  State(Objective<T>& f, Evaluate train, Evaluate test, std::span<const T> w0, const ExperimentSettings& s)
-      : context{CountingObjective<T>(f), std::move(train), std::move(test), s, f.device(), f.dim(), 0, {}, {}, {}} {
-    CFLOW_REQUIRE(index_t(w0.size()) == context.d, "initial parameters of the wrong size");
+  // oracles_on(device) gives each process its oracles: on a lane of f's device with `lanes`, else f's.
+  State(Objective<T>& f, const OraclesOn& oracles_on, bool use_lanes, std::span<const T> w0, const ExperimentSettings& s)
+      : settings(s), dev(f.device()), d(f.dim()), lanes(use_lanes) {
+    CFLOW_REQUIRE(index_t(w0.size()) == d, "initial parameters of the wrong size");
     CFLOW_REQUIRE(s.eig.frequency >= 1 && s.flow.central_nsubsteps >= 1 && s.flow.stable_min_nsubsteps >= 1,
                   "eigen frequency and substep counts must be positive");
     for (const auto& [kind, e] : s.process_eig)
       CFLOW_REQUIRE(e.frequency >= 1, "the eigen frequency of " + to_string(kind) + " must be positive");
     CFLOW_REQUIRE(!s.processes.empty(), "no process to run");
-    context.selected_host = selected_indices(context.d, s.selected_coordinates);
-    context.selected = Buffer<index_t>(context.dev, std::span<const index_t>(context.selected_host));
+    CFLOW_REQUIRE(!s.overlap || lanes, "overlapping processes needs each process on its own lane (oracles per lane)");
     // Warm start: discrete steps before the processes branch.
-    OptimizerState<T> state(context.dev, s.optimizer, context.d);
-    Buffer<T> w(context.dev, w0), g(context.dev, context.d);
+    OptimizerState<T> state(dev, s.optimizer, d);
+    Buffer<T> w(dev, w0), g(dev, d);
     for (int i = 0; i < s.warm_start; ++i) {
       f.value_grad(w.data(), g.data());
       state.update(g.data());
@@ -45,8 +53,46 @@ struct Experiment<T>::State {
     f.value_grad(w.data(), g.data());
     flow_state.update(g.data());
     const std::vector<T> start = w.to_host();
+    dev.synchronize();  // the lanes copy the states: complete on this stream first
+    std::vector<Device> lane_devices;
     for (ProcessKind kind : s.processes) {
-      processes.push_back(make_process(context, kind, std::span<const T>(start), is_flow(kind) ? flow_state : state));
+      const Device on = lanes ? dev.lane() : dev;
+      oracles.push_back(oracles_on(on));
+      CFLOW_REQUIRE(oracles.back().objective && oracles.back().objective->dim() == d,
+                    "the oracles of a process must have the experiment's dimension");
+      contexts.push_back(make_context(oracles.back(), on));
+      const OptimizerState<T> branched(is_flow(kind) ? flow_state : state, on);
+      processes.push_back(make_process(*contexts.back(), kind, std::span<const T>(start), branched));
+      lane_devices.push_back(on);
+    }
+    if (s.overlap && processes.size() > 1) threads.emplace(std::move(lane_devices));
+  }
+
+  std::unique_ptr<ProcessContext<T>> make_context(const Oracles& o, const Device& on) const {
+    std::vector<index_t> selected = selected_indices(d, settings.selected_coordinates);
+    Buffer<index_t> on_device(on, std::span<const index_t>(selected));
+    return std::make_unique<ProcessContext<T>>(ProcessContext<T>{CountingObjective<T>(*o.objective), o.evaluate_train,
+                                                                 o.evaluate_test, settings, on, d, 0,
+                                                                 std::move(on_device), std::move(selected), o.outputs});
+  }
+
+  // Process i's record at time t and its next state, on its device; an Error stops that process only
+  // (e.g. an eigen-solve on an overflowing trajectory).
+  ProcessRecord prepare(std::size_t i) {
+    Process<T>& process = *processes[i];
+    ProcessContext<T>& c = *contexts[i];
+    c.step = steps;
+    CFLOW_NVTX_RANGE(to_string(process.kind).c_str());
+    try {
+      const DeviceTraffic before = c.dev.traffic();
+      ProcessRecord r = process.prepare(c);
+      r.traffic = c.dev.traffic() - before;
+      return r;
+    } catch (const Error& e) {
+      process.stop("step " + std::to_string(c.step) + ": " + user_message(e));
+      ProcessRecord stopped;
+      stopped.stopped = true;
+      return stopped;
     }
   }
 
@@ -59,59 +105,65 @@ struct Experiment<T>::State {
 
 template <class T>
 Experiment<T>::Experiment(Objective<T>& train, Evaluate evaluate_train, Evaluate evaluate_test, std::span<const T> w0,
+                          const ExperimentSettings& settings) {
+  const Oracles shared{std::shared_ptr<Objective<T>>(&train, [](Objective<T>*) {}), std::move(evaluate_train),
+                       std::move(evaluate_test), {}};
+  state_ = std::make_unique<State>(train, [&](const Device&) { return shared; }, false, w0, settings);
+}
+
+template <class T>
+Experiment<T>::Experiment(Objective<T>& train, const OraclesOn& oracles_on, std::span<const T> w0,
                           const ExperimentSettings& settings)
-    : state_(std::make_unique<State>(train, std::move(evaluate_train), std::move(evaluate_test), w0, settings)) {}
+    : state_(std::make_unique<State>(train, oracles_on, true, w0, settings)) {}
 
 template <class T>
 Experiment<T>::~Experiment() = default;
 
 template <class T>
 void Experiment<T>::record_outputs(Outputs outputs) {
-  state_->context.outputs = std::move(outputs);
+  for (auto& context : state_->contexts) context->outputs = outputs;
 }
 
 template <class T>
 StepRecord Experiment<T>::step() {
   CFLOW_NVTX_RANGE("step");
   State& s = *state_;
-  ProcessContext<T>& c = s.context;
-  c.step = s.steps;
+  const Device& dev = s.dev;
+  const index_t d = s.d;
   StepRecord record;
-  record.step = s.steps + c.settings.warm_start;
-  for (auto& process_pointer : s.processes) {
-    Process<T>& process = *process_pointer;
-    CFLOW_NVTX_RANGE(to_string(process.kind).c_str());
-    try {
-      const DeviceTraffic before = c.dev.traffic();
-      record.processes.emplace_back(process.kind, process.prepare(c));
-      record.processes.back().second.traffic = c.dev.traffic() - before;
-    } catch (const Error& e) {  // e.g. an eigen-solve on an overflowing trajectory: stop this process only
-      process.stop("step " + std::to_string(c.step) + ": " + user_message(e));
-      ProcessRecord stopped;
-      stopped.stopped = true;
-      record.processes.emplace_back(process.kind, stopped);
-    }
+  record.step = s.steps + s.settings.warm_start;
+  std::vector<ProcessRecord> records(s.processes.size());
+  const std::function<void(std::size_t)> prepare = [&](std::size_t i) { records[i] = s.prepare(i); };
+  if (s.threads) {
+    s.threads->run(prepare);
+  } else {
+    for (std::size_t i = 0; i < s.processes.size(); ++i) prepare(i);
   }
+  for (std::size_t i = 0; i < s.processes.size(); ++i) record.processes.emplace_back(s.processes[i]->kind, std::move(records[i]));
+  // The cross-process quantities read every process's buffers on dev's stream: each lane's work first.
+  // They end in reads to the host (nrm2, the deltas), so dev is idle again before a lane next writes.
+  if (s.lanes)
+    for (auto& context : s.contexts) context->dev.synchronize();
   // Distances between every pair of processes at time t, names sorted as in the reference.
-  Buffer<T> difference(c.dev, c.d);
+  Buffer<T> difference(dev, d);
   for (std::size_t a = 0; a < s.processes.size(); ++a)
     for (std::size_t b = a + 1; b < s.processes.size(); ++b) {
       std::string first = to_string(s.processes[a]->kind), second = to_string(s.processes[b]->kind);
       if (second < first) std::swap(first, second);
-      blas::copy<T>(c.dev, c.d, s.processes[a]->position(), difference.data());
-      blas::axpy<T>(c.dev, c.d, T(-1), s.processes[b]->position(), difference.data());
-      record.distances.emplace_back(first + "-" + second, double(blas::nrm2<T>(c.dev, c.d, difference.data())));
+      blas::copy<T>(dev, d, s.processes[a]->position(), difference.data());
+      blas::axpy<T>(dev, d, T(-1), s.processes[b]->position(), difference.data());
+      record.distances.emplace_back(first + "-" + second, double(blas::nrm2<T>(dev, d, difference.data())));
     }
   // deltas = (UQ)ᵀ P (w_discrete − w_central) along the central flow's Σ eigenvectors.
   auto* discrete = s.find(ProcessKind::discrete);
   auto* central = s.find(ProcessKind::central);
   const SigmaDirections<T> directions = central ? central->sigma_directions() : SigmaDirections<T>{};
   if (discrete && central && !central->stopped && directions.count > 0) {
-    blas::copy<T>(c.dev, c.d, discrete->w.data(), difference.data());
-    blas::axpy<T>(c.dev, c.d, T(-1), central->w.data(), difference.data());
-    CFLOW_DISPATCH(c.dev, scale_rows<T>, c.dev, c.d, 1, central->p.data(), difference.data(), difference.data());
-    Buffer<T> deltas(c.dev, directions.count);
-    blas::gemv<T>(c.dev, blas::Op::T, c.d, directions.count, T(1), directions.UQ, c.d, difference.data(), T(0),
+    blas::copy<T>(dev, d, discrete->w.data(), difference.data());
+    blas::axpy<T>(dev, d, T(-1), central->w.data(), difference.data());
+    CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, 1, central->p.data(), difference.data(), difference.data());
+    Buffer<T> deltas(dev, directions.count);
+    blas::gemv<T>(dev, blas::Op::T, d, directions.count, T(1), directions.UQ, d, difference.data(), T(0),
                   deltas.data());
     const auto host = deltas.to_host();
     record.deltas.assign(host.begin(), host.end());
@@ -122,9 +174,9 @@ StepRecord Experiment<T>::step() {
 }
 
 template <class T> std::int64_t Experiment<T>::steps_done() const { return state_->steps; }
-template <class T> const ExperimentSettings& Experiment<T>::settings() const { return state_->context.settings; }
+template <class T> const ExperimentSettings& Experiment<T>::settings() const { return state_->settings; }
 template <class T> int Experiment<T>::max_tracked() const {
-  return int(std::min<index_t>(state_->context.settings.eig.k_max, state_->context.d));
+  return int(std::min<index_t>(state_->settings.eig.k_max, state_->d));
 }
 
 template <class T>
@@ -182,9 +234,9 @@ void Experiment<T>::restore(const Checkpoint& cp, std::optional<ProcessKind> sou
     const std::vector<T> t(v.begin(), v.end());
     b.upload(t);
   };
-  ProcessContext<T>& c = state_->context;
-  for (auto& process : state_->processes) {
-    Process<T>& p = *process;
+  for (std::size_t i = 0; i < state_->processes.size(); ++i) {
+    Process<T>& p = *state_->processes[i];
+    ProcessContext<T>& c = *state_->contexts[i];
     const ProcessKind from = source.value_or(p.kind);
     const std::string name = to_string(from) + "/";
     load(p.w, name + "w");

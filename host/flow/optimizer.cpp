@@ -51,7 +51,7 @@ struct OptimizerState<T>::Impl {
       CFLOW_DISPATCH(dev, fill<T>, dev, d, T(1), ones.data());
     }
   }
-  Impl(const Impl& other) : Impl(other.dev, other.spec, other.d) {
+  Impl(const Impl& other, const Device& device) : Impl(device, other.spec, other.d) {
     t = other.t;
     nu.copy_from(other.nu);
   }
@@ -86,11 +86,15 @@ OptimizerState<T>::OptimizerState(const Device& dev, const OptimizerSpec& spec, 
     : impl_(std::make_unique<Impl>(dev, spec, d)) {}
 
 template <class T>
-OptimizerState<T>::OptimizerState(const OptimizerState& other) : impl_(std::make_unique<Impl>(*other.impl_)) {}
+OptimizerState<T>::OptimizerState(const OptimizerState& other) : OptimizerState(other, other.device()) {}
+
+template <class T>
+OptimizerState<T>::OptimizerState(const OptimizerState& other, const Device& dev)
+    : impl_(std::make_unique<Impl>(*other.impl_, dev)) {}
 
 template <class T>
 OptimizerState<T>& OptimizerState<T>::operator=(const OptimizerState& other) {
-  if (this != &other) impl_ = std::make_unique<Impl>(*other.impl_);
+  if (this != &other) impl_ = std::make_unique<Impl>(*other.impl_, other.device());
   return *this;
 }
 

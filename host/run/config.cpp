@@ -449,6 +449,11 @@ std::vector<Key> make_keys() {
                          "float32 GEMMs on TF32 tensor cores (CUDA; faster, ~1e-3 relative rounding of GEMM "
                          "inputs); ignored with a note on the CPU, refused with --dtype f64",
                          &RunConfig::tf32));
+  k.push_back(resumable(choice_key("overlap-processes", run,
+                                   "each process steps on its own host thread (and CUDA stream) so one's host waits "
+                                   "leave the GPU to the others; the same bits either way (auto: on for CUDA with one "
+                                   "rank, off on the CPU backend, whose OpenMP teams would share the cores)",
+                                   &RunConfig::overlap_processes, {"auto", "on", "off"})));
   k.push_back(integer_key("chunk", run, "examples per pass (0: all); bounds memory", &RunConfig::chunk, 0));
   k.push_back(integer_key("log-outputs", run,
                           "record each process's network outputs (logits) on the first K training examples "

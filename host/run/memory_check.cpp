@@ -39,14 +39,14 @@ std::int64_t largest_fitting(std::int64_t upper, Fits fits) {
 }
 }  // namespace
 
-double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes, double copies) {
+double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes, double copies, double scratches) {
   const LayerStack<double> layers = build_layers<double>(spec);  // shapes only: no buffers
   double parameters = 0, activations = double(spec.input.size());
   for (const auto& layer : layers) {
     parameters += double(layer->parameter_count());
     activations += double(layer->output_shape().size() + layer->internal_size());
   }
-  return scalar_bytes * (parameters * copies + examples * activations * kActivationCopies) +
+  return scalar_bytes * (parameters * copies + scratches * examples * activations * kActivationCopies) +
          8.0 * examples * double(spec.input.size() + spec.classes * spec.positions);  // the data, read as doubles
 }
 
@@ -70,9 +70,11 @@ double examples_per_pass(const RunConfig& c, double examples) {
   return c.chunk > 0 ? std::min(double(c.chunk), examples) : examples;
 }
 
-double run_bytes(const RunConfig& c, const ModelSpec& spec, double examples) {
+double network_scratches(const RunConfig& c, int ranks) { return ranks == 1 ? double(c.runs.size()) + 1 : 1; }
+
+double run_bytes(const RunConfig& c, const ModelSpec& spec, double examples, int ranks) {
   const double copies = process_copies(c.runs, c.eig_max_k, NetworkOptions{}.max_directions, c.central_pair_group);
-  return network_bytes(spec, examples, c.is_float32() ? 4 : 8, copies);
+  return network_bytes(spec, examples, c.is_float32() ? 4 : 8, copies, network_scratches(c, ranks));
 }
 
 std::int64_t largest_run_width(const RunConfig& c, ModelSpec spec, double examples, double limit) {

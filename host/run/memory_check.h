@@ -16,8 +16,9 @@ namespace cflow::run {
 struct RunConfig;
 
 // Bytes a network of `spec` over `examples` examples needs with `scalar_bytes`-wide numbers, for
-// `copies` parameter-sized vectors beside it (optimizer states, processes, eigenvectors).
-double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes, double copies);
+// `copies` parameter-sized vectors beside it (optimizer states, processes, eigenvectors) and
+// `scratches` sets of per-example activations and jets (one per lane that binds the network).
+double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes, double copies, double scratches = 1);
 
 // Parameter-sized vectors the central (or stationary) flow's substep holds for k critical
 // directions beside the ~10 every process keeps (docs/design.md §7): for a group of G pairs of the
@@ -34,9 +35,14 @@ double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, 
 
 // Examples one pass goes over: --chunk of `examples` when set, else all of them.
 double examples_per_pass(const RunConfig& c, double examples);
+// The network scratches of a run: with one rank each process binds the network to its own lane
+// (docs/design.md §7.10) beside the experiment's own (warm start), so runs + 1; with several ranks the
+// processes share one.
+double network_scratches(const RunConfig& c, int ranks);
 // The estimate `cflow run` checks for config c on a model `spec` (of c's data), a pass going over
-// `examples` examples at a time: network_bytes with process_copies of c's runs, k and pair group.
-double run_bytes(const RunConfig& c, const ModelSpec& spec, double examples);
+// `examples` examples at a time: network_bytes with process_copies of c's runs, k and pair group,
+// and network_scratches for `ranks` ranks.
+double run_bytes(const RunConfig& c, const ModelSpec& spec, double examples, int ranks = 1);
 // The largest --width (≤ 2^20) whose run_bytes ≤ limit, the rest of c as it is (0 if none).
 std::int64_t largest_run_width(const RunConfig& c, ModelSpec spec, double examples, double limit);
 // The largest --central-pair-group ≥ 1 whose run_bytes ≤ limit (0 if none, or c has no central or

@@ -124,6 +124,21 @@ class Runner {
       test_.emplace(network_of(test_shard));
     }
     objective_.emplace(*train_, train_n_, index_t(data_.train.n), comm_);
+    // --log-outputs K: each process's logits on the first K training examples, by one forward of a
+    // network that holds just those examples; K x classes values cross to the host (docs/design.md §8).
+    // Every rank loads the whole training set before taking its shard and holds the whole w, so in a
+    // data-parallel run the writing rank computes them alone, whichever shards the K examples are on.
+    if (c_.log_outputs > 0 && writes_)
+      probe_ = std::make_shared<Network<T>>(network_of(examples_in(data_.train, {0, std::size_t(c_.log_outputs)})));
+    settings_ = c_.experiment_settings();
+    settings_.overlap = overlaps(c_.overlap_processes, *dev_, comm_.size());
+    const std::vector<T> w0 = train_->initial_parameters(c_.seed);
+    if (comm_.size() == 1) {
+      experiment_.emplace(*objective_, [this](const Device& lane) { return oracles_on(lane); }, w0, settings_);
+      return;
+    }
+    // Several ranks: the collectives of one communicator must not be issued from several threads, so
+    // the processes share the sharded objective and run in sequence on one stream (docs/design.md §7.10).
     typename Experiment<T>::Evaluate evaluate_train = [this](const T* w) {
       return combine_shards(comm_, train_->evaluate(w), train_n_, index_t(data_.train.n));
     };
@@ -132,23 +147,40 @@ class Runner {
       evaluate_test = [this](const T* w) {
         return combine_shards(comm_, test_->evaluate(w), test_n_, index_t(data_.test.n));
       };
-    settings_ = c_.experiment_settings();
-    experiment_.emplace(*objective_, evaluate_train, evaluate_test, train_->initial_parameters(c_.seed), settings_);
-    if (c_.log_outputs > 0 && writes_) record_outputs();
+    experiment_.emplace(*objective_, evaluate_train, evaluate_test, w0, settings_);
+    if (probe_) experiment_->record_outputs(outputs_of(probe_));
   }
 
-  // --log-outputs K: each process's logits on the first K training examples, by one forward of a
-  // network that holds just those examples; K x classes values cross to the host (docs/design.md §8).
-  // Every rank loads the whole training set before taking its shard and holds the whole w, so in a
-  // data-parallel run the writing rank computes them alone, whichever shards the K examples are on.
-  void record_outputs() {
-    probe_.emplace(network_of(examples_in(data_.train, {0, std::size_t(c_.log_outputs)})));
-    probe_out_ = Buffer<T>(*dev_, index_t(c_.log_outputs) * spec_.classes);
-    experiment_->record_outputs([this](const T* w) {
-      probe_->outputs(w, probe_out_.data());  // [classes x K], an example per column: row-major [K x classes]
-      const std::vector<T> logits = probe_out_.to_host();
+  // One rank: a process's oracles on its lane, the networks bound to it (the one-rank sharded
+  // objective passes every query through to the shard's network, and evaluations need no sum).
+  typename Experiment<T>::Oracles oracles_on(const Device& lane) const {
+    auto train = std::make_shared<Network<T>>(train_->bound_to(lane));
+    typename Experiment<T>::Oracles oracles{train, [train](const T* w) { return train->evaluate(w); }, {}, {}};
+    if (test_) {
+      auto test = std::make_shared<Network<T>>(test_->bound_to(lane));
+      oracles.evaluate_test = [test](const T* w) { return test->evaluate(w); };
+    }
+    if (probe_) oracles.outputs = outputs_of(std::make_shared<Network<T>>(probe_->bound_to(lane)));
+    return oracles;
+  }
+
+  // The probe's outputs at w: [classes x K], an example per column, read as row-major [K x classes].
+  typename Experiment<T>::Outputs outputs_of(std::shared_ptr<Network<T>> probe) const {
+    auto out = std::make_shared<Buffer<T>>(probe->device(), index_t(c_.log_outputs) * spec_.classes);
+    return [probe, out](const T* w) {
+      probe->outputs(w, out->data());
+      const std::vector<T> logits = out->to_host();
       return std::vector<double>(logits.begin(), logits.end());
-    });
+    };
+  }
+
+  // --overlap-processes: auto is on for CUDA with one rank; off on the CPU backend, where each thread's
+  // OpenMP team would contend for the same cores.
+  static bool overlaps(const std::string& choice, const Device& dev, int ranks) {
+    if (choice == "on" && ranks > 1)
+      throw ConfigError("--overlap-processes on: a data-parallel run (" + std::to_string(ranks) +
+                        " ranks) steps its processes in sequence (one communicator, one thread); use auto or off");
+    return choice == "on" || (choice == "auto" && dev.is_cuda() && ranks == 1);
   }
 
   // Before the networks allocate: the processes' parameter-sized vectors (process_copies); the
@@ -158,7 +190,7 @@ class Runner {
     const double passed = examples_per_pass(c_, double(examples));
     std::string error;
     try {
-      const double bytes = run_bytes(c_, spec_, passed), limit = memory_limit_bytes();
+      const double bytes = run_bytes(c_, spec_, passed, comm_.size()), limit = memory_limit_bytes();
       const std::string hint = bytes <= limit ? "" : fit_hint(c_, spec_, passed, limit);
       check_memory(bytes, "the model and its processes", "--width, --n (or set --chunk), --eig-max-k or --runs", hint);
     } catch (const ConfigError& e) {
@@ -477,8 +509,7 @@ class Runner {
   std::optional<Network<T>> train_, test_;  // this rank's shards
   index_t train_n_ = 0, test_n_ = 0;         // their examples
   std::optional<ShardedObjective<T>> objective_;
-  std::optional<Network<T>> probe_;  // the first --log-outputs training examples (writing rank only)
-  Buffer<T> probe_out_;              // their outputs
+  std::shared_ptr<Network<T>> probe_;  // the first --log-outputs training examples (writing rank only)
   ExperimentSettings settings_;
   std::optional<Experiment<T>> experiment_;
   json config_json_;

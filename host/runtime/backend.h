@@ -18,6 +18,8 @@ struct Device::Impl {
   std::string description;
   std::string selection_note;
   int cpu_threads = 1;
+  int cuda_index = -1;  // the CUDA device (cudaSetDevice is per host thread: Device::bind_thread)
+  bool tf32 = false;    // Device::use_tf32; a lane takes its parent's
   void* stream = nullptr;
   void* blas = nullptr;
   void* solver = nullptr;
@@ -85,12 +87,16 @@ CFLOW_BACKEND_DECLARATIONS(
 
 namespace cpu {
 std::shared_ptr<Device::Impl> open_device(int threads);
+std::shared_ptr<Device::Impl> open_lane(const Device::Impl& parent);
+void bind_thread(const Device::Impl& impl);
 }
 #if defined(CFLOW_WITH_CUDA)
 namespace cuda {
 // Number of usable devices; 0 with the reason in `why` when there are none.
 int device_count(std::string* why);
 std::shared_ptr<Device::Impl> open_device(int index);
+std::shared_ptr<Device::Impl> open_lane(const Device::Impl& parent);
+void bind_thread(const Device::Impl& impl);
 void set_tf32(const Device& dev, bool on);
 // Timing events on the device's stream (PhaseClock): created once, recorded, read after a wait.
 void* create_event();

@@ -28,6 +28,22 @@ std::shared_ptr<Device::Impl> open_device(int threads) {
   return impl;
 }
 
+// A lane of the CPU backend: its own Impl (arena, counters, watch table) over the same memory and
+// thread count, so lanes run and count on the CPU the code path they run on CUDA (docs/design.md §7.10).
+std::shared_ptr<Device::Impl> open_lane(const Device::Impl& parent) {
+  auto impl = std::make_shared<Device::Impl>();
+  impl->backend = Backend::cpu;
+  impl->cpu_threads = parent.cpu_threads;
+  impl->description = parent.description;
+  impl->selection_note = parent.selection_note;
+  return impl;
+}
+
+// The OpenMP thread count is a per-thread setting (an ICV): a new host thread starts from the default
+// (all cores), and both the kernels and OpenBLAS (its OpenMP build reads omp_get_max_threads()) would
+// split their work differently, changing the bits.
+void bind_thread(const Device::Impl& impl) { omp_set_num_threads(impl.cpu_threads); }
+
 void* allocate(std::size_t bytes) {
   const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   void* ptr = std::aligned_alloc(kAlignment, rounded);

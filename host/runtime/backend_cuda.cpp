@@ -50,10 +50,11 @@ int device_count(std::string* why) {
   return count;
 }
 
-std::shared_ptr<Device::Impl> open_device(int index) {
+namespace {
+// A stream (non-blocking: it never waits for the legacy default stream) with its cuBLAS and cuSOLVER
+// handles, owned by the returned Impl.
+std::shared_ptr<Device::Impl> open_stream(int index) {
   CFLOW_CHECK_CUDA(cudaSetDevice(index));
-  cudaDeviceProp prop{};
-  CFLOW_CHECK_CUDA(cudaGetDeviceProperties(&prop, index));
   cudaStream_t stream = nullptr;
   CFLOW_CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   cublasHandle_t blas = nullptr;
@@ -67,12 +68,10 @@ std::shared_ptr<Device::Impl> open_device(int index) {
 
   auto* impl = new Device::Impl;
   impl->backend = Backend::cuda;
+  impl->cuda_index = index;
   impl->stream = stream;
   impl->blas = blas;
   impl->solver = solver;
-  impl->description = "CUDA device " + std::to_string(index) + ": " + prop.name + " (sm_" +
-                      std::to_string(prop.major) + std::to_string(prop.minor) + ", " +
-                      std::to_string(prop.totalGlobalMem >> 30) + " GiB)";
   return std::shared_ptr<Device::Impl>(impl, [](Device::Impl* p) {
     cusolverDnDestroy(static_cast<cusolverDnHandle_t>(p->solver));
     cublasDestroy(static_cast<cublasHandle_t>(p->blas));
@@ -80,6 +79,32 @@ std::shared_ptr<Device::Impl> open_device(int index) {
     delete p;
   });
 }
+}  // namespace
+
+std::shared_ptr<Device::Impl> open_device(int index) {
+  auto impl = open_stream(index);
+  cudaDeviceProp prop{};
+  CFLOW_CHECK_CUDA(cudaGetDeviceProperties(&prop, index));
+  impl->description = "CUDA device " + std::to_string(index) + ": " + prop.name + " (sm_" +
+                      std::to_string(prop.major) + std::to_string(prop.minor) + ", " +
+                      std::to_string(prop.totalGlobalMem >> 30) + " GiB)";
+  return impl;
+}
+
+// A lane (docs/design.md §7.10): its own stream and handles on the parent's device, the parent's TF32 mode.
+std::shared_ptr<Device::Impl> open_lane(const Device::Impl& parent) {
+  auto impl = open_stream(parent.cuda_index);
+  impl->description = parent.description;
+  impl->selection_note = parent.selection_note;
+  impl->cpu_threads = parent.cpu_threads;
+  impl->tf32 = parent.tf32;
+  CFLOW_CHECK_CUBLAS(cublasSetMathMode(static_cast<cublasHandle_t>(impl->blas),
+                                       impl->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  return impl;
+}
+
+// The current device is a per-thread setting of the CUDA runtime: a worker thread starts on device 0.
+void bind_thread(const Device::Impl& impl) { CFLOW_CHECK_CUDA(cudaSetDevice(impl.cuda_index)); }
 
 void* allocate(std::size_t bytes) {
   void* ptr = nullptr;

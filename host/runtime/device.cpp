@@ -57,6 +57,9 @@ void* Device::native_stream() const { return impl_->stream; }
 void* Device::blas_handle() const { return impl_->blas; }
 void* Device::solver_handle() const { return impl_->solver; }
 
+Device Device::lane() const { return Device(CFLOW_DISPATCH(*this, open_lane, *impl_)); }
+void Device::bind_thread() const { CFLOW_DISPATCH(*this, bind_thread, *impl_); }
+
 // Memory goes through the caching arena; when the backend is out of memory, the cached blocks are
 // returned to it and the allocation tried once more.
 void* Device::allocate(std::size_t bytes) const {
@@ -120,6 +123,7 @@ bool Device::use_tf32([[maybe_unused]] bool on) const {
 #if defined(CFLOW_WITH_CUDA)
   if (is_cuda()) {
     cuda::set_tf32(*this, on);
+    impl_->tf32 = on;
     return true;
   }
 #endif

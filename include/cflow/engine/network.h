@@ -41,6 +41,11 @@ class Network final : public Objective<T> {
   // every backend and both precisions start from the same point.
   std::vector<T> initial_parameters(std::uint64_t seed) const;
 
+  // This network on `lane`: its own primal cache and workspaces, the same layers and the same data
+  // buffers (uploaded once, complete before the call returns). Results are the bits this one gives.
+  Network bound_to(const Device& lane) const;
+  std::unique_ptr<Objective<T>> on_lane(const Device& lane) const override;
+
   T value_grad(const T* w, T* grad) override;
   void hvp(const T* w, const T* V, index_t m, T* HV) override;
   std::vector<T> quad(const T* w, const T* U, index_t m) override;
@@ -52,6 +57,7 @@ class Network final : public Objective<T> {
 
  private:
   struct State;
+  explicit Network(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 // The derivative oracle every process talks to (docs/design.md §3). Implemented by the network engine and
 // by analytic test objectives. All pointers are device pointers; d = dim().
+#include <memory>
 #include <vector>
 
 #include "cflow/runtime/buffer.h"
@@ -30,6 +31,10 @@ class Objective {
   // of the k columns of U, into D (d × count). The central flow streams the pairs in groups so its
   // memory grows like k·d, not k²·d (docs/design.md §6.10, §7).
   virtual void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) = 0;
+  // The same objective bound to `lane` (Device::lane) with its own scratch, sharing what is read-only
+  // (the model, the data on the device): what lets processes advance on their own streams
+  // (docs/design.md §7.10). nullptr when it cannot be bound elsewhere; the processes then share it.
+  virtual std::unique_ptr<Objective<T>> on_lane(const Device& /*lane*/) const { return nullptr; }
   // All pairs i ≤ j, into D (d × k(k+1)/2).
   void d3(const T* w, const T* U, index_t k, T* D) { d3_pairs(w, U, k, 0, pair_count(k), D); }
 };

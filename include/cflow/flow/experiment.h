@@ -73,6 +73,10 @@ struct ExperimentSettings {
   // Wall-clock bound on each full eigen-solve and each SDCP solve: one that runs past it stops its
   // process with that reason (docs/design.md §5). Far above what a healthy run's solves take.
   double solver_max_seconds = 3600;
+  // With lanes (Experiment's OraclesOn constructor): each process's prepare() on its own host thread,
+  // so one process's host waits (LOBPCG's k×k read-backs, the SDCP) leave the device to the others
+  // (docs/design.md §7.10). The records are the same bits either way.
+  bool overlap = false;
 
   // `kind`'s eigen settings: its entry of process_eig, else eig.
   const EigenSettings& eig_of(ProcessKind kind) const {
@@ -110,7 +114,8 @@ struct ProcessRecord {
   // The network's outputs (logits) at the reported point on the examples of Experiment::record_outputs,
   // row-major [examples x classes]; empty when not recorded (docs/design.md §8).
   std::vector<double> outputs;
-  // What the runtime did while this process computed its record and next state (its share of the step).
+  // What the runtime did while this process computed its record and next state: its lane's counters
+  // (with the shared-oracle constructor, its share of the one device's).
   DeviceTraffic traffic;
 };
 
@@ -141,9 +146,24 @@ class Experiment {
   using Evaluate = std::function<Evaluation(const T* w)>;
   // The network's outputs at a point on fixed examples, row-major [examples x classes] (host).
   using Outputs = std::function<std::vector<double>(const T* w)>;
+  // What one process computes with, all on one device: the oracle, loss and accuracy at a point
+  // (evaluate_test may be empty) and the outputs (may be empty). Shared: a lane's networks live as
+  // long as the processes that use them.
+  struct Oracles {
+    std::shared_ptr<Objective<T>> objective;
+    Evaluate evaluate_train, evaluate_test;
+    Outputs outputs;
+  };
+  using OraclesOn = std::function<Oracles(const Device& lane)>;
+
   // train: the oracle; evaluate_train/evaluate_test: loss and accuracy at a point (evaluate_test may
-  // be empty); w0: the initialization (host). Warm-start steps are taken here.
+  // be empty); w0: the initialization (host). Warm-start steps are taken here. Every process uses
+  // these, in sequence, on train's device (settings.overlap must be off).
   Experiment(Objective<T>& train, Evaluate evaluate_train, Evaluate evaluate_test, std::span<const T> w0,
+             const ExperimentSettings& settings);
+  // Every process on its own lane of train.device() (Device::lane: its own stream, arena and traffic
+  // counters) with oracles_on(lane); train takes the warm-start steps (docs/design.md §7.10).
+  Experiment(Objective<T>& train, const OraclesOn& oracles_on, std::span<const T> w0,
              const ExperimentSettings& settings);
   ~Experiment();
 
@@ -155,7 +175,8 @@ class Experiment {
   // Largest number of eigenvalues any process can track (columns of the eigenvalue datasets).
   int max_tracked() const;
 
-  // From the next step on, every process's record carries `outputs` at its reported point.
+  // From the next step on, every process's record carries `outputs` at its reported point (for the
+  // shared-oracle constructor; with lanes, Oracles::outputs).
   void record_outputs(Outputs outputs);
 
   Checkpoint checkpoint() const;

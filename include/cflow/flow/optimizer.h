@@ -79,6 +79,8 @@ class OptimizerState {
  public:
   OptimizerState(const Device& dev, const OptimizerSpec& spec, index_t d);
   OptimizerState(const OptimizerState& other);  // a deep copy (processes branch from one state)
+  // A deep copy on `dev` (a process's lane); other's work must be complete (synchronized).
+  OptimizerState(const OptimizerState& other, const Device& dev);
   OptimizerState& operator=(const OptimizerState& other);
   OptimizerState(OptimizerState&& other) noexcept;
   OptimizerState& operator=(OptimizerState&& other) noexcept;
