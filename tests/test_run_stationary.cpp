@@ -20,19 +20,33 @@ using cli_test::Dataset;  // not cflow::Dataset
 
 constexpr double kBeta2 = 0.99;
 
-// The run's stationary/ series after `steps` steps of `nsubsteps` Euler substeps each.
-std::map<std::string, Dataset> stationary_run(const TempDir& dir, int steps, int nsubsteps) {
-  const fs::path out = dir / ("stationary-" + std::to_string(nsubsteps));
-  const Result r = run_cflow({"run", "--data", "moons", "--n", "64", "--n-test", "32", "--width", "8", "--dtype", "f64",
-                              "--threads", "1", "--device", "cpu", "--opt", "rmsprop", "--lr", "1e-2", "--beta2",
-                              "0.99", "--eps", "1e-7", "--bias-correction", "--warm-start", "5", "--steps",
-                              std::to_string(steps), "--runs", "stationary", "--stationary-max-iterations", "200",
-                              "--central-nsubsteps", std::to_string(nsubsteps), "--no-plots", "--quiet", "--out",
-                              out.string()},
-                             dir.path(), out.filename().string());
+// The tiny MLP's run with `extra` flags, into dir/tag; the run exits 0 (the stationary flow may
+// have stopped: summary.json says so).
+fs::path tiny_run(const TempDir& dir, const std::string& tag, const std::vector<std::string>& extra) {
+  const fs::path out = dir / tag;
+  std::vector<std::string> args = {"run", "--data", "moons", "--n", "64", "--n-test", "32", "--width", "8", "--dtype",
+                                   "f64", "--threads", "1", "--device", "cpu", "--opt", "rmsprop", "--lr", "1e-2",
+                                   "--beta2", "0.99", "--eps", "1e-7", "--warm-start", "5", "--no-plots", "--quiet",
+                                   "--out", out.string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  const Result r = run_cflow(args, dir.path(), tag);
   EXPECT_EQ(r.code, 0) << r.err;
-  const auto summary = nlohmann::json::parse(read_text(out / "summary.json"));
-  EXPECT_FALSE(summary["processes"]["stationary"]["stopped"].get<bool>()) << summary["processes"]["stationary"];
+  return out;
+}
+
+// Whether `process` stopped, and why, from the run's summary.json.
+nlohmann::json status_of(const fs::path& out, const std::string& process) {
+  return nlohmann::json::parse(read_text(out / "summary.json"))["processes"][process];
+}
+
+// The run's stationary/ series after `steps` steps of `nsubsteps` Euler substeps each (bias
+// correction); the process must not have stopped.
+std::map<std::string, Dataset> stationary_run(const TempDir& dir, int steps, int nsubsteps) {
+  const fs::path out = tiny_run(dir, "stationary-" + std::to_string(nsubsteps),
+                                {"--bias-correction", "--steps", std::to_string(steps), "--runs", "stationary",
+                                 "--stationary-max-iterations", "200", "--central-nsubsteps",
+                                 std::to_string(nsubsteps)});
+  EXPECT_FALSE(status_of(out, "stationary")["stopped"].get<bool>()) << status_of(out, "stationary");
   return read_all(out / "data.h5");
 }
 
@@ -77,6 +91,42 @@ TEST(RunStationary, ConvergesOnTheMlpAndHoldsNuAtTheExpectedSquaredGradient) {
   }
   EXPECT_GE(sum_4 / sum_8, 1.6);
   EXPECT_LE(sum_4 / sum_8, 2.5);
+}
+
+// The stationary flow's eigen-solves follow the central flow's rule (full_solve_at): with
+// --stationary-eig-frequency 2 a step without a full solve does no Hessian-vector product (Rayleigh
+// refreshes only use quads), and --central-eig-every-substep re-solves at every substep, so every step
+// then does HVPs and each step at least as many LOBPCG iterations as the once-per-step solve and more
+// in all. Raw eigenvalues are off: their solves would count too.
+TEST(RunStationary, FollowsTheCentralFlowsEigenSolveSettings) {
+  TempDir dir;
+  const std::vector<std::string> common = {"--bias-correction", "--steps", "6", "--runs", "stationary",
+                                           "--no-raw-eigs", "--stationary-eig-frequency", "2",
+                                           "--stationary-max-iterations", "200"};
+  std::vector<std::string> every = common;
+  every.push_back("--central-eig-every-substep");
+  const auto once = read_all(tiny_run(dir, "once", common) / "data.h5"),
+             each = read_all(tiny_run(dir, "every", every) / "data.h5");
+  const std::vector<double> hvps_once = column_of(once.at("stationary/work/hvps")),
+                            hvps_each = column_of(each.at("stationary/work/hvps")),
+                            iterations_once = column_of(once.at("stationary/work/lobpcg_iterations")),
+                            iterations_each = column_of(each.at("stationary/work/lobpcg_iterations"));
+  ASSERT_EQ(hvps_once.size(), 6u);
+  ASSERT_EQ(hvps_each.size(), 6u);
+  double sum_once = 0, sum_each = 0;
+  for (std::size_t s = 0; s < 6; ++s) {
+    if (s % 2 == 0) {
+      EXPECT_GT(hvps_once[s], 0) << "step " << s << ": a full solve is due";
+    } else {
+      EXPECT_EQ(hvps_once[s], 0) << "step " << s << ": --stationary-eig-frequency 2 skips it";
+      EXPECT_EQ(iterations_once[s], 0) << "step " << s;
+    }
+    EXPECT_GT(hvps_each[s], 0) << "step " << s << ": every substep solves";
+    EXPECT_GT(iterations_each[s], 0) << "step " << s;
+    sum_once += iterations_once[s];
+    sum_each += iterations_each[s];
+  }
+  EXPECT_GT(sum_each, sum_once);
 }
 
 }  // namespace

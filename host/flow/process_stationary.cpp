@@ -16,10 +16,11 @@ class StationaryProcess final : public CentralProcess<T> {
       : CentralProcess<T>(c, w0, s, ProcessKind::stationary) {}
 
  protected:
-  // Each iteration of the fixed point re-solves the critical set for its P: a full solve first when
-  // one is due at this step, Rayleigh refreshes after.
+  // Each iteration of the fixed point re-solves the critical set for its P: a full solve at its first
+  // iteration when the central flow's rule calls for one at this substep (full_solve_at: the
+  // process's eig.frequency, --central-eig-every-substep), Rayleigh refreshes after.
   std::optional<CentralSubstep> advance(Context& c, T* grad, T* precond, bool first, double dt) override {
-    bool full = first && this->full_solve(c);
+    bool full = this->full_solve_at(c, first);
     const CriticalSetAt<T> critical_at = [&](const T* preconditioner, index_t at_least) {
       this->eigen(c, this->tracker, this->w_next.data(), preconditioner, full);
       full = false;
