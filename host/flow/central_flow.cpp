@@ -301,8 +301,9 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
       std::ostringstream message;
       message << "stationary flow: nu = E[g*g] did not converge in " << fixed.max_iterations
               << " iterations (relative change of P " << std::scientific << result.fixed_point_change
-              << ", tolerance " << fixed.tolerance << "); add --central-eig-every-substep (a full eigen-solve "
-              << "at every iteration), or raise --stationary-max-iterations or --stationary-tol";
+              << ", tolerance " << fixed.tolerance << "); add --central-eig-every-substep if not given (a full "
+              << "eigen-solve at every iteration), raise --stationary-max-iterations or --stationary-tol, or use "
+              << "more --central-nsubsteps";
       throw Error(message.str());
     }
     // The next ν̂: Anderson's combination of the images E[g⊙g], in the norm of the relative change of
