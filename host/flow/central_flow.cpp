@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
+#include <limits>
 #include <memory>
 #include <sstream>
 
@@ -138,6 +139,27 @@ void solve_or_throw(const Device& dev, const char* flow, index_t k, const Margin
   result.X = result.sdcp.X;
 }
 
+// The damping θ of the fixed point's plain steps (docs/design.md §6.9). When the change of P grows
+// (the step overshot: the start of a cycle) θ halves, down to kMin, and the θ that overshot becomes
+// a ceiling for the rest of the substep; while it shrinks θ doubles up to the ceiling.
+class Damping {
+ public:
+  static constexpr double kMin = 1.0 / 64;
+  double operator()() const { return value_; }
+  void update(double change) {
+    if (change > last_change_) {
+      ceiling_ = value_;
+      value_ = std::max(0.5 * value_, kMin);
+    } else {
+      value_ = std::min(ceiling_, 2.0 * value_);
+    }
+    last_change_ = change;
+  }
+
+ private:
+  double value_ = 1, ceiling_ = 1, last_change_ = std::numeric_limits<double>::infinity();
+};
+
 // The PSD part of a symmetric k × k X (negative eigenvalues clipped to 0).
 std::vector<double> psd_part(index_t k, const std::vector<double>& X) {
   std::vector<double> Q = X;
@@ -230,8 +252,10 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
   CentralSubstep result;
   CriticalSet<T> critical;
   Buffer<T> expected(dev, d), p_next(dev, d), relative(dev, d), inverse_p(dev, d), pinv_g(dev, d);
+  Buffer<T> nu_hat(dev, d);  // the iterate ν̂, from the second iteration on
   std::unique_ptr<PairColumns<T>> third, products;  // at the last iteration's U
   AndersonMixing<T> mixing(dev, d, fixed.memory);
+  Damping damping;
   state.preconditioner(p);
   // ν ← E[g⊙g] under the Σ of the SDCP with P(ν), until P stops moving.
   for (result.iterations = 1;; ++result.iterations) {
@@ -277,12 +301,24 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
       std::ostringstream message;
       message << "stationary flow: nu = E[g*g] did not converge in " << fixed.max_iterations
               << " iterations (relative change of P " << std::scientific << result.fixed_point_change
-              << ", tolerance " << fixed.tolerance << "); raise --stationary-max-iterations or --stationary-tol";
+              << ", tolerance " << fixed.tolerance << "); add --central-eig-every-substep if not given (a full "
+              << "eigen-solve at every iteration), raise --stationary-max-iterations or --stationary-tol, or use "
+              << "more --central-nsubsteps";
       throw Error(message.str());
     }
-    // The next ν̂: Anderson's combination of the images E[g⊙g], in the norm of the relative change of P.
+    // The next ν̂: Anderson's combination of the images E[g⊙g], in the norm of the relative change of
+    // P. A plain step (Anderson restarted: the change grew, or the critical set did) is damped towards
+    // the iterate, ν̂ ← ν̂ + θ(G(ν̂) − ν̂): the overshoot that grew the change is what it damps. The
+    // first iteration's is not (θ = 1 there, and the state's ν̂ is not needed).
+    damping.update(result.fixed_point_change);
     mixing.step(expected.data(), relative.data(), p_next.data());
-    state.hold_stationary(p_next.data());
+    if (result.iterations == 1 || mixing.columns() > 0) {
+      blas::copy<T>(dev, d, p_next.data(), nu_hat.data());
+    } else {
+      blas::scal<T>(dev, d, T(1 - damping()), nu_hat.data());
+      blas::axpy<T>(dev, d, T(damping()), p_next.data(), nu_hat.data());
+    }
+    state.hold_stationary(nu_hat.data());
     state.preconditioner(p);
   }
   // w moves with the fixed point's P, U and X; only t is integrated.

@@ -28,6 +28,7 @@ class CentralProcess : public Process<T> {
   CriticalSet<T> critical_set(const Context& c) const;
   // A full eigen-solve at this substep: at every substep with --central-eig-every-substep, else at
   // the first substep of every eig.frequency-th step (Rayleigh refreshes of the basis in between).
+  // The stationary flow's rule too (process_stationary.cpp).
   bool full_solve_at(const Context& c, bool first) const;
 
  private:

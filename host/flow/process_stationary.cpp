@@ -16,13 +16,15 @@ class StationaryProcess final : public CentralProcess<T> {
       : CentralProcess<T>(c, w0, s, ProcessKind::stationary) {}
 
  protected:
-  // Each iteration of the fixed point re-solves the critical set for its P: a full solve first when
-  // one is due at this step, Rayleigh refreshes after.
+  // Each iteration of the fixed point re-solves the critical set for its P by the central flow's rule
+  // (full_solve_at: the process's eig.frequency, --central-eig-every-substep), a later iteration
+  // counting as a substep that is not a step's first: Rayleigh refreshes by default, a full
+  // (warm-started) solve at every iteration with --central-eig-every-substep (docs/design.md §6.9).
   std::optional<CentralSubstep> advance(Context& c, T* grad, T* precond, bool first, double dt) override {
-    bool full = first && this->full_solve(c);
+    bool full = this->full_solve_at(c, first);
     const CriticalSetAt<T> critical_at = [&](const T* preconditioner, index_t at_least) {
       this->eigen(c, this->tracker, this->w_next.data(), preconditioner, full);
-      full = false;
+      full = this->full_solve_at(c, false);
       CriticalSet<T> critical = this->critical_set(c);
       const std::span<const T> lambda = this->tracker.eigenvalues();
       for (index_t i = critical.k(); i < std::min(at_least, index_t(lambda.size())); ++i)

@@ -392,8 +392,8 @@ std::vector<Key> make_keys() {
   k.push_back(switch_key("no-raw-eigs", eig, "do not log eigenvalues of the raw Hessian (a second solve for rmsprop)",
                          &RunConfig::no_raw_eigs));
   k.push_back(switch_key("central-eig-every-substep", eig,
-                         "central flow: a full eigen-solve at every substep (else one per step, Rayleigh "
-                         "refreshes at the other substeps)",
+                         "central flow: a full eigen-solve at every substep, stationary flow: at every fixed-point "
+                         "iteration (else one per step, Rayleigh refreshes in between)",
                          &RunConfig::central_eig_every_substep));
   for (Key& key : per_process_eigen_keys(k, process_eig)) k.push_back(std::move(key));
 
