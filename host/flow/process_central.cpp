@@ -45,13 +45,39 @@ ProcessRecord CentralProcess<T>::prepare_step(Context& c) {
 template <class T>
 std::optional<CentralSubstep> CentralProcess<T>::advance(Context& c, T* grad, T* precond, bool first, double dt) {
   this->state_next.preconditioner(precond);
-  this->eigen(c, this->tracker, this->w_next.data(), precond, full_solve_at(c, first));
+  const bool full = full_solve_at(c, first) || !this->tracker.has_solution();
+  // A refresh substep shares its quotients with the d3 pass when something was critical before it.
+  const bool shares = !full && critical_set(c).k() > 0;
+  if (!shares) this->eigen(c, this->tracker, this->w_next.data(), precond, full);
   try {
+    if (shares) {
+      CentralSubstep result = refresh_from_d3(c, grad, precond, dt);
+      if (!result.critical_set_changed) return result;
+    }
     return this->flow_substep(c, grad, critical_set(c), dt);
   } catch (const Error& e) {
     this->stop("step " + std::to_string(c.step) + ": " + user_message(e));
     return std::nullopt;
   }
+}
+
+// A refresh substep whose d3 pass runs along the columns critical before the refresh and returns their
+// Rayleigh quotients, so that quad() is asked only for the others (docs/design.md §6.4). When the
+// refreshed critical set differs (a column crossed the threshold, or two critical ones swapped) the
+// substep changes nothing and reports critical_set_changed: the caller does it again with the new set
+// (its d3 pass counted again in work/jets). The tracker is refreshed either way.
+template <class T>
+CentralSubstep CentralProcess<T>::refresh_from_d3(Context& c, T* grad, const T* precond, double dt) {
+  this->tracker.rescale(precond);  // the U the refresh will have, which the d3 pass runs along
+  const CriticalSet<T> guess = critical_set(c);
+  return this->flow_substep(c, grad, guess, dt, [&](const std::vector<T>& quads) -> std::optional<std::vector<double>> {
+    this->eigen(c, this->tracker, this->w_next.data(), precond, false, quads);
+    const std::span<const T> refreshed = this->tracker.eigenvalues();
+    // The refresh sorts stably: the leading quotients in place mean the leading columns did not move.
+    const CriticalSet<T> now = critical_set(c);
+    if (now.k() != guess.k() || !std::equal(quads.begin(), quads.end(), refreshed.begin())) return std::nullopt;
+    return now.eigenvalues;
+  });
 }
 
 template <class T>

@@ -29,6 +29,7 @@ class CentralProcess : public Process<T> {
   // A full eigen-solve at this substep: at every substep with --central-eig-every-substep, else at
   // the first substep of every eig.frequency-th step (Rayleigh refreshes of the basis in between).
   bool full_solve_at(const Context& c, bool first) const;
+  CentralSubstep refresh_from_d3(Context& c, T* grad, const T* precond, double dt);
 
  private:
   std::vector<double> sigma_eigenbasis(Context& c, const std::vector<double>& X, const T* U, index_t k);
