@@ -36,6 +36,8 @@ class CentralProcess : public Process<T> {
   void predict(Context& c, ProcessRecord& r, const CentralSubstep& result, const CriticalSet<T>& critical,
                double loss);
 
+  // The critical columns a refresh substep guessed, in the order its d3 pass ran along them.
+  Buffer<T> guess_U_;
   // The P-normalized directions of Σ's eigenvectors (UQ, d × k) at time t.
   Buffer<T> directions_;
   index_t direction_count_ = 0;
