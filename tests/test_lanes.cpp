@@ -166,8 +166,12 @@ class FailingObjective final : public Objective<double> {
     inner_->hvp(w, V, m, HV);
   }
   std::vector<double> quad(const double* w, const double* U, index_t m) override { return inner_->quad(w, U, m); }
-  void d3_pairs(const double* w, const double* U, index_t k, index_t first, index_t count, double* D) override {
-    inner_->d3_pairs(w, U, k, first, count, D);
+  void d3_pairs(const double* w, const double* U, index_t k, index_t first, index_t count, double* D,
+                double* quads) override {
+    inner_->d3_pairs(w, U, k, first, count, D, quads);
+  }
+  bool diagonal_jets_held(const double* w, const double* U, index_t k) override {
+    return inner_->diagonal_jets_held(w, U, k);
   }
 
  private:

@@ -21,6 +21,7 @@ struct GroupedRun {
   double held = 0, estimate = 0;
   index_t d = 0;
   Checkpoint state;
+  std::vector<double> central_jets;  // work/jets of the central flow, per step
 };
 
 template <class T>
@@ -50,7 +51,10 @@ GroupedRun<T> run_grouped(index_t width, int k, OptimizerKind optimizer, index_t
   {
     Experiment<T> e(net, [&](const T* w) { return net.evaluate(w); }, [&](const T* w) { return net.evaluate(w); },
                     net.initial_parameters(0), s);
-    for (int step = 0; step < 3; ++step) e.step();
+    for (int step = 0; step < 3; ++step)
+      for (const auto& [kind, record] : e.step().processes)
+        for (const auto& [name, count] : record.work)
+          if (kind == ProcessKind::central && name == "jets") run.central_jets.push_back(count);
     run.state = e.checkpoint();
   }
   const DeviceTraffic used = dev.traffic() - start;
@@ -110,6 +114,16 @@ void expect_groups_agree(OptimizerKind optimizer, double lr) {
       EXPECT_LE(diff, 1e-12 * std::max(norm, 1.0)) << name;
     }
     EXPECT_LT(grouped.held, all.held) << "streaming the pairs must lower the peak";
+    // Jets per substep: all P pairs in one pass, or the groups' refills (docs/design.md §6.10) plus the
+    // k diagonal jets once, kept for every group at the same w and U. A refresh substep whose guessed
+    // critical set the refresh refutes (§6.4) adds its first pass: P, or G + k.
+    const index_t P = pair_count(k), N = (P + group - 1) / group, passes = N * (N + 1) / 2 + N - 2;
+    ASSERT_EQ(all.central_jets.size(), grouped.central_jets.size());
+    for (std::size_t step = 0; step < all.central_jets.size(); ++step) {
+      const double refuted = (all.central_jets[step] - 2 * P) / double(P);  // 2 substeps
+      EXPECT_TRUE(refuted == 0 || refuted == 1) << step;
+      EXPECT_EQ(grouped.central_jets[step], 2 * (passes * group + k) + refuted * double(group + k)) << step;
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include "cflow/data/dataset.h"
 #include "cflow/runtime/blas.h"
+#include "cflow/engine/counting_objective.h"
 #include "cflow/engine/gradcheck.h"
 #include "cflow/engine/network.h"
 #include "test_support.h"
@@ -257,8 +258,9 @@ class PerturbedHessian final : public Objective<double> {
     blas::axpy(device(), dim() * m, 1e-4, V, HV);  // H + 1e-4 I: symmetric, but wrong
   }
   std::vector<double> quad(const double* w, const double* U, index_t m) override { return net_.quad(w, U, m); }
-  void d3_pairs(const double* w, const double* U, index_t k, index_t first, index_t count, double* D) override {
-    net_.d3_pairs(w, U, k, first, count, D);
+  void d3_pairs(const double* w, const double* U, index_t k, index_t first, index_t count, double* D,
+                double* quads) override {
+    net_.d3_pairs(w, U, k, first, count, D, quads);
   }
 
  private:
@@ -305,11 +307,58 @@ TEST_P(Oracle, BatchedEqualsOneAtATime) {
   // A part of the pairs (1 … 4: (0,1) (0,2) (1,1) (1,2)), which combines with diagonals it computes apart
   // (the central flow's --central-pair-group, docs/design.md §6.10): the same columns.
   Buffer<double> part(device(), d * 4);
-  net.d3_pairs(w.data(), dV.data(), 3, 1, 4, part.data());
+  net.d3_pairs(w.data(), dV.data(), 3, 1, 4, part.data(), nullptr);
   const auto slice = part.to_host();
   for (index_t p = 0; p < 4; ++p)
     for (index_t i = 0; i < d; ++i)
       EXPECT_NEAR(all[std::size_t((1 + p) * d + i)], slice[std::size_t(p * d + i)], 1e-12);
+}
+
+// The d3 pass returns u_iᵀHu_i from the jets it differentiates (docs/design.md §3, §6.4): quad()'s
+// values to rounding, whether the pass holds every pair (the diagonal jets among them) or a part (the
+// diagonal jets apart). A later part at the same w and U reuses those diagonal jets — the same columns
+// as the whole pass, k fewer jets counted — and a write to U is seen: the next part runs along the new
+// U (2U: quads ×4, columns ×4).
+void expect_d3_returns_the_quads(const Device& dev, const ModelSpec& spec) {
+  auto net = make_network<double>(dev, spec, 9, {.chunk = 4, .max_directions = 2});
+  const auto w = point(net);
+  const index_t d = net.dim(), k = 3, pairs = pair_count(k);
+  const auto V = random_vector<double>(std::size_t(d * k), 12);
+  Buffer<double> U(dev, std::span<const double>(V)), all(dev, d * pairs), part(dev, d * 3);
+  const std::vector<double> want = net.quad(w.data(), U.data(), k);
+  std::vector<double> from_all(k), from_part(k), from_doubled(k);
+  net.d3_pairs(w.data(), U.data(), k, 0, pairs, all.data(), from_all.data());
+  EXPECT_FALSE(net.diagonal_jets_held(w.data(), U.data(), k));  // the whole pass keeps none apart
+  net.d3_pairs(w.data(), U.data(), k, 1, 2, part.data(), from_part.data());
+  EXPECT_TRUE(net.diagonal_jets_held(w.data(), U.data(), k));
+  for (index_t i = 0; i < k; ++i) {
+    const double scale = std::max(1.0, std::abs(want[std::size_t(i)]));
+    EXPECT_NEAR(from_all[std::size_t(i)], want[std::size_t(i)], 1e-12 * scale) << i;
+    EXPECT_NEAR(from_part[std::size_t(i)], want[std::size_t(i)], 1e-12 * scale) << i;
+  }
+  CountingObjective<double> counted(net);
+  counted.d3_pairs(w.data(), U.data(), k, 3, 3, part.data(), nullptr);  // pairs (1,1) (1,2) (2,2)
+  EXPECT_EQ(counted.work().jets, 3);
+  const auto whole = all.to_host(), last = part.to_host();
+  for (std::size_t i = 0; i < last.size(); ++i) EXPECT_NEAR(last[i], whole[3 * std::size_t(d) + i], 1e-12 * (1 + std::abs(whole[i])));
+
+  std::vector<double> doubled = V;
+  for (double& x : doubled) x *= 2;
+  U.upload(doubled);
+  EXPECT_FALSE(net.diagonal_jets_held(w.data(), U.data(), k));
+  counted.d3_pairs(w.data(), U.data(), k, 3, 3, part.data(), from_doubled.data());
+  EXPECT_EQ(counted.work().jets, 3 + 3 + k);
+  const auto again = part.to_host();
+  for (std::size_t i = 0; i < again.size(); ++i)
+    EXPECT_NEAR(again[i], 4 * whole[3 * std::size_t(d) + i], 1e-11 * (1 + std::abs(whole[3 * std::size_t(d) + i])));
+  for (index_t i = 0; i < k; ++i)
+    EXPECT_NEAR(from_doubled[std::size_t(i)], 4 * want[std::size_t(i)], 1e-11 * std::max(1.0, std::abs(want[std::size_t(i)])));
+}
+TEST_P(Oracle, D3ReturnsTheQuadsAndKeepsItsDiagonalJetsMlp) {
+  expect_d3_returns_the_quads(device(), small_spec(Architecture::mlp, Activation::gelu, LossKind::ce, 3, true));
+}
+TEST_P(Oracle, D3ReturnsTheQuadsAndKeepsItsDiagonalJetsCnn) {
+  expect_d3_returns_the_quads(device(), small_spec(Architecture::cnn, Activation::tanh, LossKind::mse, 3, true));
 }
 
 // Processing examples in chunks (and directions in groups) changes only rounding.

@@ -38,7 +38,14 @@ struct Network<T>::State {
   std::vector<Buffer<T>> tangent1, tangent2;
   Buffer<T> adjoint[2][3];
   Buffer<T> per_example, pair_directions, pair_diagonals;  // d3: d × max_directions, d × k
+  Buffer<T> pair_quads, diagonal_quads;  // d3: q(z) of the polarization directions (pairs), q(u_i) (k)
   index_t workspace_directions = 0;
+  // pair_diagonals and diagonal_quads hold the jets along the k columns of diagonal_U at diagonal_w, as
+  // long as both keep the write versions they had (Device::watch, docs/design.md §7): a grouped d3
+  // computes them once for all its parts.
+  const T *diagonal_w = nullptr, *diagonal_U = nullptr;
+  std::uint64_t diagonal_w_version = 0, diagonal_U_version = 0;
+  index_t diagonal_k = 0;
 
   State(const Device& device, const ModelSpec& model, std::span<const T> x, std::span<const T> y,
         std::span<const T> mask, NetworkOptions opts)
@@ -159,11 +166,23 @@ struct Network<T>::State {
     return jets;
   }
 
+  // totals[j] += the mean over counted loss terms of ℓ2 along direction j of a pass over one chunk whose
+  // output jet is f: v_jᵀHv_j.
+  void add_second_order(const Jet<T>& f, index_t first, index_t nb, index_t m, T* totals) {
+    const index_t terms = nb * positions;
+    CFLOW_DISPATCH(dev, loss_second_order<T>, dev, loss, classes(), terms, m, f.primal, f.tangent[0], f.tangent[1],
+                   targets_at(first), counted_at(first), per_example.data());
+    blas::gemv<T>(dev, blas::Op::T, terms, m, T(1) / T(counted_terms), per_example.data(), terms, ones(), T(1),
+                  totals);
+  }
+
   // G (d × m) = ∇_w of the mean over counted loss terms of ℓ_order along each direction: the gradient (order 0, m = 1),
-  // Hessian-vector products (order 1) or ∇(vᵀHv) (order 2).
-  void differentiate(int order, const T* w, const T* V, index_t m, T* G) {
+  // Hessian-vector products (order 1) or ∇(vᵀHv) (order 2); order 2 with `quads` (device, m) also vᵀHv,
+  // from the forward jets the pass makes anyway.
+  void differentiate(int order, const T* w, const T* V, index_t m, T* G, T* quads = nullptr) {
     ensure_primal(w);
     dev.set_zero(G, std::size_t(d * m) * sizeof(T));
+    if (quads) dev.set_zero(quads, std::size_t(m) * sizeof(T));
     const index_t group = order == 0 ? 1 : options.max_directions;
     for (index_t g = 0; g < m; g += group) {
       const index_t mg = std::min(group, m - g);
@@ -172,6 +191,7 @@ struct Network<T>::State {
         const index_t nb = std::min(chunk, n - first);
         const JetPass<T> pass{dev, order, nb, mg, w, V ? V + g * d : nullptr, G + g * d, d, ones()};
         const auto jets = forward_tangents(pass, first);
+        if (quads) add_second_order(jets.back(), first, nb, mg, quads + g);
         CFLOW_NVTX_RANGE("reverse");
         Adjoint<T> out_adjoint{{adjoint[0][0].data(), adjoint[0][1].data(), adjoint[0][2].data()}};
         Adjoint<T> in_adjoint{{adjoint[1][0].data(), adjoint[1][1].data(), adjoint[1][2].data()}};
@@ -185,6 +205,25 @@ struct Network<T>::State {
         }
       }
     }
+  }
+
+  bool diagonals_held(const T* w, const T* U, index_t k) const {
+    const std::size_t bytes = std::size_t(d * k) * sizeof(T);
+    return k == diagonal_k && w == diagonal_w && U == diagonal_U && dev.version(w, point_bytes()) == diagonal_w_version &&
+           dev.version(U, bytes) == diagonal_U_version;
+  }
+
+  // The diagonal jets ∇q(u_i) into pair_diagonals and q(u_i) into diagonal_quads, unless they are held.
+  void ensure_diagonals(const T* w, const T* U, index_t k) {
+    if (diagonals_held(w, U, k)) return;
+    if (pair_diagonals.size() < d * k) pair_diagonals = Buffer<T>(dev, d * k, Uninitialized{});
+    if (diagonal_quads.size() < k) diagonal_quads = Buffer<T>(dev, k, Uninitialized{});
+    differentiate(2, w, U, k, pair_diagonals.data(), diagonal_quads.data());
+    diagonal_w = w;
+    diagonal_U = U;
+    diagonal_k = k;
+    diagonal_w_version = cached_version;  // differentiate's primal pass watches w
+    diagonal_U_version = dev.watch(U, std::size_t(d * k) * sizeof(T));
   }
 };
 
@@ -253,26 +292,27 @@ std::vector<T> Network<T>::quad(const T* w, const T* U, index_t m) {
     for (index_t first = 0; first < s.n; first += s.chunk) {
       const index_t nb = std::min(s.chunk, s.n - first);
       const JetPass<T> pass{s.dev, 2, nb, mg, w, U + g * s.d, nullptr, s.d, s.ones()};
-      const auto jets = s.forward_tangents(pass, first);
-      const Jet<T>& f = jets.back();
-      const index_t terms = nb * s.positions;
-      CFLOW_DISPATCH(s.dev, loss_second_order<T>, s.dev, s.loss, s.classes(), terms, mg, f.primal, f.tangent[0],
-                     f.tangent[1], s.targets_at(first), s.counted_at(first), s.per_example.data());
-      // sums[g + j] += Σ_i ℓ2(i, j) / (counted terms)
-      blas::gemv<T>(s.dev, blas::Op::T, terms, mg, T(1) / T(s.counted_terms), s.per_example.data(), terms,
-                    s.ones(), T(1), sums.data() + g);
+      s.add_second_order(s.forward_tangents(pass, first).back(), first, nb, mg, sums.data() + g);
     }
   }
   return sums.to_host();
 }
 
 // By polarization (kernels/polarization.h). All the pairs hold the diagonal jets ∇q(u_i) they combine
-// with; a part of them computes those apart (k more jets) into d × k.
+// with, and their q(u_i) (the quads); a part of them computes those apart (k more jets) into d × k, or
+// reuses the ones an earlier part computed at the same w and U.
 template <class T>
-void Network<T>::d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) {
+void Network<T>::d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D, T* quads) {
   CFLOW_NVTX_RANGE("d3");
   State& s = *state_;
   CFLOW_REQUIRE(first >= 0 && count >= 0 && first + count <= pair_count(k), "d3: pairs out of range");
+  const bool all = count == pair_count(k);
+  // q(z) of every direction, when the diagonal ones are asked for and are among them.
+  T* pair_quads = nullptr;
+  if (quads && all) {
+    if (s.pair_quads.size() < count) s.pair_quads = Buffer<T>(s.dev, count, Uninitialized{});
+    pair_quads = s.pair_quads.data();
+  }
   // The polarization directions are made one group of max_directions pairs at a time, the group
   // differentiate passes over anyway: d × max_directions instead of d × count, the same bits.
   const index_t group = std::max<index_t>(1, std::min(s.options.max_directions, count));
@@ -280,15 +320,22 @@ void Network<T>::d3_pairs(const T* w, const T* U, index_t k, index_t first, inde
   for (index_t done = 0; done < count; done += group) {
     const index_t m = std::min(group, count - done);
     CFLOW_DISPATCH(s.dev, polarization_directions<T>, s.dev, s.d, k, first + done, m, U, s.pair_directions.data());
-    s.differentiate(2, w, s.pair_directions.data(), m, D + done * s.d);
+    s.differentiate(2, w, s.pair_directions.data(), m, D + done * s.d, pair_quads ? pair_quads + done : nullptr);
   }
   const T* diagonal = D;
-  if (count < pair_count(k)) {
-    if (s.pair_diagonals.size() < s.d * k) s.pair_diagonals = Buffer<T>(s.dev, s.d * k, Uninitialized{});
-    s.differentiate(2, w, U, k, s.pair_diagonals.data());
+  if (!all) {
+    s.ensure_diagonals(w, U, k);
     diagonal = s.pair_diagonals.data();
   }
   CFLOW_DISPATCH(s.dev, polarization_combine<T>, s.dev, s.d, k, first, count, diagonal, D);
+  if (!quads) return;
+  const std::vector<T> values = all ? s.pair_quads.to_host() : s.diagonal_quads.to_host();
+  for (index_t i = 0; i < k; ++i) quads[i] = values[std::size_t(all ? pair_index(i, i, k) : i)];
+}
+
+template <class T>
+bool Network<T>::diagonal_jets_held(const T* w, const T* U, index_t k) {
+  return state_->diagonals_held(w, U, k);
 }
 
 template <class T>

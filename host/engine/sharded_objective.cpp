@@ -1,6 +1,7 @@
 // The sharded oracle (include/cflow/engine/sharded_objective.h).
 #include "cflow/engine/sharded_objective.h"
 
+#include <algorithm>
 #include <string>
 
 #include "cflow/runtime/blas.h"
@@ -60,20 +61,28 @@ void ShardedObjective<T>::hvp(const T* w, const T* V, index_t m, T* HV) {
   sum_over_ranks(HV, dim() * m);
 }
 
+// values = Σ_r weight_r values_r for a few host values (m ≤ k_max quads).
 template <class T>
-std::vector<T> ShardedObjective<T>::quad(const T* w, const T* U, index_t m) {
-  std::vector<T> values = shard_.quad(w, U, m);
-  if (comm_.size() == 1) return values;
-  std::vector<double> sums(values.begin(), values.end());
-  for (double& value : sums) value *= weight_;  // m ≤ k_max values
+void ShardedObjective<T>::sum_host_values(T* values, index_t m) {
+  if (comm_.size() == 1) return;
+  std::vector<double> sums(values, values + m);
+  for (double& value : sums) value *= weight_;
   comm_.all_reduce_sum(sums);
-  return std::vector<T>(sums.begin(), sums.end());
+  std::copy(sums.begin(), sums.end(), values);
 }
 
 template <class T>
-void ShardedObjective<T>::d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) {
-  shard_.d3_pairs(w, U, k, first, count, D);
+std::vector<T> ShardedObjective<T>::quad(const T* w, const T* U, index_t m) {
+  std::vector<T> values = shard_.quad(w, U, m);
+  sum_host_values(values.data(), m);
+  return values;
+}
+
+template <class T>
+void ShardedObjective<T>::d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D, T* quads) {
+  shard_.d3_pairs(w, U, k, first, count, D, quads);
   sum_over_ranks(D, dim() * count);
+  if (quads) sum_host_values(quads, k);
 }
 
 Evaluation combine_shards(Communicator& comm, Evaluation shard, index_t shard_examples, index_t total_examples) {

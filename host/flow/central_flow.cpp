@@ -105,15 +105,17 @@ void move_point(const Device& dev, index_t d, index_t k, const T* pinv_g, PairCo
 }
 
 // The third derivatives d_ab = ∇(u_aᵀHu_b) at w for the pairs of U, one group of pairs at a time
-// (pair_columns.h): each group asked for is a d3 pass, timed into `seconds`.
+// (pair_columns.h): each group asked for is a d3 pass, timed into `seconds`. The first pass also
+// writes u_iᵀHu_i into quads (host, k) unless it is null.
 template <class T>
 PairColumns<T> third_derivatives(Objective<T>& objective, const T* w, const T* U, index_t k, index_t pair_group,
-                                 double& seconds) {
+                                 double& seconds, T* quads = nullptr) {
   const Device& dev = objective.device();
   return PairColumns<T>(dev, objective.dim(), PairGroups(k, pair_group),
-                        [&objective, &seconds, dev, w, U, k](index_t first, index_t count, T* D) {
+                        [&objective, &seconds, dev, w, U, k, quads](index_t first, index_t count, T* D) mutable {
                           const Stopwatch time(dev);
-                          objective.d3_pairs(w, U, k, first, count, D);
+                          objective.d3_pairs(w, U, k, first, count, D, quads);
+                          quads = nullptr;
                           seconds += time.seconds();
                         });
 }
@@ -203,7 +205,7 @@ void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, cons
 template <class T>
 CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
                                     const CriticalSet<T>& critical, double dt, const SdcpOptions& sdcp,
-                                    index_t pair_group) {
+                                    index_t pair_group, const ConfirmCritical<T>& confirm) {
   const index_t k = critical.k();
   const index_t d = objective.dim();
   if (k == 0) {
@@ -213,16 +215,28 @@ CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& 
   CFLOW_NVTX_RANGE("central_flow_substep");
   const Device& dev = objective.device();
   const T* U = critical.U;
-  const std::vector<double>& lambda = critical.eigenvalues;
+  std::vector<double> lambda = critical.eigenvalues;
+
+  // d_ab = ∇(u_aᵀHu_b); a guessed critical set is confirmed by the quotients of the first d3 pass.
+  CentralSubstep result;
+  std::vector<T> quads(confirm ? std::size_t(k) : 0);
+  PairColumns<T> D = third_derivatives(objective, w, U, k, pair_group, result.seconds_d3, confirm ? quads.data() : nullptr);
+  if (confirm) {
+    D.hold(0);
+    std::optional<std::vector<double>> refreshed = confirm(quads);
+    if (!refreshed) {
+      result.critical_set_changed = true;
+      return result;
+    }
+    lambda = std::move(*refreshed);
+  }
 
   Buffer<T> p(dev, d), inverse_p(dev, d), pinv_g(dev, d);
   state.preconditioner(p.data());
   CFLOW_DISPATCH(dev, reciprocal<T>, dev, d, p.data(), inverse_p.data());
   CFLOW_DISPATCH(dev, scale_rows<T>, dev, d, 1, inverse_p.data(), g, pinv_g.data());
 
-  // d_ab = ∇(u_aᵀHu_b) and the pieces of Ḣ_U: ⟨d_ab, P⁻¹g⟩ and ⟨d_ab, P⁻¹d_cd⟩.
-  CentralSubstep result;
-  PairColumns<T> D = third_derivatives(objective, w, U, k, pair_group, result.seconds_d3);
+  // The pieces of Ḣ_U: ⟨d_ab, P⁻¹g⟩ and ⟨d_ab, P⁻¹d_cd⟩.
   std::vector<double> d_g, d_metric;
   derivative_terms(dev, d, k, D, inverse_p.data(), pinv_g.data(), d_g, d_metric);
 
@@ -330,10 +344,11 @@ CentralSubstep stationary_flow_substep(Objective<T>& objective, OptimizerState<T
 template void stable_flow_substep<float>(const Device&, OptimizerState<float>&, float*, const float*, index_t, double);
 template void stable_flow_substep<double>(const Device&, OptimizerState<double>&, double*, const double*, index_t, double);
 template CentralSubstep central_flow_substep<float>(Objective<float>&, OptimizerState<float>&, float*, const float*,
-                                                    const CriticalSet<float>&, double, const SdcpOptions&, index_t);
+                                                    const CriticalSet<float>&, double, const SdcpOptions&, index_t,
+                                                    const ConfirmCritical<float>&);
 template CentralSubstep central_flow_substep<double>(Objective<double>&, OptimizerState<double>&, double*,
                                                      const double*, const CriticalSet<double>&, double,
-                                                     const SdcpOptions&, index_t);
+                                                     const SdcpOptions&, index_t, const ConfirmCritical<double>&);
 template CentralSubstep stationary_flow_substep<float>(Objective<float>&, OptimizerState<float>&, float*, const float*,
                                                        const CriticalSetAt<float>&, float*, double, const FixedPoint&,
                                                        const SdcpOptions&, index_t);

@@ -40,9 +40,10 @@ class PairColumns {
   // weights: device, pairs. From the last group down, so the group gram() held last is not refilled.
   void times(const T* weights, T beta, T* out) { accumulate(false, weights, beta, out); }
   void times_scaled(const T* weights, T beta, T* out) { accumulate(true, weights, beta, out); }
+  // A_g (d × groups.length(g)), filled unless it is the group held.
+  const T* hold(index_t g);
 
  private:
-  const T* hold(index_t g);
   const T* hold_scaled(index_t g);
   void accumulate(bool scaled, const T* weights, T beta, T* out);
 

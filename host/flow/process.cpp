@@ -14,17 +14,23 @@
 namespace cflow {
 
 template <class T>
-void ProcessContext<T>::solve_or_refresh(EigenTracker<T>& tracker, const T* w, const T* p, bool full) {
+void ProcessContext<T>::solve_or_refresh(EigenTracker<T>& tracker, const T* w, const T* p, bool full,
+                                         std::span<const T> known) {
   if (full || !tracker.has_solution()) {
     tracker.solve([&](const T* V, index_t m, T* HV) { f.hvp(w, V, m, HV); }, p);
-  } else {
-    tracker.refresh(
-        [&](const T* U, index_t m, T* out) {
-          const auto q = f.quad(w, U, m);
-          std::copy(q.begin(), q.end(), out);
-        },
-        p);
+    return;
   }
+  const QuadraticForm<T> quad = [&](const T* U, index_t m, T* out) {
+    const index_t n = std::min(m, index_t(known.size()));
+    std::copy(known.begin(), known.begin() + n, out);
+    if (n == m) return;
+    const auto q = f.quad(w, U + n * d, m - n);
+    std::copy(q.begin(), q.end(), out + n);
+  };
+  if (known.empty())
+    tracker.refresh(quad, p);
+  else
+    tracker.refresh_rescaled(quad);
 }
 
 template <class T>
@@ -150,10 +156,11 @@ double Process<T>::gradient(Context& c, const T* at, T* grad) {
 }
 
 template <class T>
-void Process<T>::eigen(Context& c, EigenTracker<T>& t, const T* at, const T* precond, bool full) {
+void Process<T>::eigen(Context& c, EigenTracker<T>& t, const T* at, const T* precond, bool full,
+                       std::span<const T> known) {
   const int phase = clock_.start(eig_seconds_);
   const bool solves = full || !t.has_solution();
-  c.solve_or_refresh(t, at, precond, full);
+  c.solve_or_refresh(t, at, precond, full, known);
   clock_.stop(phase);
   if (!solves) return;
   lobpcg_iterations_ += t.last_solve().iterations;
@@ -167,10 +174,11 @@ void Process<T>::eigen(Context& c, EigenTracker<T>& t, const T* at, const T* pre
 }
 
 template <class T>
-CentralSubstep Process<T>::flow_substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt) {
+CentralSubstep Process<T>::flow_substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt,
+                                        const ConfirmCritical<T>& confirm) {
   const SdcpOptions sdcp{.max_seconds = c.settings.solver_max_seconds};
-  CentralSubstep result =
-      central_flow_substep(c.f, state_next, w_next.data(), grad, critical, dt, sdcp, c.settings.flow.pair_group);
+  CentralSubstep result = central_flow_substep(c.f, state_next, w_next.data(), grad, critical, dt, sdcp,
+                                               c.settings.flow.pair_group, confirm);
   d3_seconds_ += result.seconds_d3;
   sdcp_seconds_ += result.seconds_sdcp;
   return result;

@@ -33,7 +33,9 @@ struct ProcessContext {
   typename Experiment<T>::Outputs outputs;  // empty: the records carry no outputs
 
   // A full LOBPCG solve of P⁻¹H at w (preconditioner p), or a Rayleigh refresh of the tracked basis.
-  void solve_or_refresh(EigenTracker<T>& tracker, const T* w, const T* p, bool full);
+  // A refresh given `known` takes them for the quotients of the leading columns of the basis the caller
+  // rescaled (EigenTracker::rescale with this p) and asks quad() only for the others.
+  void solve_or_refresh(EigenTracker<T>& tracker, const T* w, const T* p, bool full, std::span<const T> known = {});
   // Rows `selected` of the d × cols device matrix x, on the host; with `norm_of`, ‖norm_of‖² after
   // them, read back in the same transfer (one wait).
   std::vector<double> gather(const T* x, index_t cols = 1, const T* norm_of = nullptr);
@@ -100,8 +102,9 @@ class Process {
   void log_eigenvalues(Context& c, ProcessRecord& r, const T* at, bool full);
   // The timed phases of a step.
   double gradient(Context& c, const T* at, T* grad);
-  void eigen(Context& c, EigenTracker<T>& t, const T* at, const T* precond, bool full);
-  CentralSubstep flow_substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt);
+  void eigen(Context& c, EigenTracker<T>& t, const T* at, const T* precond, bool full, std::span<const T> known = {});
+  CentralSubstep flow_substep(Context& c, T* grad, const CriticalSet<T>& critical, double dt,
+                              const ConfirmCritical<T>& confirm = {});
   CentralSubstep stationary_substep(Context& c, T* grad, const CriticalSetAt<T>& critical_at, T* precond, double dt);
 
  private:

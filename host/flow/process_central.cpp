@@ -45,13 +45,48 @@ ProcessRecord CentralProcess<T>::prepare_step(Context& c) {
 template <class T>
 std::optional<CentralSubstep> CentralProcess<T>::advance(Context& c, T* grad, T* precond, bool first, double dt) {
   this->state_next.preconditioner(precond);
-  this->eigen(c, this->tracker, this->w_next.data(), precond, full_solve_at(c, first));
+  const bool full = full_solve_at(c, first) || !this->tracker.has_solution();
+  // A refresh substep shares its quotients with the d3 pass when something was critical before it.
+  const bool shares = !full && critical_set(c).k() > 0;
+  if (!shares) this->eigen(c, this->tracker, this->w_next.data(), precond, full);
   try {
+    if (shares) {
+      CentralSubstep result = refresh_from_d3(c, grad, precond, dt);
+      if (!result.critical_set_changed) return result;
+    }
     return this->flow_substep(c, grad, critical_set(c), dt);
   } catch (const Error& e) {
     this->stop("step " + std::to_string(c.step) + ": " + user_message(e));
     return std::nullopt;
   }
+}
+
+// A refresh substep whose d3 pass runs along the columns critical before the refresh and returns their
+// Rayleigh quotients, so that quad() is asked only for the others (docs/design.md §6.4). The substep
+// keeps the guess's order of those columns (a copy of them: the refresh re-sorts the tracker's), so a
+// swap of two critical eigenvalues — frequent, as the flow holds them all at 2 — changes nothing but
+// the order of the SDCP's basis. When the refreshed critical set is another set of columns (one crossed
+// the threshold) the substep changes nothing and reports critical_set_changed: the caller does it
+// again with the new set (its d3 pass counted again in work/jets). The tracker is refreshed either way.
+template <class T>
+CentralSubstep CentralProcess<T>::refresh_from_d3(Context& c, T* grad, const T* precond, double dt) {
+  this->tracker.rescale(precond);  // the U the refresh will have, which the d3 pass runs along
+  CriticalSet<T> guess = critical_set(c);
+  const index_t k = guess.k();
+  if (guess_U_.size() != c.d * k) guess_U_ = Buffer<T>(c.dev, c.d * k, Uninitialized{});
+  blas::copy<T>(c.dev, c.d * k, guess.U, guess_U_.data());
+  guess.U = guess_U_.data();
+  return this->flow_substep(c, grad, guess, dt, [&](const std::vector<T>& quads) -> std::optional<std::vector<double>> {
+    this->eigen(c, this->tracker, this->w_next.data(), precond, false, quads);
+    // The refresh sorts stably, so the same k leading values mean the same k leading columns (a guard
+    // column with a quotient equal to a critical one's stays behind it).
+    const std::span<const T> tracked = this->tracker.eigenvalues();
+    std::vector<T> critical(quads), refreshed(tracked.begin(), tracked.begin() + k);
+    std::sort(critical.begin(), critical.end());
+    std::sort(refreshed.begin(), refreshed.end());
+    if (critical_set(c).k() != k || critical != refreshed) return std::nullopt;
+    return std::vector<double>(quads.begin(), quads.end());
+  });
 }
 
 template <class T>

@@ -30,12 +30,15 @@ class CentralProcess : public Process<T> {
   // the first substep of every eig.frequency-th step (Rayleigh refreshes of the basis in between).
   // The stationary flow's rule too (process_stationary.cpp).
   bool full_solve_at(const Context& c, bool first) const;
+  CentralSubstep refresh_from_d3(Context& c, T* grad, const T* precond, double dt);
 
  private:
   std::vector<double> sigma_eigenbasis(Context& c, const std::vector<double>& X, const T* U, index_t k);
   void predict(Context& c, ProcessRecord& r, const CentralSubstep& result, const CriticalSet<T>& critical,
                double loss);
 
+  // The critical columns a refresh substep guessed, in the order its d3 pass ran along them.
+  Buffer<T> guess_U_;
   // The P-normalized directions of Σ's eigenvectors (UQ, d × k) at time t.
   Buffer<T> directions_;
   index_t direction_count_ = 0;

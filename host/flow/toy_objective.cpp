@@ -4,6 +4,7 @@
 // and the object exists for tests and small demonstrations, never for a network-sized problem.
 #include "cflow/flow/toy_objective.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "cflow/runtime/error.h"
@@ -85,8 +86,11 @@ std::vector<T> ToyObjective<T>::quad(const T* w, const T* U, index_t m) {
 }
 
 template <class T>
-void ToyObjective<T>::d3_pairs(const T* /*w: D³L is constant*/, const T* U, index_t k, index_t first, index_t count,
-                               T* D) {
+void ToyObjective<T>::d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D, T* quads) {
+  if (quads) {  // D³L is constant, uᵀHu is not
+    const std::vector<T> values = quad(w, U, k);
+    std::copy(values.begin(), values.end(), quads);
+  }
   const index_t K = index_t(b_.size()), d = K + 1;
   const std::vector<double> u = to_host(dev_, U, d * k);
   std::vector<double> out(std::size_t(d * pair_count(k)), 0.0);

@@ -14,13 +14,14 @@
 namespace cflow {
 namespace {
 
-// The columns of the d×m block `in` in the given order.
+// The columns of the d×m block put in the given order in place: its storage stays (a caller may hold
+// U), and only the columns that move are written (a cache watching the others stays valid).
 template <class T>
-Buffer<T> permute_columns(const Device& dev, index_t d, const Buffer<T>& in, const std::vector<index_t>& order) {
-  Buffer<T> out(dev, in.size());
+void permute_columns(const Device& dev, index_t d, Buffer<T>& block, const std::vector<index_t>& order) {
+  Buffer<T> before(dev, block.size(), Uninitialized{});
+  before.copy_from(block);
   for (std::size_t a = 0; a < order.size(); ++a)
-    blas::copy(dev, d, in.data() + order[a] * d, out.data() + index_t(a) * d);
-  return out;
+    if (order[a] != index_t(a)) blas::copy(dev, d, before.data() + order[a] * d, block.data() + index_t(a) * d);
 }
 
 }  // namespace
@@ -171,10 +172,21 @@ void EigenTracker<T>::align_signs(LobpcgResult<T>& result) const {
 
 template <class T>
 void EigenTracker<T>::refresh(const QuadraticForm<T>& quad, const T* p_diag) {
+  rescale(p_diag);
+  refresh_rescaled(quad);
+}
+
+template <class T>
+void EigenTracker<T>::rescale(const T* p_diag) {
+  CFLOW_REQUIRE(has_solution(), "eigen tracker: refresh before the first solve");
+  apply_inverse_sqrt_diagonal(dev_, d_, k(), p_diag, Y_.data(), U_.data());
+}
+
+template <class T>
+void EigenTracker<T>::refresh_rescaled(const QuadraticForm<T>& quad) {
   CFLOW_NVTX_RANGE("eigen_tracker/refresh");
   CFLOW_REQUIRE(has_solution(), "eigen tracker: refresh before the first solve");
   const index_t m = k();
-  apply_inverse_sqrt_diagonal(dev_, d_, m, p_diag, Y_.data(), U_.data());
   std::vector<T> quotients(static_cast<std::size_t>(m));
   quad(U_.data(), m, quotients.data());
   CFLOW_REQUIRE(std::all_of(quotients.begin(), quotients.end(), [](T q) { return std::isfinite(q); }),
@@ -185,9 +197,9 @@ void EigenTracker<T>::refresh(const QuadraticForm<T>& quad, const T* p_diag) {
                    [&](index_t a, index_t b) { return quotients[std::size_t(a)] > quotients[std::size_t(b)]; });
   for (std::size_t a = 0; a < order.size(); ++a) eigenvalues_[a] = quotients[std::size_t(order[a])];
   if (!std::is_sorted(order.begin(), order.end())) {
-    Y_ = permute_columns(dev_, d_, Y_, order);
-    U_ = permute_columns(dev_, d_, U_, order);
-    if (previous_valid_) Y_previous_ = permute_columns(dev_, d_, Y_previous_, order);
+    permute_columns(dev_, d_, Y_, order);
+    permute_columns(dev_, d_, U_, order);
+    if (previous_valid_) permute_columns(dev_, d_, Y_previous_, order);
   }
 }
 

@@ -397,9 +397,10 @@ LobpcgResult<T> lobpcg(const Device& dev, index_t d, const BlockOperator<T>& H, 
 template <class T>
 void apply_inverse_sqrt_diagonal(const Device& dev, index_t d, index_t m, const T* p_diag, const T* Y, T* U) {
   if (d * m == 0) return;
-  if (p_diag)
+  if (p_diag) {
     CFLOW_DISPATCH(dev, divide_rows_by_sqrt<T>, dev, d, m, p_diag, Y, U);
-  else if (U != Y)
+    dev.note_write(U, std::size_t(d * m) * sizeof(T));  // a cache of jets along U sees it (Network's d3)
+  } else if (U != Y)
     blas::copy(dev, d * m, Y, U);
 }
 

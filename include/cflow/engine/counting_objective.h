@@ -41,11 +41,15 @@ class CountingObjective final : public Objective<T> {
     work_.quads += m;
     return inner_.quad(w, U, m);
   }
-  // A part of the pairs costs k more jets (Network::d3_pairs: the diagonals it combines with).
-  void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) override {
-    work_.jets += count + (count < pair_count(k) ? k : 0);
-    inner_.d3_pairs(w, U, k, first, count, D);
+  // A part of the pairs costs k more jets (Network::d3_pairs: the diagonals it combines with), unless
+  // the inner objective still holds them for this (w, U) (diagonal_jets_held); the quads come with
+  // the jets and cost nothing more.
+  void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D, T* quads) override {
+    const bool diagonals = count < pair_count(k) && !inner_.diagonal_jets_held(w, U, k);
+    work_.jets += count + (diagonals ? k : 0);
+    inner_.d3_pairs(w, U, k, first, count, D, quads);
   }
+  bool diagonal_jets_held(const T* w, const T* U, index_t k) override { return inner_.diagonal_jets_held(w, U, k); }
 
   // Everything asked for since construction.
   const OracleWork& work() const { return work_; }

@@ -49,7 +49,8 @@ class Network final : public Objective<T> {
   T value_grad(const T* w, T* grad) override;
   void hvp(const T* w, const T* V, index_t m, T* HV) override;
   std::vector<T> quad(const T* w, const T* U, index_t m) override;
-  void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) override;
+  void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D, T* quads) override;
+  bool diagonal_jets_held(const T* w, const T* U, index_t k) override;
 
   Evaluation evaluate(const T* w);
   // Network outputs f(w; x_i) into out ([C × positions × n], device).

@@ -28,10 +28,12 @@ class ShardedObjective final : public Objective<T> {
   T value_grad(const T* w, T* grad) override;
   void hvp(const T* w, const T* V, index_t m, T* HV) override;
   std::vector<T> quad(const T* w, const T* U, index_t m) override;
-  void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) override;
+  void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D, T* quads) override;
+  bool diagonal_jets_held(const T* w, const T* U, index_t k) override { return shard_.diagonal_jets_held(w, U, k); }
 
  private:
   void sum_over_ranks(T* data, index_t count);  // data = Σ_r weight_r data_r
+  void sum_host_values(T* values, index_t m);
   void check_lock_step(const T* w);
 
   Objective<T>& shard_;

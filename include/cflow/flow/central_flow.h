@@ -2,6 +2,7 @@
 // The flows of docs/design.md §6 as explicit Euler substeps on (w, s), for any optimizer of
 // include/cflow/flow/optimizer.h ("preconditioner P(s) + state dynamics").
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "cflow/engine/objective.h"
@@ -27,7 +28,17 @@ struct CentralSubstep {
   // The stationary flow: iterations of its fixed point ν = E[g⊙g] and the last change of P (FixedPoint).
   int iterations = 0;
   double fixed_point_change = 0;
+  // A central substep whose critical set was a guess that its ConfirmCritical refuted: nothing moved,
+  // and the caller does the substep again with the refreshed set.
+  bool critical_set_changed = false;
 };
+
+// A critical set known only after the substep's d3 pass (docs/design.md §6.4): the caller guessed
+// it (the columns critical before a Rayleigh refresh) and the pass returns u_iᵀHu_i of its k columns,
+// which this completes the refresh with. Returns the refreshed eigenvalues of those columns when the
+// refreshed critical set is the guess (the same columns in the same order), else nullopt.
+template <class T>
+using ConfirmCritical = std::function<std::optional<std::vector<double>>(const std::vector<T>& quads)>;
 
 // The critical set of P⁻¹H at the current point for a preconditioner p (device, d): the caller's
 // eigen-solve or refresh. It holds the pairs above the threshold and, where fewer, the top at_least
@@ -54,10 +65,12 @@ void stable_flow_substep(const Device& dev, OptimizerState<T>& state, T* w, cons
 // the SDCP does not converge (within the iteration or time bound of `sdcp`). The k(k+1)/2 pairs of
 // critical directions are streamed in groups of at most pair_group (≤ 0: all in one group), which
 // bounds the memory by O(k·d + pair_group·d) at the price of more d3 passes (docs/design.md §6.10).
+// With confirm, critical is a guess (k > 0) whose eigenvalues confirm supplies; when it refutes the
+// guess the substep returns critical_set_changed and changes nothing.
 template <class T>
 CentralSubstep central_flow_substep(Objective<T>& objective, OptimizerState<T>& state, T* w, const T* g,
                                     const CriticalSet<T>& critical, double dt, const SdcpOptions& sdcp = {},
-                                    index_t pair_group = 0);
+                                    index_t pair_group = 0, const ConfirmCritical<T>& confirm = {});
 
 // Stationary flow substep (rmsprop): the state held at ν̂ = E[g⊙g] under the oscillation model, found
 // by iterating ν ← E[g⊙g](X) with X the SDCP of the margin Uᵀ(2P(ν) − H)U linearized in ν; then

@@ -29,7 +29,7 @@ class ToyObjective final : public Objective<T> {
   T value_grad(const T* w, T* grad) override;
   void hvp(const T* w, const T* V, index_t m, T* HV) override;
   std::vector<T> quad(const T* w, const T* U, index_t m) override;
-  void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D) override;
+  void d3_pairs(const T* w, const T* U, index_t k, index_t first, index_t count, T* D, T* quads) override;
   std::unique_ptr<Objective<T>> on_lane(const Device& lane) const override {
     return std::make_unique<ToyObjective>(lane, a_, b_);
   }

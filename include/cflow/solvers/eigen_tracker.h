@@ -77,6 +77,12 @@ class EigenTracker {
   // pairs re-sorted by λ descending. The vectors Y are not changed (only permuted), so U, recomputed
   // with the current P, keeps UᵀPU = I, while UᵀHU is no longer exactly diagonal.
   void refresh(const QuadraticForm<T>& quad, const T* p_diag);
+  // The refresh in two halves, for a caller that uses the basis before its quotients are known (the
+  // central flow's d3 pass returns them, docs/design.md §6.4): rescale makes U = P^{-1/2} Y for the
+  // current P; refresh_rescaled then asks quad for the quotients of that U and re-sorts. A re-sort
+  // moves columns in place: U() keeps its address, and the columns that stay are not written.
+  void rescale(const T* p_diag);
+  void refresh_rescaled(const QuadraticForm<T>& quad);
 
   bool has_solution() const { return !eigenvalues_.empty(); }
   index_t dimension() const { return d_; }
