@@ -22,6 +22,12 @@ constexpr double kActivationCopies = 12;
 // the caching arena in its own size class. Measured on the arena (tests/test_memory_estimate.cpp:
 // about 8 + 13·k vectors per process), rounded up.
 constexpr double kProcessCopies = 12, kEigenCopiesPerDirection = 16;
+// The stationary flow's fixed point besides: Anderson's 2·memory differences, and its last image and
+// residual, the iterate, its image, P, P⁻¹, P⁻¹g, the relative change, the next P and the
+// iteration's temporaries (central_flow.cpp, stationary_flow_substep; host/solvers/anderson.h):
+// 20 measured on the arena (tests/test_memory_estimate.cpp), rounded up.
+constexpr double kStationaryCopies = 24;
+double stationary_copies(int memory) { return 2.0 * memory + kStationaryCopies; }
 
 // The flows whose substep holds the pair columns (D, P⁻¹D, u_a⊙u_b).
 bool holds_pair_columns(const std::string& run) { return run == "central" || run == "stationary"; }
@@ -57,11 +63,12 @@ double pair_column_copies(std::int64_t k, std::int64_t max_directions, std::int6
 }
 
 double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, std::int64_t max_directions,
-                      std::int64_t pair_group) {
+                      std::int64_t pair_group, int stationary_memory) {
   double copies = 0;
   for (const std::string& run : runs) {
     copies += kProcessCopies + kEigenCopiesPerDirection * double(k_max);
     if (holds_pair_columns(run)) copies += pair_column_copies(k_max, max_directions, pair_group);
+    if (run == "stationary") copies += stationary_copies(stationary_memory);
   }
   return copies;
 }
@@ -73,7 +80,8 @@ double examples_per_pass(const RunConfig& c, double examples) {
 double network_scratches(const RunConfig& c, int ranks) { return ranks == 1 ? double(c.runs.size()) + 1 : 1; }
 
 double run_bytes(const RunConfig& c, const ModelSpec& spec, double examples, int ranks) {
-  const double copies = process_copies(c.runs, c.eig_max_k, NetworkOptions{}.max_directions, c.central_pair_group);
+  const double copies = process_copies(c.runs, c.eig_max_k, NetworkOptions{}.max_directions, c.central_pair_group,
+                                       c.stationary_memory);
   return network_bytes(spec, examples, c.is_float32() ? 4 : 8, copies, network_scratches(c, ranks));
 }
 

@@ -28,10 +28,11 @@ double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes
 double pair_column_copies(std::int64_t k, std::int64_t max_directions, std::int64_t pair_group);
 
 // Parameter-sized vectors of the processes `runs` ("discrete", "central", …): 12 + 16·k_max each
-// (state, temporaries, eigen-solver blocks), and the pair columns of a central or stationary flow
-// at k = k_max.
+// (state, temporaries, eigen-solver blocks), the pair columns of a central or stationary flow
+// at k = k_max, and the stationary flow's fixed point: 2·stationary_memory + 24 (Anderson's
+// history and the fixed point's vectors).
 double process_copies(const std::vector<std::string>& runs, std::int64_t k_max, std::int64_t max_directions,
-                      std::int64_t pair_group);
+                      std::int64_t pair_group, int stationary_memory = 0);
 
 // Examples one pass goes over: --chunk of `examples` when set, else all of them.
 double examples_per_pass(const RunConfig& c, double examples);
