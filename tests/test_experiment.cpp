@@ -73,6 +73,27 @@ double work_of(const ProcessRecord& r, const std::string& name) {
 // Every process's record counts the oracle directions its step asked for: a full eigen-solve costs
 // at least k HVPs, a step between solves k uᵀHu and no HVP, and --no-track-discrete leaves the
 // discrete step one gradient.
+// A stopped process's point is frozen where it stopped: its distances to the others are not logged
+// (NaN) from its stop on, while the distances between the live ones still are.
+TEST_P(ExperimentToy, AStoppedProcessHasNoDistances) {
+  ToyObjective<double> toy(device(), 0.1, {98.0});
+  ExperimentSettings s;
+  s.optimizer.lr = 0.02;
+  s.processes = {ProcessKind::discrete, ProcessKind::stable, ProcessKind::central};
+  s.flow.stable_max_seff = 2.002;  // S_eff starts at 1.998 and the stable flow climbs ~4e-5 a step
+  s.selected_coordinates = 2;
+  Experiment<double> e(toy, [&](const double*) { return Evaluation{0.0, 0.0}; }, {}, std::vector<double>{0.05, 1.9}, s);
+  bool stopped = false;
+  for (int t = 0; t < 400; ++t) {
+    const StepRecord r = e.step();
+    stopped = stopped || record_of(r, ProcessKind::stable).stopped;
+    EXPECT_TRUE(std::isfinite(distance(r, "central-discrete"))) << t;
+    EXPECT_EQ(std::isnan(distance(r, "discrete-stable")), stopped) << t;
+    EXPECT_EQ(std::isnan(distance(r, "central-stable")), stopped) << t;
+  }
+  EXPECT_TRUE(stopped) << "the stable flow should have stopped past S_eff 2.002";
+}
+
 TEST_P(ExperimentToy, WorkCountsEveryOracleQuery) {
   ToyObjective<double> toy(device(), 0.1, {98.0, 90.0});
   ExperimentSettings s;

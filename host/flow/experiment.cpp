@@ -144,12 +144,17 @@ StepRecord Experiment<T>::step() {
   // They end in reads to the host (nrm2, the deltas), so dev is idle again before a lane next writes.
   if (s.lanes)
     for (auto& context : s.contexts) context->dev.synchronize();
-  // Distances between every pair of processes at time t, names sorted as in the reference.
+  // Distances between every pair of processes at time t, names sorted as in the reference; NaN (not
+  // logged) once either has no record at t (it stopped): its point is frozen where it stopped.
   Buffer<T> difference(dev, d);
   for (std::size_t a = 0; a < s.processes.size(); ++a)
     for (std::size_t b = a + 1; b < s.processes.size(); ++b) {
       std::string first = to_string(s.processes[a]->kind), second = to_string(s.processes[b]->kind);
       if (second < first) std::swap(first, second);
+      if (record.processes[a].second.stopped || record.processes[b].second.stopped) {
+        record.distances.emplace_back(first + "-" + second, kNotLogged);
+        continue;
+      }
       blas::copy<T>(dev, d, s.processes[a]->position(), difference.data());
       blas::axpy<T>(dev, d, T(-1), s.processes[b]->position(), difference.data());
       record.distances.emplace_back(first + "-" + second, double(blas::nrm2<T>(dev, d, difference.data())));
