@@ -121,6 +121,8 @@ Experiment<T>::~Experiment() = default;
 
 template <class T>
 void Experiment<T>::record_outputs(Outputs outputs) {
+  // One callback for every process reads on one stream: with lanes each process has its own.
+  CFLOW_REQUIRE(!state_->lanes, "record_outputs: with lanes, each process's outputs come with its Oracles");
   for (auto& context : state_->contexts) context->outputs = outputs;
 }
 
