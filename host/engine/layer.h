@@ -51,6 +51,9 @@ class Layer {
   // Values per example the layer keeps internally beside its output, counted like an output (with
   // their jets and adjoints) by the memory estimate (host/run/memory_check.cpp).
   virtual index_t internal_size() const { return 0; }
+  // Values per example its forward keeps for the later passes at the same point (activations: σ', σ'',
+  // σ'''), primal only: counted once by the memory estimate.
+  virtual index_t kept_size() const { return 0; }
   // PyTorch-default initialization of this layer's slice (host memory, PyTorch order).
   virtual void initialize(std::mt19937_64& /*rng*/, T* /*slice*/) const {}
   // out.primal from in.primal.
@@ -60,6 +63,9 @@ class Layer {
   // Input adjoints (when in_adjoint is non-null) and parameter gradients (+= into pass.G) from the
   // output adjoints, given the jets on both sides. For orders ≥ 1 it follows forward_tangents on the
   // same chunk and pass (as in the network), so a layer may keep internal jets between the two.
+  // forward_tangents and reverse at a primal input `in.primal` follow a forward at that memory with no
+  // other write to it between (the network and its blocks write a primal only by running forward), so a
+  // layer may also keep what its forward computed for every later pass at the same input.
   virtual void reverse(const JetPass<T>& pass, const Jet<T>& in, const Jet<T>& out, const Adjoint<T>& out_adjoint,
                        Adjoint<T>* in_adjoint) const = 0;
 };

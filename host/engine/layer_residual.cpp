@@ -41,6 +41,11 @@ class Path {
     for (const auto& layer : layers_) size += layer->output_shape().size() + layer->internal_size();
     return size;
   }
+  index_t kept_size() const {
+    index_t size = 0;
+    for (const auto& layer : layers_) size += layer->kept_size();
+    return size;
+  }
   index_t widest() const {
     index_t widest = input_.size();
     for (const auto& layer : layers_) widest = std::max(widest, layer->output_shape().size());
@@ -110,6 +115,7 @@ class Residual final : public Layer<T> {
   TensorShape output_shape() const override { return branch_.output_shape(); }
   index_t parameter_count() const override { return branch_.parameter_count() + shortcut_.parameter_count(); }
   index_t internal_size() const override { return branch_.internal_size() + shortcut_.internal_size(); }
+  index_t kept_size() const override { return branch_.kept_size() + shortcut_.kept_size(); }
 
   void initialize(std::mt19937_64& rng, T* slice) const override {
     shortcut_.initialize(rng, slice + branch_.initialize(rng, slice));

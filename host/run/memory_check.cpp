@@ -47,12 +47,14 @@ std::int64_t largest_fitting(std::int64_t upper, Fits fits) {
 
 double network_bytes(const ModelSpec& spec, double examples, double scalar_bytes, double copies, double scratches) {
   const LayerStack<double> layers = build_layers<double>(spec);  // shapes only: no buffers
-  double parameters = 0, activations = double(spec.input.size());
+  double parameters = 0, activations = double(spec.input.size()), kept = 0;
   for (const auto& layer : layers) {
     parameters += double(layer->parameter_count());
     activations += double(layer->output_shape().size() + layer->internal_size());
+    kept += double(layer->kept_size());
   }
-  return scalar_bytes * (parameters * copies + scratches * examples * activations * kActivationCopies) +
+  return scalar_bytes *
+             (parameters * copies + scratches * examples * (activations * kActivationCopies + kept)) +
          8.0 * examples * double(spec.input.size() + spec.classes * spec.positions);  // the data, read as doubles
 }
 
