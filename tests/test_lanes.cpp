@@ -24,8 +24,7 @@ ModelSpec tiny(Architecture arch) {
   return spec;
 }
 
-Network<double> network(const Device& dev, const ModelSpec& spec) {
-  const index_t n = 9;
+Network<double> network(const Device& dev, const ModelSpec& spec, index_t n = 9) {
   const auto x = testing::random_vector<double>(std::size_t(spec.input.size() * n), 1);
   std::vector<double> y(std::size_t(spec.classes * n), 0.0);
   for (index_t i = 0; i < n; ++i) y[std::size_t(i * spec.classes + i % spec.classes)] = 1;
@@ -60,9 +59,10 @@ struct Trajectory {
 
 enum class Mode { shared, lanes, overlap };
 
-Trajectory run(const ModelSpec& spec, OptimizerKind optimizer, Mode mode, int steps = 3) {
-  const Device dev = Device::open("cpu", 1);  // the workers must take this count, not OpenMP's default
-  Network<double> net = network(dev, spec);
+Trajectory run(const ModelSpec& spec, OptimizerKind optimizer, Mode mode, int steps = 3, int threads = 1,
+               index_t n = 9) {
+  const Device dev = Device::open("cpu", threads);  // the workers must take this count, not OpenMP's default
+  Network<double> net = network(dev, spec, n);
   ExperimentSettings s = settings(optimizer);
   s.overlap = mode == Mode::overlap;
   const auto w0 = net.initial_parameters(0);
@@ -115,6 +115,20 @@ TEST(Lanes, MlpRecordsAreTheSameBitsWithOverlapOnAndOff) {
 
 TEST(Lanes, CnnRecordsAreTheSameBitsWithOverlapOnAndOff) {
   expect_overlap_changes_no_bit(tiny(Architecture::cnn), OptimizerKind::rmsprop);  // rmsprop: raw-Hessian trackers too
+}
+
+// Under overlap the processes share the device's threads, each lane max(1, threads / processes): with
+// 2 threads and 4 processes each runs as a 1-thread device does in sequence. At this size (d ≈ 11,000,
+// 64 examples) the thread count changes the bits (OpenBLAS splits long dot products across threads),
+// so a lane that kept both threads would fail the comparison.
+TEST(Lanes, OverlapSplitsTheThreadsAmongTheProcesses) {
+  ModelSpec spec = tiny(Architecture::mlp);
+  spec.input = {160, 1, 1};
+  spec.width = 48;
+  const Trajectory one_thread = run(spec, OptimizerKind::gd, Mode::lanes, 2, 1, 64);
+  const Trajectory two_threads = run(spec, OptimizerKind::gd, Mode::lanes, 2, 2, 64);
+  ASSERT_NE(one_thread.final.arrays, two_threads.final.arrays) << "the thread count no longer matters at this size";
+  expect_same_bits(one_thread, run(spec, OptimizerKind::gd, Mode::overlap, 2, 2, 64));
 }
 
 // Each process's traffic comes from its own lane: the same figures whether the processes run one

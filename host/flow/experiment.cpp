@@ -56,7 +56,7 @@ struct Experiment<T>::State {
     dev.synchronize();  // the lanes copy the states: complete on this stream first
     std::vector<Device> lane_devices;
     for (ProcessKind kind : s.processes) {
-      const Device on = lanes ? dev.lane() : dev;
+      const Device on = lanes ? dev.lane(lane_threads()) : dev;
       oracles.push_back(oracles_on(on));
       CFLOW_REQUIRE(oracles.back().objective && oracles.back().objective->dim() == d,
                     "the oracles of a process must have the experiment's dimension");
@@ -66,6 +66,13 @@ struct Experiment<T>::State {
       lane_devices.push_back(on);
     }
     if (s.overlap && processes.size() > 1) threads.emplace(std::move(lane_devices));
+  }
+
+  // Under overlap the processes run at once and share the host's threads: each lane gets an equal
+  // share, at least one (docs/design.md §7.10); in sequence each takes them all.
+  int lane_threads() const {
+    if (!settings.overlap) return 0;
+    return std::max(1, dev.cpu_threads() / int(settings.processes.size()));
   }
 
   std::unique_ptr<ProcessContext<T>> make_context(const Oracles& o, const Device& on) const {

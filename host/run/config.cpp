@@ -451,8 +451,9 @@ std::vector<Key> make_keys() {
                          &RunConfig::tf32));
   k.push_back(resumable(choice_key("overlap-processes", run,
                                    "each process steps on its own host thread (and CUDA stream) so one's host waits "
-                                   "leave the GPU to the others; the same bits either way (auto: on for CUDA with one "
-                                   "rank, off on the CPU backend, whose OpenMP teams would share the cores)",
+                                   "leave the GPU to the others; on the CPU the processes split --threads (each at "
+                                   "least one), so results are those of that thread count per process (auto: on with "
+                                   "one rank)",
                                    &RunConfig::overlap_processes, {"auto", "on", "off"})));
   k.push_back(integer_key("chunk", run, "examples per pass (0: all); bounds memory", &RunConfig::chunk, 0));
   k.push_back(integer_key("log-outputs", run,

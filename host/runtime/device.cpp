@@ -57,7 +57,11 @@ void* Device::native_stream() const { return impl_->stream; }
 void* Device::blas_handle() const { return impl_->blas; }
 void* Device::solver_handle() const { return impl_->solver; }
 
-Device Device::lane() const { return Device(CFLOW_DISPATCH(*this, open_lane, *impl_)); }
+Device Device::lane(int cpu_threads) const {
+  Device lane(CFLOW_DISPATCH(*this, open_lane, *impl_));
+  if (cpu_threads > 0) lane.impl_->cpu_threads = cpu_threads;
+  return lane;
+}
 void Device::bind_thread() const { CFLOW_DISPATCH(*this, bind_thread, *impl_); }
 
 // Memory goes through the caching arena; when the backend is out of memory, the cached blocks are

@@ -74,9 +74,11 @@ class Device {
   // A lane: another handle on the same physical device with its own stream (CUDA: non-blocking),
   // cuBLAS/cuSOLVER handles on it (this device's TF32 mode), caching arena (a block never moves
   // between streams), traffic counters and watch table; on the CPU the same structure over the same
-  // memory and thread count. Work on different lanes is unordered: before a lane (or the parent)
-  // reads memory another lane writes, the host synchronizes that lane (docs/design.md §7.10).
-  Device lane() const;
+  // memory. Work on different lanes is unordered: before a lane (or the parent) reads memory another
+  // lane writes, the host synchronizes that lane (docs/design.md §7.10). cpu_threads: the OpenMP
+  // threads a host thread bound to the lane (bind_thread) runs the CPU kernels and BLAS with (0: this
+  // device's count).
+  Device lane(int cpu_threads = 0) const;
   // Makes the calling host thread drive this device as the thread that opened it does (the CUDA
   // device index and the OpenMP thread count are per-thread settings): a worker thread calls it first.
   void bind_thread() const;
