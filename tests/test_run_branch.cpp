@@ -1,6 +1,6 @@
 // `cflow run --init-from`: a run branched from another run's checkpoint (host/run/plan.h) continues it
 // bit for bit, --init-process starts every process from one, mismatched settings are refused;
-// --checkpoint-steps keeps chosen checkpoints; per-process eigen settings reach their process and
+// --checkpoint-steps keeps chosen checkpoints (0: the initial point); per-process eigen settings reach their process and
 // survive a resume. Tiny moons runs through the built binary.
 #include <gtest/gtest.h>
 
@@ -106,6 +106,25 @@ TEST(RunBranch, ContinuesTheOriginBitForBitFromTheCheckpointAtOrBeforeInitStep) 
   crash_and_resume({"--steps", "10", "--init-from", origin.string(), "--init-step", "3", "--test-crash-after", "4"},
                    crashed);
   expect_continues(origin, crashed, 3);
+}
+
+// --checkpoint-steps 0 keeps the initial point (after the warm start): a branch from it is the
+// origin's run from its first step on, bit for bit, every process included.
+TEST(RunBranch, CheckpointStepZeroKeepsTheInitialPointToBranchFrom) {
+  TempDir dir;
+  const fs::path origin = dir / "origin", branch = dir / "branch";
+  ASSERT_EQ(run_cflow(quiet_tiny({"--steps", "4", "--warm-start", "1", "--checkpoint-steps", "0", "--out",
+                                  origin.string()}),
+                      dir.path(), "origin")
+                .code,
+            0);
+  EXPECT_EQ(checkpoint_steps_in(origin), (std::vector<std::int64_t>{0, 4}));
+  const Result r = run_cflow(quiet_tiny({"--steps", "4", "--warm-start", "1", "--init-from", origin.string(),
+                                         "--init-step", "0", "--out", branch.string()}),
+                             dir.path(), "branch");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json_of(branch / "config.json")["origin"]["step"], 0);
+  expect_continues(origin, branch, 0);
 }
 
 // --init-process central: the discrete process starts at the central flow's point (distance 0,

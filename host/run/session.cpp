@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "cflow/data/shard.h"
 #include "cflow/engine/network.h"
@@ -308,11 +309,14 @@ class Runner {
     log_->start_swmr();
   }
 
-  void save_checkpoint() {
+  void save_checkpoint(const Checkpoint& checkpoint) {
     if (log_) log_->flush();
-    const Checkpoint checkpoint = experiment_->checkpoint();
     if (writes_) write_checkpoint(dir_ / kCheckpointFolder, checkpoint, checkpoint_meta_, 2, c_.checkpoint_steps);
-    last_checkpoint_ = experiment_->steps_done();
+    last_checkpoint_ = checkpoint.step;
+  }
+
+  bool chosen(std::int64_t step) const {
+    return std::binary_search(c_.checkpoint_steps.begin(), c_.checkpoint_steps.end(), step);
   }
 
   // The newest checkpoint, relative to the run directory (null when none was written).
@@ -378,13 +382,17 @@ class Runner {
       log_->flush();
       last_flush = Clock::now();
     }
-    const bool chosen = std::binary_search(c_.checkpoint_steps.begin(), c_.checkpoint_steps.end(), done);
-    if (((c_.checkpoint_every > 0 && done % c_.checkpoint_every == 0) || chosen) && done < c_.steps)
-      save_checkpoint();
+    if (starting_point_) save_checkpoint(*std::exchange(starting_point_, std::nullopt));
+    if (((c_.checkpoint_every > 0 && done % c_.checkpoint_every == 0) || chosen(done)) && done < c_.steps)
+      save_checkpoint(experiment_->checkpoint());
   }
 
   void loop() {
     session_first_ = experiment_->steps_done();
+    // A chosen step where the session starts (--checkpoint-steps 0: the initial point w0, to branch
+    // from) is taken now and written after the first step, once data.h5 exists: a checkpoint without
+    // data.h5 could not be resumed (docs/design.md §7.6).
+    if (chosen(session_first_) && last_checkpoint_ != session_first_) starting_point_ = experiment_->checkpoint();
     Progress progress(!c_.quiet, 0, c_.steps, session_first_);
     std::optional<StepWriter> writer;
     auto last_flush = Clock::now();
@@ -401,7 +409,7 @@ class Runner {
       // otherwise leave a checkpoint without data.h5 (made after the first step), which a resume (or
       // `cflow sweep`, which resumes every point with a checkpoint) cannot continue.
       const std::int64_t done = experiment_->steps_done();
-      if (last_checkpoint_ != done && done > session_first_) save_checkpoint();
+      if (last_checkpoint_ != done && done > session_first_) save_checkpoint(experiment_->checkpoint());
       if (log_) log_->close();
       stop_signal_ = comm_.all_reduce_max(interrupt_requested());
     } catch (const Interrupted&) {
@@ -518,6 +526,7 @@ class Runner {
   std::optional<RunLog> log_;
   double previous_wall_time_ = 0;
   std::int64_t last_checkpoint_ = -1, session_first_ = 0;
+  std::optional<Checkpoint> starting_point_;  // a --checkpoint-steps step at session_first_, until data.h5 exists
   std::int64_t first_row_step_ = 0;  // the step count at data.h5's first row (a branched run's origin step)
   std::string status_ = "completed";
   int stop_signal_ = 0;  // the signal the ranks agreed to stop on, or 0
