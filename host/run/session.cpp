@@ -18,6 +18,7 @@
 #include "cflow/runtime/comm.h"
 #include "cflow/runtime/interrupt.h"
 #include "cflow/runtime/nvtx.h"
+#include "host/run/lane_oracles.h"
 #include "host/run/memory_check.h"
 #include "host/run/output.h"
 #include "host/run/plots.h"
@@ -116,7 +117,8 @@ class Runner {
     spec_ = c_.model_spec(data_.train.shape());
     model_text_ = describe_(spec_);
     const Dataset train_shard = shard(data_.train, comm_.rank(), comm_.size());
-    check_memory_on_every_rank(train_shard.n);
+    check_memory_on_every_rank(
+        run_examples(c_, double(train_shard.n), double(shard_range(data_.test.n, comm_.rank(), comm_.size()).count)));
     train_n_ = index_t(train_shard.n);
     train_.emplace(network_of(train_shard));
     if (c_.n_test != 0) {
@@ -135,7 +137,8 @@ class Runner {
     settings_.overlap = overlaps(c_.overlap_processes, *dev_, comm_.size());
     const std::vector<T> w0 = train_->initial_parameters(c_.seed);
     if (comm_.size() == 1) {
-      experiment_.emplace(*objective_, [this](const Device& lane) { return oracles_on(lane); }, w0, settings_);
+      const RunNetworks<T> networks{&*train_, test_ ? &*test_ : nullptr, probe_.get()};
+      experiment_.emplace(*objective_, [networks](const Device& lane) { return networks.on(lane); }, w0, settings_);
       return;
     }
     // Several ranks: the collectives of one communicator must not be issued from several threads, so
@@ -149,30 +152,7 @@ class Runner {
         return combine_shards(comm_, test_->evaluate(w), test_n_, index_t(data_.test.n));
       };
     experiment_.emplace(*objective_, evaluate_train, evaluate_test, w0, settings_);
-    if (probe_) experiment_->record_outputs(outputs_of(probe_));
-  }
-
-  // One rank: a process's oracles on its lane, the networks bound to it (the one-rank sharded
-  // objective passes every query through to the shard's network, and evaluations need no sum).
-  typename Experiment<T>::Oracles oracles_on(const Device& lane) const {
-    auto train = std::make_shared<Network<T>>(train_->bound_to(lane));
-    typename Experiment<T>::Oracles oracles{train, [train](const T* w) { return train->evaluate(w); }, {}, {}};
-    if (test_) {
-      auto test = std::make_shared<Network<T>>(test_->bound_to(lane));
-      oracles.evaluate_test = [test](const T* w) { return test->evaluate(w); };
-    }
-    if (probe_) oracles.outputs = outputs_of(std::make_shared<Network<T>>(probe_->bound_to(lane)));
-    return oracles;
-  }
-
-  // The probe's outputs at w: [classes x K], an example per column, read as row-major [K x classes].
-  typename Experiment<T>::Outputs outputs_of(std::shared_ptr<Network<T>> probe) const {
-    auto out = std::make_shared<Buffer<T>>(probe->device(), index_t(c_.log_outputs) * spec_.classes);
-    return [probe, out](const T* w) {
-      probe->outputs(w, out->data());
-      const std::vector<T> logits = out->to_host();
-      return std::vector<double>(logits.begin(), logits.end());
-    };
+    if (probe_) experiment_->record_outputs(outputs_of<T>(probe_));
   }
 
   // --overlap-processes: auto is on for CUDA with one rank; off on the CPU backend, where each thread's
@@ -184,11 +164,10 @@ class Runner {
     return choice == "on" || (choice == "auto" && dev.is_cuda() && ranks == 1);
   }
 
-  // Before the networks allocate: the processes' parameter-sized vectors (process_copies); the
-  // passes go over --chunk of this rank's `examples` at a time. The machines of a
-  // data-parallel run may differ, so the ranks agree: when one lacks the memory, all stop (exit 2).
-  void check_memory_on_every_rank(std::size_t examples) {
-    const double passed = examples_per_pass(c_, double(examples));
+  // Before the networks allocate: the processes' parameter-sized vectors (process_copies) and the
+  // networks over this rank's `examples`. The machines of a data-parallel run may differ, so the
+  // ranks agree: when one lacks the memory, all stop (exit 2).
+  void check_memory_on_every_rank(const RunExamples& passed) {
     std::string error;
     try {
       const double bytes = run_bytes(c_, spec_, passed, comm_.size()), limit = memory_limit_bytes();
