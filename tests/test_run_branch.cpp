@@ -1,7 +1,7 @@
 // `cflow run --init-from`: a run branched from another run's checkpoint (host/run/plan.h) continues it
 // bit for bit, --init-process starts every process from one, mismatched settings are refused;
-// --checkpoint-steps keeps chosen checkpoints (0: the initial point); per-process eigen settings reach their process and
-// survive a resume. Tiny moons runs through the built binary.
+// --checkpoint-steps keeps chosen checkpoints (0: the initial point); per-process eigen settings
+// reach their process and survive a resume. Tiny moons runs through the built binary.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>

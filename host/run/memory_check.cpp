@@ -149,7 +149,8 @@ std::string fit_hint(const RunConfig& c, const ModelSpec& spec, const RunExample
   return hint;
 }
 
-void print_memory_plan(const RunConfig& c, const ModelSpec& spec, const RunExamples& examples, double gib, std::ostream& out) {
+void print_memory_plan(const RunConfig& c, const ModelSpec& spec, const RunExamples& examples, double gib,
+                       std::ostream& out) {
   const double limit = gib * 1073741824.0;
   const std::int64_t group = c.central_pair_group;
   out << "memory plan for " << gib << " GiB (docs/design.md §7): " << (c.is_float32() ? "float32" : "float64")
