@@ -6,6 +6,7 @@
 
 #include "cflow/engine/network.h"
 #include "cflow/flow/experiment.h"
+#include "host/run/lane_oracles.h"
 #include "test_support.h"
 
 namespace cflow {
@@ -45,11 +46,8 @@ ExperimentSettings settings(OptimizerKind optimizer) {
   return s;
 }
 
-// A lane's oracles from the network bound to it, as `cflow run` builds them (host/run/session.cpp).
-Oracles oracles_on(const Network<double>& net, const Device& lane) {
-  auto bound = std::make_shared<Network<double>>(net.bound_to(lane));
-  return {bound, [bound](const double* w) { return bound->evaluate(w); }, {}, {}};
-}
+// A lane's oracles from the network bound to it, as `cflow run` builds them (host/run/lane_oracles.h).
+Oracles oracles_on(const Network<double>& net, const Device& lane) { return run::RunNetworks<double>{&net}.on(lane); }
 
 // Everything a run logs, and the final state.
 struct Trajectory {

@@ -5,9 +5,12 @@
 // grouping (host/flow/pair_columns.h) changes the trajectory by rounding only while it lowers that peak.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "cflow/engine/network.h"
 #include "cflow/flow/experiment.h"
+#include "host/run/config.h"
+#include "host/run/lane_oracles.h"
 #include "host/run/memory_check.h"
 #include "test_support.h"
 
@@ -93,6 +96,86 @@ TEST(MemoryEstimate, BoundsTheArenasPeakWithTheStationaryFlowsHistory) {
         run_grouped<double>(64, 2, OptimizerKind::rmsprop, 0, 1e-3, ProcessKind::stationary, memory);
     EXPECT_GE(run.estimate, run.held) << "d = " << run.d;
     EXPECT_LE(run.estimate, 2 * run.held) << "d = " << run.d;
+  }
+}
+
+// Random inputs and one-hot targets of `n` examples, seeded.
+template <class T>
+Network<T> random_network(const Device& dev, const ModelSpec& spec, index_t n, std::uint64_t seed) {
+  const auto x = testing::random_vector<double>(std::size_t(spec.input.size() * n), seed);
+  std::vector<T> y(std::size_t(spec.classes * n), T(0));
+  for (index_t i = 0; i < n; ++i) y[std::size_t(i * spec.classes + i % spec.classes)] = T(1);
+  return Network<T>(dev, spec, std::vector<T>(x.begin(), x.end()), y);
+}
+
+// A one-rank run as `cflow run` builds it: every process on its lane with the training, test and
+// --log-outputs networks bound to it (host/run/lane_oracles.h), the parent networks beside them.
+// Returns the bytes the parent and the lanes held (allocated − freed) after three steps.
+template <class T>
+double held_with_lanes(const ModelSpec& spec, index_t n, index_t n_test, index_t outputs,
+                       const ExperimentSettings& s) {
+  const Device dev = Device::open("cpu", 1);  // tiny: one thread, whatever the machine's load
+  const DeviceTraffic start = dev.traffic();
+  std::vector<Device> lanes;
+  Network<T> train = random_network<T>(dev, spec, n, 1);
+  std::optional<Network<T>> test, probe;
+  if (n_test > 0) test.emplace(random_network<T>(dev, spec, n_test, 2));
+  if (outputs > 0) probe.emplace(random_network<T>(dev, spec, outputs, 1));
+  const run::RunNetworks<T> networks{&train, test ? &*test : nullptr, probe ? &*probe : nullptr};
+  Experiment<T> e(train, [&](const Device& lane) {
+    lanes.push_back(lane);
+    return networks.on(lane);
+  }, train.initial_parameters(0), s);
+  for (int step = 0; step < 3; ++step) e.step();
+  DeviceTraffic used = dev.traffic() - start;
+  for (const Device& lane : lanes) used += lane.traffic();
+  return double(used.allocated_bytes - used.freed_bytes);
+}
+
+// With lanes (one rank, docs/design.md §7.10) each process keeps its own arena's blocks, and its
+// lane's test-set and --log-outputs networks hold their primal passes over all their examples: the
+// estimate counts both (process_copies with own arenas, held_examples_bytes). Without the own
+// arenas' copies RMSProp's central flow at k = 6 falls below the peak, without the held examples
+// the 2048-example test set does.
+TEST(MemoryEstimate, BoundsTheArenasPeakWithLanesATestSetAndLoggedOutputs) {
+  struct Case {
+    OptimizerKind optimizer;
+    std::string flow;
+    int k, memory;
+    index_t n_test, outputs;
+  };
+  const Case cases[] = {{OptimizerKind::gd, "central", 2, 5, 0, 0},
+                        {OptimizerKind::rmsprop, "central", 6, 5, 0, 0},
+                        {OptimizerKind::gd, "central", 2, 5, 2048, 8},
+                        {OptimizerKind::rmsprop, "stationary", 2, 20, 256, 8}};
+  ModelSpec spec;
+  spec.input = {6, 1, 1};
+  spec.classes = 3;
+  spec.width = 64;
+  const index_t n = 8;
+  for (const Case& x : cases) {
+    SCOPED_TRACE(x.flow + ", k " + std::to_string(x.k) + ", test examples " + std::to_string(x.n_test) +
+                 ", outputs " + std::to_string(x.outputs));
+    ExperimentSettings s;
+    s.optimizer = {x.optimizer, x.optimizer == OptimizerKind::gd ? 0.05 : 1e-3, 0.99, 0.0, false};
+    s.processes = {ProcessKind::discrete, parse_process(x.flow)};
+    s.eig.initial_k = s.eig.k_max = x.k;
+    s.eig.tolerance = 1e-6;
+    s.eig.max_iterations = 10;
+    s.flow.sdcp_threshold = 0;
+    s.flow.central_nsubsteps = 2;
+    s.flow.stationary.memory = x.memory;
+    run::RunConfig c;
+    c.runs = {"discrete", x.flow};
+    c.eig_max_k = x.k;
+    c.stationary_memory = x.memory;
+    c.dtype = "f64";
+    c.n_test = x.n_test;
+    c.log_outputs = x.outputs;
+    const double held = held_with_lanes<double>(spec, n, x.n_test, x.outputs, s);
+    const double estimate = run::run_bytes(c, spec, run::run_examples(c, double(n), double(x.n_test)));
+    EXPECT_GE(estimate, held);
+    EXPECT_LE(estimate, 2 * held);
   }
 }
 

@@ -254,7 +254,9 @@ TEST(RunConfig, BadPerProcessEigenValuesNameTheirFlag) {
   message = config_error({"--checkpoint-steps", "100,x"});
   EXPECT_NE(message.find("--checkpoint-steps: expected a comma-separated list of step numbers"), std::string::npos)
       << message;
-  EXPECT_EQ(parse({"--checkpoint-steps", "300,100,300"}).checkpoint_steps, (std::vector<std::int64_t>{100, 300}));
+  message = config_error({"--checkpoint-steps", "-1"});
+  EXPECT_NE(message.find("step numbers >= 0"), std::string::npos) << message;
+  EXPECT_EQ(parse({"--checkpoint-steps", "300,0,100,300"}).checkpoint_steps, (std::vector<std::int64_t>{0, 100, 300}));
 }
 
 TEST(RunConfig, ProfileStepsTakeARangeAndTf32OnlyFloat32) {

@@ -1,7 +1,7 @@
 // `cflow run --init-from`: a run branched from another run's checkpoint (host/run/plan.h) continues it
 // bit for bit, --init-process starts every process from one, mismatched settings are refused;
-// --checkpoint-steps keeps chosen checkpoints; per-process eigen settings reach their process and
-// survive a resume. Tiny moons runs through the built binary.
+// --checkpoint-steps keeps chosen checkpoints (0: the initial point); per-process eigen settings
+// reach their process and survive a resume. Tiny moons runs through the built binary.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -74,6 +74,20 @@ void expect_continues(const fs::path& origin, const fs::path& branch, std::size_
   }
 }
 
+// A run with `origin_flags` in dir/origin, then one branched from it with `branch_flags` in dir/branch;
+// true when both exit 0.
+bool origin_and_branch(const TempDir& dir, std::vector<std::string> origin_flags,
+                       std::vector<std::string> branch_flags) {
+  const fs::path origin = dir / "origin";
+  origin_flags.insert(origin_flags.end(), {"--out", origin.string()});
+  branch_flags.insert(branch_flags.end(), {"--init-from", origin.string(), "--out", (dir / "branch").string()});
+  const Result o = run_cflow(quiet_tiny(origin_flags), dir.path(), "origin");
+  EXPECT_EQ(o.code, 0) << o.err;
+  const Result b = o.code == 0 ? run_cflow(quiet_tiny(branch_flags), dir.path(), "branch") : o;
+  EXPECT_EQ(b.code, 0) << b.err;
+  return o.code == 0 && b.code == 0;
+}
+
 // The origin: 10 steps, a checkpoint every 4 steps (the newest two kept) and one kept at step 3.
 // A branch at --init-step 5 starts from step 3 and equals the origin from there, and so does a
 // branch that crashed and was resumed.
@@ -108,20 +122,26 @@ TEST(RunBranch, ContinuesTheOriginBitForBitFromTheCheckpointAtOrBeforeInitStep) 
   expect_continues(origin, crashed, 3);
 }
 
+// --checkpoint-steps 0 keeps the initial point (after the warm start): a branch from it is the
+// origin's run from its first step on, bit for bit, every process included.
+TEST(RunBranch, CheckpointStepZeroKeepsTheInitialPointToBranchFrom) {
+  TempDir dir;
+  const fs::path origin = dir / "origin", branch = dir / "branch";
+  ASSERT_TRUE(origin_and_branch(dir, {"--steps", "4", "--warm-start", "1", "--checkpoint-steps", "0"},
+                                {"--steps", "4", "--warm-start", "1", "--init-step", "0"}));
+  EXPECT_EQ(checkpoint_steps_in(origin), (std::vector<std::int64_t>{0, 4}));
+  EXPECT_EQ(json_of(branch / "config.json")["origin"]["step"], 0);
+  expect_continues(origin, branch, 0);
+}
+
 // --init-process central: the discrete process starts at the central flow's point (distance 0,
 // the same loss), and the central flow continues the origin's.
 TEST(RunBranch, InitProcessStartsEveryProcessFromThatProcess) {
   TempDir dir;
   const fs::path origin = dir / "origin", branch = dir / "branch";
-  ASSERT_EQ(run_cflow(quiet_tiny({"--runs", "discrete,central", "--steps", "6", "--checkpoint-every", "4", "--out",
-                                  origin.string()}),
-                      dir.path(), "origin")
-                .code,
-            0);
-  const Result r = run_cflow(quiet_tiny({"--runs", "discrete,central", "--steps", "6", "--init-from", origin.string(),
-                                         "--init-step", "4", "--init-process", "central", "--out", branch.string()}),
-                             dir.path(), "branch");
-  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(origin_and_branch(dir, {"--runs", "discrete,central", "--steps", "6", "--checkpoint-every", "4"},
+                                {"--runs", "discrete,central", "--steps", "6", "--init-step", "4", "--init-process",
+                                 "central"}));
   EXPECT_EQ(json_of(branch / "config.json")["origin"]["process"], "central");
   const auto whole = read_all(origin / "data.h5");
   const auto data = read_all(branch / "data.h5");

@@ -76,7 +76,8 @@ int plan_memory(const RunFlags& flags) {
   const RunConfig config = resolve(flags);
   const DataSplits data = load_dataset(config.data_spec());
   const ModelSpec spec = config.model_spec(data.train.shape());
-  print_memory_plan(config, spec, examples_per_pass(config, double(data.train.n)), flags.plan_memory_gib, std::cout);
+  print_memory_plan(config, spec, run_examples(config, double(data.train.n), double(data.test.n)),
+                    flags.plan_memory_gib, std::cout);
   return 0;
 }
 

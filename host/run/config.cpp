@@ -205,7 +205,7 @@ Key steps_list_key(std::string name, std::string group, std::string help,
     if (!text.empty()) {
       for (const std::string& item : split(text, ',')) {
         const auto value = to_integer(item);
-        if (!value || *value < 1) expected("a comma-separated list of step numbers >= 1", text);
+        if (!value || *value < 0) expected("a comma-separated list of step numbers >= 0", text);
         steps.insert(*value);
       }
     }
@@ -467,7 +467,7 @@ std::vector<Key> make_keys() {
                                     &RunConfig::checkpoint_every, 0)));
   k.push_back(resumable(steps_list_key("checkpoint-steps", run,
                                        "also checkpoint at these steps, comma-separated, and keep those "
-                                       "checkpoints (to branch from them, --init-from)",
+                                       "checkpoints (to branch from them, --init-from; 0: the initial point)",
                                        &RunConfig::checkpoint_steps)));
   k.push_back(
       resumable(switch_key("no-plots", run, "do not run python/cflow_plot.py at the end", &RunConfig::no_plots)));

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "cflow/data/shard.h"
 #include "cflow/engine/network.h"
@@ -17,6 +18,7 @@
 #include "cflow/runtime/comm.h"
 #include "cflow/runtime/interrupt.h"
 #include "cflow/runtime/nvtx.h"
+#include "host/run/lane_oracles.h"
 #include "host/run/memory_check.h"
 #include "host/run/output.h"
 #include "host/run/plots.h"
@@ -115,7 +117,8 @@ class Runner {
     spec_ = c_.model_spec(data_.train.shape());
     model_text_ = describe_(spec_);
     const Dataset train_shard = shard(data_.train, comm_.rank(), comm_.size());
-    check_memory_on_every_rank(train_shard.n);
+    check_memory_on_every_rank(
+        run_examples(c_, double(train_shard.n), double(shard_range(data_.test.n, comm_.rank(), comm_.size()).count)));
     train_n_ = index_t(train_shard.n);
     train_.emplace(network_of(train_shard));
     if (c_.n_test != 0) {
@@ -134,7 +137,8 @@ class Runner {
     settings_.overlap = overlaps(c_.overlap_processes, comm_.size());
     const std::vector<T> w0 = train_->initial_parameters(c_.seed);
     if (comm_.size() == 1) {
-      experiment_.emplace(*objective_, [this](const Device& lane) { return oracles_on(lane); }, w0, settings_);
+      const RunNetworks<T> networks{&*train_, test_ ? &*test_ : nullptr, probe_.get()};
+      experiment_.emplace(*objective_, [networks](const Device& lane) { return networks.on(lane); }, w0, settings_);
       return;
     }
     // Several ranks: the collectives of one communicator must not be issued from several threads, so
@@ -148,30 +152,7 @@ class Runner {
         return combine_shards(comm_, test_->evaluate(w), test_n_, index_t(data_.test.n));
       };
     experiment_.emplace(*objective_, evaluate_train, evaluate_test, w0, settings_);
-    if (probe_) experiment_->record_outputs(outputs_of(probe_));
-  }
-
-  // One rank: a process's oracles on its lane, the networks bound to it (the one-rank sharded
-  // objective passes every query through to the shard's network, and evaluations need no sum).
-  typename Experiment<T>::Oracles oracles_on(const Device& lane) const {
-    auto train = std::make_shared<Network<T>>(train_->bound_to(lane));
-    typename Experiment<T>::Oracles oracles{train, [train](const T* w) { return train->evaluate(w); }, {}, {}};
-    if (test_) {
-      auto test = std::make_shared<Network<T>>(test_->bound_to(lane));
-      oracles.evaluate_test = [test](const T* w) { return test->evaluate(w); };
-    }
-    if (probe_) oracles.outputs = outputs_of(std::make_shared<Network<T>>(probe_->bound_to(lane)));
-    return oracles;
-  }
-
-  // The probe's outputs at w: [classes x K], an example per column, read as row-major [K x classes].
-  typename Experiment<T>::Outputs outputs_of(std::shared_ptr<Network<T>> probe) const {
-    auto out = std::make_shared<Buffer<T>>(probe->device(), index_t(c_.log_outputs) * spec_.classes);
-    return [probe, out](const T* w) {
-      probe->outputs(w, out->data());
-      const std::vector<T> logits = out->to_host();
-      return std::vector<double>(logits.begin(), logits.end());
-    };
+    if (probe_) experiment_->record_outputs(outputs_of<T>(probe_));
   }
 
   // --overlap-processes: auto is on with one rank, on either backend. On the CPU the processes then
@@ -185,11 +166,10 @@ class Runner {
     return choice == "on" || (choice == "auto" && ranks == 1);
   }
 
-  // Before the networks allocate: the processes' parameter-sized vectors (process_copies); the
-  // passes go over --chunk of this rank's `examples` at a time. The machines of a
-  // data-parallel run may differ, so the ranks agree: when one lacks the memory, all stop (exit 2).
-  void check_memory_on_every_rank(std::size_t examples) {
-    const double passed = examples_per_pass(c_, double(examples));
+  // Before the networks allocate: the processes' parameter-sized vectors (process_copies) and the
+  // networks over this rank's `examples`. The machines of a data-parallel run may differ, so the
+  // ranks agree: when one lacks the memory, all stop (exit 2).
+  void check_memory_on_every_rank(const RunExamples& passed) {
     std::string error;
     try {
       const double bytes = run_bytes(c_, spec_, passed, comm_.size()), limit = memory_limit_bytes();
@@ -310,11 +290,14 @@ class Runner {
     log_->start_swmr();
   }
 
-  void save_checkpoint() {
+  void save_checkpoint(const Checkpoint& checkpoint) {
     if (log_) log_->flush();
-    const Checkpoint checkpoint = experiment_->checkpoint();
     if (writes_) write_checkpoint(dir_ / kCheckpointFolder, checkpoint, checkpoint_meta_, 2, c_.checkpoint_steps);
-    last_checkpoint_ = experiment_->steps_done();
+    last_checkpoint_ = checkpoint.step;
+  }
+
+  bool chosen(std::int64_t step) const {
+    return std::binary_search(c_.checkpoint_steps.begin(), c_.checkpoint_steps.end(), step);
   }
 
   // The newest checkpoint, relative to the run directory (null when none was written).
@@ -380,13 +363,17 @@ class Runner {
       log_->flush();
       last_flush = Clock::now();
     }
-    const bool chosen = std::binary_search(c_.checkpoint_steps.begin(), c_.checkpoint_steps.end(), done);
-    if (((c_.checkpoint_every > 0 && done % c_.checkpoint_every == 0) || chosen) && done < c_.steps)
-      save_checkpoint();
+    if (starting_point_) save_checkpoint(*std::exchange(starting_point_, std::nullopt));
+    if (((c_.checkpoint_every > 0 && done % c_.checkpoint_every == 0) || chosen(done)) && done < c_.steps)
+      save_checkpoint(experiment_->checkpoint());
   }
 
   void loop() {
     session_first_ = experiment_->steps_done();
+    // A chosen step where the session starts (--checkpoint-steps 0: the initial point w0, to branch
+    // from) is taken now and written after the first step, once data.h5 exists: a checkpoint without
+    // data.h5 could not be resumed (docs/design.md §7.6).
+    if (chosen(session_first_) && last_checkpoint_ != session_first_) starting_point_ = experiment_->checkpoint();
     Progress progress(!c_.quiet, 0, c_.steps, session_first_);
     std::optional<StepWriter> writer;
     auto last_flush = Clock::now();
@@ -403,7 +390,7 @@ class Runner {
       // otherwise leave a checkpoint without data.h5 (made after the first step), which a resume (or
       // `cflow sweep`, which resumes every point with a checkpoint) cannot continue.
       const std::int64_t done = experiment_->steps_done();
-      if (last_checkpoint_ != done && done > session_first_) save_checkpoint();
+      if (last_checkpoint_ != done && done > session_first_) save_checkpoint(experiment_->checkpoint());
       if (log_) log_->close();
       stop_signal_ = comm_.all_reduce_max(interrupt_requested());
     } catch (const Interrupted&) {
@@ -520,6 +507,7 @@ class Runner {
   std::optional<RunLog> log_;
   double previous_wall_time_ = 0;
   std::int64_t last_checkpoint_ = -1, session_first_ = 0;
+  std::optional<Checkpoint> starting_point_;  // a --checkpoint-steps step at session_first_, until data.h5 exists
   std::int64_t first_row_step_ = 0;  // the step count at data.h5's first row (a branched run's origin step)
   std::string status_ = "completed";
   int stop_signal_ = 0;  // the signal the ranks agreed to stop on, or 0
