@@ -457,11 +457,15 @@ TEST(RunCommand, TransformerOnTheSortingTask) {
   TempDir dir;
   const Result r = run_cflow({"run", "--arch", "transformer", "--data", "sorting", "--steps", "3", "--n", "8",
                               "--n-test", "4", "--length", "3", "--width", "4", "--depth", "1", "--eig-max-k", "2",
-                              "--eig-initial-k", "1", "--threads", "1", "--no-plots", "--quiet", "--out",
-                              (dir / "r").string()},
+                              "--eig-initial-k", "1", "--threads", "1", "--no-plots", "--quiet", "--log-outputs",
+                              "2", "--out", (dir / "r").string()},
                              dir.path());
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(fs::exists(dir / "r" / "summary.json"));
+  // A sequence's outputs: 2 examples × 5 positions (2·length − 1 tokens) × 4 classes (the vocabulary).
+  const auto data = read_all(dir / "r" / "data.h5");
+  EXPECT_EQ(data.at("central/outputs").dims, (std::vector<hsize_t>{3, 2, 5, 4}));
+  for (const double v : as_doubles(data.at("central/outputs"))) EXPECT_TRUE(std::isfinite(v));
 }
 
 TEST(RunCommand, MissingOrCorruptDataSaysWhatToDo) {

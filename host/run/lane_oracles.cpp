@@ -19,7 +19,8 @@ typename Experiment<T>::Oracles RunNetworks<T>::on(const Device& lane) const {
 
 template <class T>
 typename Experiment<T>::Outputs outputs_of(std::shared_ptr<Network<T>> probe) {
-  auto out = std::make_shared<Buffer<T>>(probe->device(), probe->examples() * probe->spec().classes);
+  const ModelSpec& spec = probe->spec();  // outputs: [C × positions × K]
+  auto out = std::make_shared<Buffer<T>>(probe->device(), probe->examples() * spec.positions * spec.classes);
   return [probe, out](const T* w) {
     probe->outputs(w, out->data());
     const std::vector<T> logits = out->to_host();
