@@ -13,11 +13,12 @@ enum class Backend { cpu, cuda };
 
 // What the runtime did for its callers since the device was opened: calls into the backend's
 // allocator (the caching arena hands freed blocks back out without one, the pinned staging area grows
-// rarely), host<->device transfers and waits for the device. Counted in the functions both backends share (Device, blas::, dense::),
-// so the CPU backend counts what the CUDA backend does at the same call sites (docs/design.md §7).
+// rarely), host<->device transfers and waits for the device. Counted in the functions both backends
+// share (Device, blas::, dense::), so the CPU backend counts what the CUDA backend does at the same
+// call sites (docs/design.md §7).
 struct DeviceTraffic {
-  std::int64_t allocations = 0, allocated_bytes = 0;  // cudaMalloc / aligned_alloc calls
-  std::int64_t frees = 0, freed_bytes = 0;            // blocks returned by the arena to the backend
+  std::int64_t allocations = 0, allocated_bytes = 0;  // cudaMalloc / aligned_alloc calls, staging growths
+  std::int64_t frees = 0, freed_bytes = 0;            // blocks the arena returned, outgrown staging areas
   std::int64_t host_to_device = 0, host_to_device_bytes = 0;
   std::int64_t device_to_host = 0, device_to_host_bytes = 0;  // all of them, staged or not
   // Of those, the ones that bypassed the pinned staging area into pageable memory (Device::copy_to_host:
