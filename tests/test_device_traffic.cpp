@@ -1,8 +1,10 @@
 // Steady-state device traffic of every process (docs/design.md §7): after warm-up (each kind of
 // step run once) a step allocates nothing from the backend, sends less than 64 KiB to the host and no parameter-sized
-// array (the figure does not grow with d). Counted on the CPU backend at the call sites the CUDA
+// array (the figure does not grow with d), every read-back through the lane's pinned staging area (no
+// pageable transfer) and no more of them on a wider model. Counted on the CPU backend at the call sites the CUDA
 // backend shares, so it holds for both; each process on its own lane (docs/design.md §7.10), with its
 // step on its own host thread, so each figure is that process's alone.
+#include <algorithm>
 #include <cmath>
 
 #include "cflow/flow/central_flow.h"
@@ -20,6 +22,8 @@ constexpr std::int64_t kMaxDeviceToHostBytes = 64 * 1024;
 // Host waits per steady step besides those of LOBPCG iterations, and per LOBPCG iteration (the
 // Gram and projection matrices down, the Ritz coefficients up, the Cholesky/eigen infos).
 constexpr double kSyncsPerStep = 44, kSyncsPerLobpcgIteration = 10;
+// Device→host transfers likewise: each is a read-back the host waits for, so the same bounds.
+constexpr double kTransfersPerStep = kSyncsPerStep, kTransfersPerLobpcgIteration = kSyncsPerLobpcgIteration;
 
 struct Traffic {
   index_t d = 0;
@@ -98,6 +102,10 @@ void expect_steady_state_is_device_resident(const ModelSpec& spec, index_t narro
       SCOPED_TRACE(to_string(kind));
       EXPECT_EQ(a.allocations, 0);
       EXPECT_EQ(b.allocations, 0);
+      // Every read-back of a step goes through the staging area; a whole-vector download (pageable
+      // memory: Buffer::to_host_pageable, Device::copy_to_host) belongs to checkpoints, not to a step.
+      EXPECT_EQ(a.pageable_transfers, 0);
+      EXPECT_EQ(b.pageable_transfers, 0);
       EXPECT_LT(b.device_to_host_bytes / 2, kMaxDeviceToHostBytes);
       // One parameter-sized download per step adds (d_large − d_small)·8 bytes per step; what may
       // grow (more LOBPCG iterations on the wider model) crosses as k×k matrices.
@@ -118,6 +126,11 @@ void expect_steady_state_is_device_resident(const ModelSpec& spec, index_t narro
           << "d = " << small.d << ": " << a.synchronizations << " waits, " << small.lobpcg_iterations[i]
           << " LOBPCG iterations; d = " << large.d << ": " << b.synchronizations << ", "
           << large.lobpcg_iterations[i];
+      // The number of transfers does not grow with d either, beyond the wider model's extra iterations.
+      const double wide_transfers = double(b.device_to_host) - kTransfersPerLobpcgIteration * large.lobpcg_iterations[i];
+      EXPECT_LE(wide_transfers / 2, kTransfersPerStep) << b.device_to_host << " transfers over two steps";
+      EXPECT_LE(double(b.device_to_host), double(a.device_to_host) + kTransfersPerLobpcgIteration * extra_iterations)
+          << "d = " << small.d << ": " << a.device_to_host << " transfers; d = " << large.d << ": " << b.device_to_host;
     }
   }
 }
@@ -157,6 +170,60 @@ TEST(DeviceTraffic, CachingArenaReusesReleasedBlocksAndTransfersAreCounted) {
   EXPECT_EQ(host, std::vector<double>(10, 1.0));
 }
 
+// A read-back goes through the device's pinned staging area: one transfer and one wait, no pageable
+// transfer; the area grows (one allocation each time) only for a read larger than any before, and
+// is kept. A whole-vector download is the pageable exception, counted as such; blas::dot and nrm2
+// read their scalar back through the staging area too.
+TEST(DeviceTraffic, ReadBacksGoThroughTheStagingAreaWhichGrowsRarelyAndWholeVectorsArePageable) {
+  const Device dev = Device::open("cpu");
+  const std::vector<double> values = testing::random_vector<double>(5000, 7);
+  const Buffer<double> v(dev, values);
+  const auto read = [&](index_t count) {
+    const DeviceTraffic before = dev.traffic();
+    std::vector<double> host(static_cast<std::size_t>(count));
+    v.download(host);
+    EXPECT_TRUE(std::equal(host.begin(), host.end(), values.begin())) << count << " values";
+    return dev.traffic() - before;
+  };
+  const DeviceTraffic first = read(3);
+  EXPECT_EQ(first.allocations, 1) << "the staging area is made on the first read-back";
+  EXPECT_EQ(first.device_to_host, 1);
+  EXPECT_EQ(first.device_to_host_bytes, 24);
+  EXPECT_EQ(first.synchronizations, 1);
+  EXPECT_EQ(first.pageable_transfers, 0);
+  for (const index_t count : {index_t(3), index_t(1), index_t(500)}) {
+    const DeviceTraffic again = read(count);
+    EXPECT_EQ(again.allocations, 0) << count << " values fit the area";
+    EXPECT_EQ(again.pageable_transfers, 0);
+  }
+  const DeviceTraffic larger = read(5000);
+  EXPECT_EQ(larger.allocations, 1) << "a read larger than any before grows the area";
+  EXPECT_EQ(larger.frees, 1) << "and returns the old one";
+  EXPECT_EQ(read(4000).allocations, 0);
+
+  DeviceTraffic before = dev.traffic();
+  EXPECT_EQ(v.to_host_pageable(), values);
+  const DeviceTraffic whole = dev.traffic() - before;
+  EXPECT_EQ(whole.pageable_transfers, 1);
+  EXPECT_EQ(whole.pageable_bytes, 5000 * 8);
+  EXPECT_EQ(whole.device_to_host, 1);
+
+  blas::dot<double>(dev, 5000, v.data(), v.data());  // its device scalar's block, once
+  before = dev.traffic();
+  const double dot = blas::dot<double>(dev, 5000, v.data(), v.data());
+  const double norm = blas::nrm2<double>(dev, 5000, v.data());
+  const DeviceTraffic scalars = dev.traffic() - before;
+  double expected = 0;
+  for (double x : values) expected += x * x;
+  EXPECT_NEAR(dot, expected, 1e-12 * expected);
+  EXPECT_NEAR(norm, std::sqrt(expected), 1e-12 * std::sqrt(expected));
+  EXPECT_EQ(scalars.device_to_host, 2);
+  EXPECT_EQ(scalars.device_to_host_bytes, 16);
+  EXPECT_EQ(scalars.synchronizations, 2);
+  EXPECT_EQ(scalars.pageable_transfers, 0);
+  EXPECT_EQ(scalars.allocations, 0);
+}
+
 // The ranks' lock-step check (ShardedObjective, docs/design.md §7) compares WeightFingerprint
 // hashes: equal w give equal fingerprints, also from another instance (as on another rank), any one
 // changed entry gives another, the fingerprint is linear in w (the dot products it claims to be),
@@ -168,6 +235,8 @@ TEST(DeviceTraffic, LockStepFingerprintDownloadsNoParameterVectorAndSeesOneChang
     Buffer<double> w(dev, host), shift(dev, testing::random_vector<double>(std::size_t(d), 12)), sum(dev, host);
     blas::axpy<double>(dev, d, 1.0, shift.data(), sum.data());
     WeightFingerprint<double> mine(dev, d), theirs(dev, d);
+    double first = 0;
+    w.download(std::span<double>(&first, 1));  // the device's first read-back makes its staging area
     const DeviceTraffic before = dev.traffic();
     const std::uint64_t hash = mine.hash(w.data());
     const DeviceTraffic traffic = dev.traffic() - before;

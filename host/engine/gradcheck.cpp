@@ -38,7 +38,7 @@ class Probe {
  public:
   Probe(Objective<double>& f, const double* w) : f_(f), d_(f.dim()), w_(f.device(), d_), work_(f.device(), d_) {
     blas::copy(f.device(), d_, w, w_.data());
-    w_host_ = w_.to_host();
+    w_host_ = w_.to_host_pageable();
   }
   index_t dim() const { return d_; }
   // Point w + t·dir, as a device buffer in work_.
@@ -55,12 +55,12 @@ class Probe {
   Vec gradient_at(const Vec& dir, double t) {
     Buffer<double> grad(f_.device(), d_);
     f_.value_grad(shifted(dir, t), grad.data());
-    return grad.to_host();
+    return grad.to_host_pageable();
   }
   Vec hvp_at(const Vec& dir, double t, const Vec& v) {
     Buffer<double> V(f_.device(), std::span<const double>(v)), HV(f_.device(), d_);
     f_.hvp(shifted(dir, t), V.data(), 1, HV.data());
-    return HV.to_host();
+    return HV.to_host_pageable();
   }
   // d3 at w for the columns `U`, returned per pair.
   std::vector<Vec> d3(const std::vector<Vec>& U) {
@@ -69,7 +69,7 @@ class Probe {
     for (const Vec& u : U) packed.insert(packed.end(), u.begin(), u.end());
     Buffer<double> dU(f_.device(), std::span<const double>(packed)), D(f_.device(), d_ * pair_count(k));
     f_.d3(w_.data(), dU.data(), k, D.data());
-    const Vec all = D.to_host();
+    const Vec all = D.to_host_pageable();
     std::vector<Vec> pairs;
     for (index_t p = 0; p < pair_count(k); ++p)
       pairs.emplace_back(all.begin() + p * d_, all.begin() + (p + 1) * d_);

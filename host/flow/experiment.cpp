@@ -52,7 +52,7 @@ struct Experiment<T>::State {
     OptimizerState<T> flow_state = state;
     f.value_grad(w.data(), g.data());
     flow_state.update(g.data());
-    const std::vector<T> start = w.to_host();
+    const std::vector<T> start = w.to_host_pageable();
     dev.synchronize();  // the lanes copy the states: complete on this stream first
     std::vector<Device> lane_devices;
     for (ProcessKind kind : s.processes) {
@@ -206,7 +206,7 @@ Checkpoint Experiment<T>::checkpoint() const {
   cp.step = state_->steps;
   auto add = [&](const std::string& name, std::vector<double> values) { cp.arrays.emplace_back(name, std::move(values)); };
   auto host = [](const Buffer<T>& b) {
-    const auto v = b.to_host();
+    const auto v = b.to_host_pageable();
     return std::vector<double>(v.begin(), v.end());
   };
   for (const auto& process : state_->processes) {

@@ -36,9 +36,7 @@ struct OptimizerState<T>::Impl {
   Buffer<T> nu;
   Buffer<T> ones;             // length d for the adaptive optimizers: Σ through gemv/dot
   mutable Buffer<T> scratch;  // length d, rmsprop summaries only; allocated on first use
-  // rmsprop summaries: the logged coordinates, and the summary's scalars gathered for one read-back
-  mutable Buffer<index_t> selected;
-  mutable Buffer<T> summary_values;
+  mutable Buffer<index_t> selected;  // rmsprop summaries: the logged coordinates
 
   Impl(const Device& device, const OptimizerSpec& s, index_t dim) : dev(device), spec(s), d(dim) {
     CFLOW_REQUIRE(d >= 1, "optimizer: the parameter dimension must be positive");
@@ -72,12 +70,6 @@ struct OptimizerState<T>::Impl {
     if (!spec.bias_correction) return 0;
     const double log_beta2 = std::log(spec.beta2);
     return std::exp(t * log_beta2) * log_beta2 / denom();
-  }
-  // The scalar ν of scalar-rmsprop, copied to the host.
-  double scalar_nu() const {
-    T value;
-    nu.download(std::span<T>(&value, 1));
-    return double(value);
   }
 };
 
@@ -278,47 +270,70 @@ void OptimizerState<T>::hold_stationary(const T* expected_grad_sq) {
 }
 
 template <class T>
-StateSummary OptimizerState<T>::summary() const {
+index_t OptimizerState<T>::summary_size() const {
   const Impl& s = *impl_;
+  switch (s.spec.kind) {
+    case OptimizerKind::gd: return 0;
+    case OptimizerKind::scalar_rmsprop: return 1;
+    case OptimizerKind::rmsprop:
+      if (s.selected.size() == 0) s.selected = Buffer<index_t>(s.dev, selected_indices(s.d));
+      return 3 + s.selected.size();
+  }
+  return 0;
+}
+
+// ν (scalar), or Σν, Σ ess, Σp and the selected ν (rmsprop), enqueued without waiting.
+template <class T>
+void OptimizerState<T>::summary_values(T* values) const {
+  const Impl& s = *impl_;
+  if (s.spec.kind == OptimizerKind::scalar_rmsprop) return s.dev.copy_on_device(values, s.nu.data(), sizeof(T));
+  if (s.spec.kind != OptimizerKind::rmsprop) return;
+  const index_t d = s.d, count = summary_size() - 3;
+  if (s.scratch.size() != d) s.scratch = Buffer<T>(s.dev, d);
+  blas::dot(s.dev, d, s.ones.data(), s.nu.data(), values);  // ν ≥ 0: its l1 norm
+  CFLOW_DISPATCH(s.dev, gather_rows<T>, s.dev, d, index_t(1), count, s.selected.data(), s.nu.data(), values + 3);
+  const T denom = T(s.denom()), eps = T(s.spec.eps), lr = T(s.spec.lr);
+  CFLOW_DISPATCH(s.dev, rms_step_size<T>, s.dev, d, s.nu.data(), index_t(1), denom, eps, lr, s.scratch.data());
+  blas::dot(s.dev, d, s.ones.data(), s.scratch.data(), values + 1);
+  // 1 / mean(1/ess) = 1 / mean(p) = η / mean(√ν̂ + ε).
+  CFLOW_DISPATCH(s.dev, rms_preconditioner<T>, s.dev, d, s.nu.data(), index_t(1), denom, eps, lr, s.scratch.data());
+  blas::dot(s.dev, d, s.ones.data(), s.scratch.data(), values + 2);
+}
+
+template <class T>
+StateSummary OptimizerState<T>::summary_of(std::span<const T> values) const {
+  const Impl& s = *impl_;
+  CFLOW_REQUIRE(index_t(values.size()) == summary_size(), "optimizer summary: wrong number of values");
   StateSummary out;
   out.values.emplace_back("opt.t", s.t);
   switch (s.spec.kind) {
     case OptimizerKind::gd: break;
     case OptimizerKind::scalar_rmsprop: {
-      const double nu = s.scalar_nu();
+      const double nu = double(values[0]);
       out.values.emplace_back("opt.nu", nu);
       out.values.emplace_back("opt.lr", s.spec.lr);
       out.values.emplace_back("opt.effective_step_size", s.spec.lr / (std::sqrt(nu / s.denom()) + s.spec.eps));
       return out;
     }
     case OptimizerKind::rmsprop: {
-      const index_t d = s.d;
-      if (s.scratch.size() != d) s.scratch = Buffer<T>(s.dev, d);
-      if (s.selected.size() == 0) s.selected = Buffer<index_t>(s.dev, selected_indices(d));
-      const index_t count = s.selected.size();
-      // Σν, Σ ess, Σp and the selected ν gather on the device and cross in one transfer: one wait
-      // (docs/design.md §7.5).
-      if (s.summary_values.size() != 3 + count) s.summary_values = Buffer<T>(s.dev, 3 + count, Uninitialized{});
-      T* values = s.summary_values.data();
-      blas::dot(s.dev, d, s.ones.data(), s.nu.data(), values);  // ν ≥ 0: its l1 norm
-      CFLOW_DISPATCH(s.dev, gather_rows<T>, s.dev, d, index_t(1), count, s.selected.data(), s.nu.data(), values + 3);
-      const T denom = T(s.denom()), eps = T(s.spec.eps), lr = T(s.spec.lr);
-      CFLOW_DISPATCH(s.dev, rms_step_size<T>, s.dev, d, s.nu.data(), index_t(1), denom, eps, lr, s.scratch.data());
-      blas::dot(s.dev, d, s.ones.data(), s.scratch.data(), values + 1);
-      // 1 / mean(1/ess) = 1 / mean(p) = η / mean(√ν̂ + ε).
-      CFLOW_DISPATCH(s.dev, rms_preconditioner<T>, s.dev, d, s.nu.data(), index_t(1), denom, eps, lr,
-                     s.scratch.data());
-      blas::dot(s.dev, d, s.ones.data(), s.scratch.data(), values + 2);
-      const std::vector<T> host = s.summary_values.to_host();
-      out.values.emplace_back("opt.nu_l1", double(host[0]));
-      out.vectors.emplace_back("opt.nu_selected_idx", std::vector<double>(host.begin() + 3, host.end()));
-      out.values.emplace_back("opt.ess_mean", double(host[1]) / double(d));
-      out.values.emplace_back("opt.ess_harmonic_mean", double(d) / double(host[2]));
+      const double d = double(s.d);
+      out.values.emplace_back("opt.nu_l1", double(values[0]));
+      out.vectors.emplace_back("opt.nu_selected_idx", std::vector<double>(values.begin() + 3, values.end()));
+      out.values.emplace_back("opt.ess_mean", double(values[1]) / d);
+      out.values.emplace_back("opt.ess_harmonic_mean", d / double(values[2]));
       break;
     }
   }
   out.values.emplace_back("opt.lr", s.spec.lr);
   return out;
+}
+
+// Its values gather on the device and cross in one transfer: one wait (docs/design.md §7.5).
+template <class T>
+StateSummary OptimizerState<T>::summary() const {
+  Buffer<T> values(device(), summary_size(), Uninitialized{});
+  summary_values(values.data());
+  return summary_of(values.to_host());
 }
 
 template class OptimizerState<float>;

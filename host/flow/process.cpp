@@ -34,11 +34,16 @@ void ProcessContext<T>::solve_or_refresh(EigenTracker<T>& tracker, const T* w, c
 }
 
 template <class T>
-std::vector<double> ProcessContext<T>::gather(const T* x, index_t cols, const T* norm_of) {
+void ProcessContext<T>::gather_to(const T* x, index_t cols, const T* norm_of, T* out) {
   const index_t count = index_t(selected_host.size());
-  Buffer<T> out(dev, count * cols + (norm_of ? 1 : 0), Uninitialized{});
-  CFLOW_DISPATCH(dev, gather_rows<T>, dev, d, cols, count, selected.data(), x, out.data());
-  if (norm_of) blas::dot<T>(dev, d, norm_of, norm_of, out.data() + count * cols);
+  CFLOW_DISPATCH(dev, gather_rows<T>, dev, d, cols, count, selected.data(), x, out);
+  if (norm_of) blas::dot<T>(dev, d, norm_of, norm_of, out + count * cols);
+}
+
+template <class T>
+std::vector<double> ProcessContext<T>::gather(const T* x, index_t cols, const T* norm_of) {
+  Buffer<T> out(dev, index_t(selected_host.size()) * cols + (norm_of ? 1 : 0), Uninitialized{});
+  gather_to(x, cols, norm_of, out.data());
   const auto host = out.to_host();
   return {host.begin(), host.end()};
 }
@@ -124,11 +129,19 @@ ProcessRecord Process<T>::basic_record(Context& c, const T* at, double loss) {
     }
   }
   if (c.outputs) r.outputs = c.outputs(at);
-  r.state = state.summary();
-  r.grad_sq_selected = c.gather(g.data(), 1, g.data());
-  r.grad_norm_sq = r.grad_sq_selected.back();
-  r.grad_sq_selected.pop_back();
-  for (double& x : r.grad_sq_selected) x *= x;
+  // The optimizer's summary, the selected coordinates of g and ‖g‖² gather on the device and cross
+  // in one transfer (docs/design.md §7.5).
+  const index_t state_size = state.summary_size(), count = index_t(c.selected_host.size());
+  Buffer<T> logged(c.dev, state_size + count + 1, Uninitialized{});
+  state.summary_values(logged.data());
+  c.gather_to(g.data(), 1, g.data(), logged.data() + state_size);
+  const std::vector<T> host = logged.to_host();
+  r.state = state.summary_of(std::span<const T>(host).first(std::size_t(state_size)));
+  for (std::size_t i = 0; i < std::size_t(count); ++i) {
+    const double x = double(host[std::size_t(state_size) + i]);
+    r.grad_sq_selected.push_back(x * x);
+  }
+  r.grad_norm_sq = double(host.back());
   return r;
 }
 

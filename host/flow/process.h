@@ -39,6 +39,8 @@ struct ProcessContext {
   // Rows `selected` of the d × cols device matrix x, on the host; with `norm_of`, ‖norm_of‖² after
   // them, read back in the same transfer (one wait).
   std::vector<double> gather(const T* x, index_t cols = 1, const T* norm_of = nullptr);
+  // The same values into the device array `out` (count·cols, then ‖norm_of‖²), without waiting.
+  void gather_to(const T* x, index_t cols, const T* norm_of, T* out);
   // Options of a tracker under `eig` (a process's settings); one that grows tracks every eigenvalue
   // above the threshold.
   EigenTrackerOptions tracker_options(const EigenSettings& eig, bool grows) const;

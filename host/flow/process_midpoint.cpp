@@ -26,7 +26,7 @@ class MidpointProcess final : public DiscreteProcess<T> {
   bool has_previous() const override { return has_prev_; }
   void save_previous(std::vector<std::pair<std::string, std::vector<double>>>& arrays,
                      const std::string& name) const override {
-    const auto v = w_prev_.to_host();
+    const auto v = w_prev_.to_host_pageable();
     arrays.emplace_back(name, std::vector<double>(v.begin(), v.end()));
   }
   void restore_previous(bool has_prev, const std::vector<double>& w_prev, const std::string& name) override {

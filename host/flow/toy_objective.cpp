@@ -15,7 +15,7 @@ namespace {
 template <class T>
 std::vector<double> to_host(const Device& dev, const T* src, index_t n) {
   std::vector<T> raw(static_cast<std::size_t>(n));
-  if (n > 0) dev.copy_to_host(raw.data(), src, raw.size() * sizeof(T));
+  dev.read_back(raw.data(), src, raw.size() * sizeof(T));  // d = K + 1 values: staged
   return std::vector<double>(raw.begin(), raw.end());
 }
 

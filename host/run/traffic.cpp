@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iomanip>
+#include <string_view>
 
 namespace cflow::run {
 
@@ -22,6 +23,8 @@ nlohmann::ordered_json TrafficMeter::json() const {
     out[to_string(kind)] = {{"allocations", per_step(total.allocations)},
                             {"host_to_device_bytes", per_step(total.host_to_device_bytes)},
                             {"device_to_host_bytes", per_step(total.device_to_host_bytes)},
+                            {"device_to_host_transfers", per_step(total.device_to_host)},
+                            {"pageable_transfers", per_step(total.pageable_transfers)},
                             {"synchronizations", per_step(total.synchronizations)}};
   }
   return out;
@@ -32,16 +35,22 @@ void TrafficMeter::print(std::ostream& out) const {
     out << "device traffic: fewer than " << kTrafficWarmupSteps + 1 << " steps, no steady state to report\n";
     return;
   }
+  // summary.json's keys and their column headings.
+  static constexpr std::pair<const char*, const char*> kColumns[] = {
+      {"allocations", "allocations"},       {"host_to_device_bytes", "host->device B"},
+      {"device_to_host_bytes", "device->host B"}, {"device_to_host_transfers", "transfers"},
+      {"pageable_transfers", "pageable"},   {"synchronizations", "syncs"}};
+  const auto width = [](const char* heading) { return int(std::string_view(heading).size()) + 2; };
   out << "device traffic per step (mean over " << counted_ << " steps after the first " << kTrafficWarmupSteps
-      << "):\n  " << std::left << std::setw(10) << "process" << std::right << std::setw(13) << "allocations"
-      << std::setw(15) << "host->device B" << std::setw(15) << "device->host B" << std::setw(8) << "syncs\n";
+      << "):\n  " << std::left << std::setw(10) << "process" << std::right;
+  for (const auto& [key, heading] : kColumns) out << std::setw(width(heading)) << heading;
+  out << "\n";
   const nlohmann::ordered_json table = json();
-  for (const auto& [kind, figures] : table.items())
-    out << "  " << std::left << std::setw(10) << kind << std::right << std::fixed << std::setprecision(1)
-        << std::setw(13) << figures["allocations"].get<double>() << std::setw(15)
-        << figures["host_to_device_bytes"].get<double>() << std::setw(15)
-        << figures["device_to_host_bytes"].get<double>() << std::setw(8) << figures["synchronizations"].get<double>()
-        << "\n";
+  for (const auto& [kind, figures] : table.items()) {
+    out << "  " << std::left << std::setw(10) << kind << std::right << std::fixed << std::setprecision(1);
+    for (const auto& [key, heading] : kColumns) out << std::setw(width(heading)) << figures[key].get<double>();
+    out << "\n";
+  }
 }
 
 }  // namespace cflow::run

@@ -19,7 +19,8 @@ class TrafficMeter {
  public:
   // Adds one step's records; the first kTrafficWarmupSteps steps this meter sees are left out.
   void add(const StepRecord& record);
-  // {process: {allocations, host_to_device_bytes, device_to_host_bytes, synchronizations}} per step
+  // {process: {allocations, host_to_device_bytes, device_to_host_bytes, device_to_host_transfers,
+  // pageable_transfers, synchronizations}} per step
   // (an empty object when no steady-state step was seen).
   nlohmann::ordered_json json() const;
   void print(std::ostream& out) const;

@@ -34,7 +34,13 @@ struct Device::Impl {
   static constexpr std::size_t kMaxWatched = 16;
   std::vector<Watched> watched;
   std::uint64_t last_version = 0;
-  ~Impl();  // returns the arena's blocks to the backend
+  // Device::read_back's staging area: page-locked host memory (cudaMallocHost) on CUDA, so the copy is
+  // an asynchronous DMA; aligned host memory on the CPU, counted the same (docs/design.md §7.5).
+  void* staging = nullptr;
+  std::size_t staging_bytes = 0;
+  void* staging_for(std::size_t bytes);  // grows the area (one allocation) when bytes exceed it
+  void release_pinned(void* ptr) noexcept;
+  ~Impl();  // returns the arena's blocks and the staging area to the backend
 };
 
 CFLOW_BACKEND_DECLARATIONS(
@@ -56,9 +62,9 @@ CFLOW_BACKEND_DECLARATIONS(
   template <class T> void axpy(const Device& dev, index_t n, T alpha, const T* x, T* y);
   template <class T> void scal(const Device& dev, index_t n, T alpha, T* x);
   template <class T> void copy(const Device& dev, index_t n, const T* x, T* y);
-  template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y);
-  template <class T> T nrm2(const Device& dev, index_t n, const T* x);
+  // Into a device scalar, queued without waiting; the host reads it back through the staging area.
   template <class T> void dot_to_device(const Device& dev, index_t n, const T* x, const T* y, T* result);
+  template <class T> void nrm2_to_device(const Device& dev, index_t n, const T* x, T* result);
   template <class T>
   void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alpha, const T* L,
                                    index_t ldl, T* B, index_t ldb);
@@ -77,9 +83,8 @@ CFLOW_BACKEND_DECLARATIONS(
   template void axpy<T>(const Device&, index_t, T, const T*, T*);                                        \
   template void scal<T>(const Device&, index_t, T, T*);                                                  \
   template void copy<T>(const Device&, index_t, const T*, T*);                                           \
-  template T dot<T>(const Device&, index_t, const T*, const T*);                                         \
-  template T nrm2<T>(const Device&, index_t, const T*);                                                  \
   template void dot_to_device<T>(const Device&, index_t, const T*, const T*, T*);                        \
+  template void nrm2_to_device<T>(const Device&, index_t, const T*, T*);                                 \
   template void trsm_right_lower_transposed<T>(const Device&, index_t, index_t, T, const T*, index_t, T*, \
                                                index_t);                                                 \
   template void symmetric_eigen<T>(const Device&, index_t, T*, index_t, T*, int*);                       \
@@ -98,6 +103,9 @@ std::shared_ptr<Device::Impl> open_device(int index);
 std::shared_ptr<Device::Impl> open_lane(const Device::Impl& parent);
 void bind_thread(const Device::Impl& impl);
 void set_tf32(const Device& dev, bool on);
+// Page-locked host memory (cudaMallocHost / cudaFreeHost) for Device::read_back's staging area.
+void* allocate_pinned(std::size_t bytes);
+void release_pinned(void* ptr) noexcept;
 // Timing events on the device's stream (PhaseClock): created once, recorded, read after a wait.
 void* create_event();
 void destroy_event(void* event) noexcept;

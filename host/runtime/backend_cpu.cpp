@@ -94,19 +94,16 @@ void copy(const Device&, index_t n, const T* x, T* y) {
   if constexpr (std::is_same_v<T, float>) cblas_scopy(n, x, 1, y, 1);
   else cblas_dcopy(n, x, 1, y, 1);
 }
+// Device memory is host memory: the result is written where the caller reads it back.
 template <class T>
-T dot(const Device&, index_t n, const T* x, const T* y) {
-  if constexpr (std::is_same_v<T, float>) return cblas_sdot(n, x, 1, y, 1);
-  else return cblas_ddot(n, x, 1, y, 1);
+void dot_to_device(const Device&, index_t n, const T* x, const T* y, T* result) {
+  if constexpr (std::is_same_v<T, float>) *result = cblas_sdot(n, x, 1, y, 1);
+  else *result = cblas_ddot(n, x, 1, y, 1);
 }
 template <class T>
-void dot_to_device(const Device& dev, index_t n, const T* x, const T* y, T* result) {
-  *result = dot(dev, n, x, y);  // device memory is host memory
-}
-template <class T>
-T nrm2(const Device&, index_t n, const T* x) {
-  if constexpr (std::is_same_v<T, float>) return cblas_snrm2(n, x, 1);
-  else return cblas_dnrm2(n, x, 1);
+void nrm2_to_device(const Device&, index_t n, const T* x, T* result) {
+  if constexpr (std::is_same_v<T, float>) *result = cblas_snrm2(n, x, 1);
+  else *result = cblas_dnrm2(n, x, 1);
 }
 
 template <class T>

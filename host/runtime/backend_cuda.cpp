@@ -158,31 +158,29 @@ void copy(const Device& dev, index_t n, const T* x, T* y) {
   if constexpr (std::is_same_v<T, float>) CFLOW_CHECK_CUBLAS(cublasScopy_64(blas_of(dev), n, x, 1, y, 1));
   else CFLOW_CHECK_CUBLAS(cublasDcopy_64(blas_of(dev), n, x, 1, y, 1));
 }
-// The result pointer is on the host, so cuBLAS synchronizes before returning it.
-template <class T>
-T dot(const Device& dev, index_t n, const T* x, const T* y) {
-  T result{};
-  if constexpr (std::is_same_v<T, float>) CFLOW_CHECK_CUBLAS(cublasSdot_64(blas_of(dev), n, x, 1, y, 1, &result));
-  else CFLOW_CHECK_CUBLAS(cublasDdot_64(blas_of(dev), n, x, 1, y, 1, &result));
-  return result;
-}
-// The result pointer is on the device: the call is queued on the stream and returns at once.
-template <class T>
-void dot_to_device(const Device& dev, index_t n, const T* x, const T* y, T* result) {
+// The result pointer is on the device (cuBLAS device pointer mode): the call is queued on the stream
+// and returns at once; every other call expects host pointer mode, restored before the status is checked.
+template <class Call>
+void with_device_pointer(const Device& dev, Call call) {
   cublasHandle_t handle = blas_of(dev);
   CFLOW_CHECK_CUBLAS(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_DEVICE));
-  cublasStatus_t status;
-  if constexpr (std::is_same_v<T, float>) status = cublasSdot_64(handle, n, x, 1, y, 1, result);
-  else status = cublasDdot_64(handle, n, x, 1, y, 1, result);
-  CFLOW_CHECK_CUBLAS(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST));  // what every other call expects
+  const cublasStatus_t status = call(handle);
+  CFLOW_CHECK_CUBLAS(cublasSetPointerMode(handle, CUBLAS_POINTER_MODE_HOST));
   CFLOW_CHECK_CUBLAS(status);
 }
 template <class T>
-T nrm2(const Device& dev, index_t n, const T* x) {
-  T result{};
-  if constexpr (std::is_same_v<T, float>) CFLOW_CHECK_CUBLAS(cublasSnrm2_64(blas_of(dev), n, x, 1, &result));
-  else CFLOW_CHECK_CUBLAS(cublasDnrm2_64(blas_of(dev), n, x, 1, &result));
-  return result;
+void dot_to_device(const Device& dev, index_t n, const T* x, const T* y, T* result) {
+  with_device_pointer(dev, [&](cublasHandle_t handle) {
+    if constexpr (std::is_same_v<T, float>) return cublasSdot_64(handle, n, x, 1, y, 1, result);
+    else return cublasDdot_64(handle, n, x, 1, y, 1, result);
+  });
+}
+template <class T>
+void nrm2_to_device(const Device& dev, index_t n, const T* x, T* result) {
+  with_device_pointer(dev, [&](cublasHandle_t handle) {
+    if constexpr (std::is_same_v<T, float>) return cublasSnrm2_64(handle, n, x, 1, result);
+    else return cublasDnrm2_64(handle, n, x, 1, result);
+  });
 }
 
 template <class T>
@@ -233,6 +231,13 @@ CFLOW_INSTANTIATE_BACKEND(double)
 void set_tf32(const Device& dev, bool on) {
   CFLOW_CHECK_CUBLAS(cublasSetMathMode(blas_of(dev), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 }
+
+void* allocate_pinned(std::size_t bytes) {
+  void* ptr = nullptr;
+  CFLOW_CHECK_CUDA(cudaMallocHost(&ptr, bytes));
+  return ptr;
+}
+void release_pinned(void* ptr) noexcept { cudaFreeHost(ptr); }
 
 void* create_event() {
   cudaEvent_t event = nullptr;

@@ -50,11 +50,15 @@ template <class T> void copy(const Device& dev, index_t n, const T* x, T* y) {
   CFLOW_DISPATCH(dev, copy<T>, dev, n, x, y);
   dev.note_write(y, std::size_t(n) * sizeof(T));
 }
-// The result comes back through a host pointer: one scalar to the host and a wait for the device.
+// A scalar the host reads: computed into a device scalar (a block the arena keeps) and read back
+// through the staging area, one transfer and one wait (docs/design.md §7.5).
 template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y) {
   if (n <= 0) return T(0);
-  dev.count_result_to_host(sizeof(T));
-  return CFLOW_DISPATCH(dev, dot<T>, dev, n, x, y);
+  Buffer<T> result(dev, 1, Uninitialized{});
+  CFLOW_DISPATCH(dev, dot_to_device<T>, dev, n, x, y, result.data());
+  T value;
+  dev.read_back(&value, result.data(), sizeof(T));
+  return value;
 }
 template <class T> void dot(const Device& dev, index_t n, const T* x, const T* y, T* result) {
   if (n <= 0) return dev.set_zero(result, sizeof(T));
@@ -63,8 +67,11 @@ template <class T> void dot(const Device& dev, index_t n, const T* x, const T* y
 }
 template <class T> T nrm2(const Device& dev, index_t n, const T* x) {
   if (n <= 0) return T(0);
-  dev.count_result_to_host(sizeof(T));
-  return CFLOW_DISPATCH(dev, nrm2<T>, dev, n, x);
+  Buffer<T> result(dev, 1, Uninitialized{});
+  CFLOW_DISPATCH(dev, nrm2_to_device<T>, dev, n, x, result.data());
+  T value;
+  dev.read_back(&value, result.data(), sizeof(T));
+  return value;
 }
 template <class T>
 void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alpha, const T* L, index_t ldl, T* B,

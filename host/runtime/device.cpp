@@ -1,4 +1,5 @@
 #include <charconv>
+#include <cstring>
 
 #include "cflow/runtime/device.h"
 #include "cflow/runtime/error.h"
@@ -98,10 +99,58 @@ void Device::copy_from_host(void* dst, const void* src, std::size_t bytes) const
   impl_->traffic.host_to_device_bytes += std::int64_t(bytes);
   synchronize();
 }
+
+namespace {
+constexpr std::size_t kMinStagingBytes = 4096;  // every scalar read-back of a step, with room
+}  // namespace
+
+// The staging area holds the largest read so far, rounded up to a power of two so that it grows a
+// few times per run; a read-back has waited before it returns, so the old area is idle when replaced.
+void* Device::Impl::staging_for(std::size_t bytes) {
+  if (bytes <= staging_bytes) return staging;
+  std::size_t size = kMinStagingBytes;
+  while (size < bytes) size *= 2;
+  if (staging) {
+    release_pinned(staging);
+    traffic.frees += 1;
+    traffic.freed_bytes += std::int64_t(staging_bytes);
+    staging = nullptr;
+    staging_bytes = 0;
+  }
+#if defined(CFLOW_WITH_CUDA)
+  if (backend == Backend::cuda) staging = cuda::allocate_pinned(size);
+#endif
+  if (backend == Backend::cpu) staging = cpu::allocate(size);
+  staging_bytes = size;
+  traffic.allocations += 1;
+  traffic.allocated_bytes += std::int64_t(size);
+  return staging;
+}
+void Device::Impl::release_pinned(void* ptr) noexcept {
+#if defined(CFLOW_WITH_CUDA)
+  if (backend == Backend::cuda) return cuda::release_pinned(ptr);
+#endif
+  cpu::release(ptr);
+}
+
+// From pinned memory the copy is a DMA on the lane's stream that returns at once; the wait is the one
+// the host needs to read the value (docs/design.md §7.5).
+void Device::read_back(void* dst, const void* src, std::size_t bytes) const {
+  if (bytes == 0) return;
+  void* staged = impl_->staging_for(bytes);
+  CFLOW_DISPATCH(*this, copy, *this, staged, src, bytes);
+  impl_->traffic.device_to_host += 1;
+  impl_->traffic.device_to_host_bytes += std::int64_t(bytes);
+  synchronize();
+  std::memcpy(dst, staged, bytes);
+}
+// Into pageable memory the driver copies through its own bounce buffer and returns when done.
 void Device::copy_to_host(void* dst, const void* src, std::size_t bytes) const {
   CFLOW_DISPATCH(*this, copy, *this, dst, src, bytes);
   impl_->traffic.device_to_host += 1;
   impl_->traffic.device_to_host_bytes += std::int64_t(bytes);
+  impl_->traffic.pageable_transfers += 1;
+  impl_->traffic.pageable_bytes += std::int64_t(bytes);
   synchronize();
 }
 void Device::copy_on_device(void* dst, const void* src, std::size_t bytes) const {
@@ -114,11 +163,6 @@ void Device::set_zero(void* dst, std::size_t bytes) const {
 }
 void Device::synchronize() const {
   CFLOW_DISPATCH(*this, synchronize, *this);
-  impl_->traffic.synchronizations += 1;
-}
-void Device::count_result_to_host(std::size_t bytes) const {
-  impl_->traffic.device_to_host += 1;
-  impl_->traffic.device_to_host_bytes += std::int64_t(bytes);
   impl_->traffic.synchronizations += 1;
 }
 const DeviceTraffic& Device::traffic() const { return impl_->traffic; }
@@ -162,6 +206,7 @@ Device::Impl::~Impl() {
     cpu::release(p);
   };
   arena.trim(release);
+  if (staging) release_pinned(staging);
 }
 
 DeviceTraffic& DeviceTraffic::operator+=(const DeviceTraffic& o) {
@@ -173,13 +218,16 @@ DeviceTraffic& DeviceTraffic::operator+=(const DeviceTraffic& o) {
   host_to_device_bytes += o.host_to_device_bytes;
   device_to_host += o.device_to_host;
   device_to_host_bytes += o.device_to_host_bytes;
+  pageable_transfers += o.pageable_transfers;
+  pageable_bytes += o.pageable_bytes;
   synchronizations += o.synchronizations;
   return *this;
 }
 DeviceTraffic DeviceTraffic::operator-(const DeviceTraffic& earlier) const {
   DeviceTraffic d = earlier;
   for (std::int64_t* field : {&d.allocations, &d.allocated_bytes, &d.frees, &d.freed_bytes, &d.host_to_device,
-                              &d.host_to_device_bytes, &d.device_to_host, &d.device_to_host_bytes, &d.synchronizations})
+                              &d.host_to_device_bytes, &d.device_to_host, &d.device_to_host_bytes, &d.pageable_transfers, &d.pageable_bytes,
+                              &d.synchronizations})
     *field = -*field;
   d += *this;
   return d;

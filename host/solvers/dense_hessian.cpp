@@ -66,7 +66,7 @@ DenseEigen<T> dense_eigen(const Device& dev, index_t d, Buffer<T>& matrix, index
   Buffer<T> ascending(dev, d);
   dense::symmetric_eigen(dev, d, matrix.data(), d, ascending.data());
   DenseEigen<T> result;
-  result.eigenvalues = ascending.to_host();
+  result.eigenvalues = ascending.to_host_pageable();  // d of them: a whole vector
   std::reverse(result.eigenvalues.begin(), result.eigenvalues.end());
   result.vectors = Buffer<T>(dev, d * top);
   for (index_t j = 0; j < top; ++j)

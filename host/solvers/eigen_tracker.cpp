@@ -205,7 +205,8 @@ void EigenTracker<T>::refresh_rescaled(const QuadraticForm<T>& quad) {
 
 template <class T>
 EigenTrackerSnapshot EigenTracker<T>::snapshot() const {
-  const std::vector<T> Y = Y_.to_host(), Y_previous = previous_valid_ ? Y_previous_.to_host() : std::vector<T>{};
+  const std::vector<T> Y = Y_.to_host_pageable(),
+                       Y_previous = previous_valid_ ? Y_previous_.to_host_pageable() : std::vector<T>{};
   return {{Y.begin(), Y.end()}, {Y_previous.begin(), Y_previous.end()}, {eigenvalues_.begin(), eigenvalues_.end()},
           target_k_, std::int64_t(lobpcg_calls_)};
 }

@@ -130,7 +130,14 @@ class OptimizerState {
                                                        const T* previous_expected) const;
   void hold_stationary(const T* expected_grad_sq);
 
+  // The logged summary, read back in one transfer.
   StateSummary summary() const;
+  // The same in two halves, so that a process reads it back with its other logged scalars in one
+  // transfer (docs/design.md §7.5): summary_values enqueues summary_size() device scalars at `values`
+  // (no wait), summary_of makes the summary from them once they are on the host.
+  index_t summary_size() const;
+  void summary_values(T* values) const;
+  StateSummary summary_of(std::span<const T> values) const;
 
  private:
   struct Impl;

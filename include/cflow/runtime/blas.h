@@ -28,8 +28,10 @@ void gemv(const Device& dev, Op op_a, index_t m, index_t n, T alpha, const T* A,
 template <class T> void axpy(const Device& dev, index_t n, T alpha, const T* x, T* y);  // y += alpha x
 template <class T> void scal(const Device& dev, index_t n, T alpha, T* x);              // x *= alpha
 template <class T> void copy(const Device& dev, index_t n, const T* x, T* y);           // y = x
-template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y);         // synchronizes
-template <class T> T nrm2(const Device& dev, index_t n, const T* x);                    // synchronizes
+// xᵀy and ‖x‖₂ for the host: computed on the device and read back through the staging area (one
+// transfer, one wait).
+template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y);
+template <class T> T nrm2(const Device& dev, index_t n, const T* x);
 // xᵀy into the device scalar *result, without waiting (cuBLAS device pointer mode): the scalars
 // of a computation gather on the device and cross to the host once (docs/design.md §7.5).
 template <class T> void dot(const Device& dev, index_t n, const T* x, const T* y, T* result);

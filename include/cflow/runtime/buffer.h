@@ -49,13 +49,22 @@ class Buffer {
     CFLOW_REQUIRE(offset >= 0 && offset + index_t(host.size()) <= size_, "upload out of range");
     if (!host.empty()) device_.copy_from_host(data_ + offset, host.data(), host.size_bytes());
   }
+  // What the host reads (scalars, small matrices): through the device's pinned staging area
+  // (Device::read_back).
   void download(std::span<T> host, index_t offset = 0) const {
     CFLOW_REQUIRE(offset >= 0 && offset + index_t(host.size()) <= size_, "download out of range");
-    if (!host.empty()) device_.copy_to_host(host.data(), data_ + offset, host.size_bytes());
+    if (!host.empty()) device_.read_back(host.data(), data_ + offset, host.size_bytes());
   }
   std::vector<T> to_host() const {
     std::vector<T> host(static_cast<std::size_t>(size_));
     download(host);
+    return host;
+  }
+  // A whole vector (a checkpoint's w, the start point) straight into pageable memory, so the staging
+  // area stays small (Device::copy_to_host; counted as a pageable transfer).
+  std::vector<T> to_host_pageable() const {
+    std::vector<T> host(static_cast<std::size_t>(size_));
+    if (size_ > 0) device_.copy_to_host(host.data(), data_, bytes());
     return host;
   }
   void copy_from(const Buffer& other) {

@@ -12,14 +12,18 @@ namespace cflow {
 enum class Backend { cpu, cuda };
 
 // What the runtime did for its callers since the device was opened: calls into the backend's
-// allocator (the caching arena hands freed blocks back out without one), host<->device transfers
-// and waits for the device. Counted in the functions both backends share (Device, blas::, dense::),
-// so the CPU backend counts what the CUDA backend does at the same call sites (docs/design.md §7).
+// allocator (the caching arena hands freed blocks back out without one, the pinned staging area grows
+// rarely), host<->device transfers and waits for the device. Counted in the functions both backends
+// share (Device, blas::, dense::), so the CPU backend counts what the CUDA backend does at the same
+// call sites (docs/design.md §7).
 struct DeviceTraffic {
-  std::int64_t allocations = 0, allocated_bytes = 0;  // cudaMalloc / aligned_alloc calls
-  std::int64_t frees = 0, freed_bytes = 0;            // blocks returned by the arena to the backend
+  std::int64_t allocations = 0, allocated_bytes = 0;  // cudaMalloc / aligned_alloc calls, staging growths
+  std::int64_t frees = 0, freed_bytes = 0;            // blocks the arena returned, outgrown staging areas
   std::int64_t host_to_device = 0, host_to_device_bytes = 0;
-  std::int64_t device_to_host = 0, device_to_host_bytes = 0;
+  std::int64_t device_to_host = 0, device_to_host_bytes = 0;  // all of them, staged or not
+  // Of those, the ones that bypassed the pinned staging area into pageable memory (Device::copy_to_host:
+  // whole vectors for checkpoints, the start point, host collectives; none in a steady step).
+  std::int64_t pageable_transfers = 0, pageable_bytes = 0;
   std::int64_t synchronizations = 0;  // the host waits for the device (explicitly or inside a call)
 
   DeviceTraffic& operator+=(const DeviceTraffic& other);
@@ -44,13 +48,17 @@ class Device {
   void* allocate(std::size_t bytes) const;
   void release(void* ptr) const noexcept;
   void copy_from_host(void* dst, const void* src, std::size_t bytes) const;
+  // Device→host for what the host reads (scalars, k×k matrices, solver infos): an asynchronous copy on
+  // this lane's stream into its pinned staging area (cudaMallocHost; aligned host memory on the CPU),
+  // the one wait the host needs, then a host copy to dst (docs/design.md §7.5). The area grows to the
+  // largest read seen (each growth counted as an allocation) and is kept.
+  void read_back(void* dst, const void* src, std::size_t bytes) const;
+  // Device→host straight into pageable memory, for whole vectors (checkpoints, the start point, host
+  // collectives) that the staging area should not grow to: also counted in pageable_transfers.
   void copy_to_host(void* dst, const void* src, std::size_t bytes) const;
   void copy_on_device(void* dst, const void* src, std::size_t bytes) const;
   void set_zero(void* dst, std::size_t bytes) const;
   void synchronize() const;
-  // Counts a value of `bytes` that a backend call (dot, nrm2, a solver's info) returned to the host,
-  // with the wait that returning it implies.
-  void count_result_to_host(std::size_t bytes) const;
   const DeviceTraffic& traffic() const;
 
   // Write versions of watched device ranges (docs/design.md §7). A cache keyed on device data (the
