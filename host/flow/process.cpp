@@ -41,9 +41,9 @@ void ProcessContext<T>::gather_to(const T* x, index_t cols, const T* norm_of, T*
 }
 
 template <class T>
-std::vector<double> ProcessContext<T>::gather(const T* x, index_t cols, const T* norm_of) {
-  Buffer<T> out(dev, index_t(selected_host.size()) * cols + (norm_of ? 1 : 0), Uninitialized{});
-  gather_to(x, cols, norm_of, out.data());
+std::vector<double> ProcessContext<T>::gather(const T* x, index_t cols) {
+  Buffer<T> out(dev, index_t(selected_host.size()) * cols, Uninitialized{});
+  gather_to(x, cols, nullptr, out.data());
   const auto host = out.to_host();
   return {host.begin(), host.end()};
 }

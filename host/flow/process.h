@@ -36,10 +36,10 @@ struct ProcessContext {
   // A refresh given `known` takes them for the quotients of the leading columns of the basis the caller
   // rescaled (EigenTracker::rescale with this p) and asks quad() only for the others.
   void solve_or_refresh(EigenTracker<T>& tracker, const T* w, const T* p, bool full, std::span<const T> known = {});
-  // Rows `selected` of the d × cols device matrix x, on the host; with `norm_of`, ‖norm_of‖² after
-  // them, read back in the same transfer (one wait).
-  std::vector<double> gather(const T* x, index_t cols = 1, const T* norm_of = nullptr);
-  // The same values into the device array `out` (count·cols, then ‖norm_of‖²), without waiting.
+  // Rows `selected` of the d × cols device matrix x, on the host (one wait).
+  std::vector<double> gather(const T* x, index_t cols = 1);
+  // The same values into the device array `out` (count·cols, then ‖norm_of‖² when norm_of is given,
+  // to cross in the same transfer), without waiting.
   void gather_to(const T* x, index_t cols, const T* norm_of, T* out);
   // Options of a tracker under `eig` (a process's settings); one that grows tracks every eigenvalue
   // above the threshold.

@@ -196,7 +196,7 @@ Key resumable(Key key) {
   return key;
 }
 
-// A list of distinct step numbers >= 1, kept sorted.
+// A list of distinct step numbers >= 0, kept sorted.
 Key steps_list_key(std::string name, std::string group, std::string help,
                    std::vector<std::int64_t> RunConfig::*member) {
   Key key = custom_key(std::move(name), std::move(group), "LIST", std::move(help));
@@ -452,7 +452,7 @@ std::vector<Key> make_keys() {
   k.push_back(resumable(choice_key("overlap-processes", run,
                                    "each process steps on its own host thread (and CUDA stream) so one's host waits "
                                    "leave the GPU to the others; on the CPU the processes split --threads (each at "
-                                   "least one), so results are those of that thread count per process (auto: on with "
+                                   "least one), so each process steps at that thread count (auto: on with "
                                    "one rank)",
                                    &RunConfig::overlap_processes, {"auto", "on", "off"})));
   k.push_back(integer_key("chunk", run, "examples per pass (0: all); bounds memory", &RunConfig::chunk, 0));

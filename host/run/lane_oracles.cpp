@@ -17,10 +17,16 @@ typename Experiment<T>::Oracles RunNetworks<T>::on(const Device& lane) const {
   return oracles;
 }
 
+std::vector<std::int64_t> outputs_shape(const ModelSpec& spec, std::int64_t examples) {
+  if (spec.positions == 1) return {examples, spec.classes};
+  return {examples, spec.positions, spec.classes};
+}
+
 template <class T>
 typename Experiment<T>::Outputs outputs_of(std::shared_ptr<Network<T>> probe) {
-  const ModelSpec& spec = probe->spec();  // outputs: [C × positions × K]
-  auto out = std::make_shared<Buffer<T>>(probe->device(), probe->examples() * spec.positions * spec.classes);
+  index_t size = 1;
+  for (const std::int64_t extent : outputs_shape(probe->spec(), probe->examples())) size *= extent;
+  auto out = std::make_shared<Buffer<T>>(probe->device(), size);
   return [probe, out](const T* w) {
     probe->outputs(w, out->data());
     const std::vector<T> logits = out->to_host();

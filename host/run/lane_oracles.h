@@ -3,7 +3,9 @@
 // the test set's and the --log-outputs probe's, each bound to the lane, so the process computes and
 // evaluates on its own stream and arena. What they hold per lane is what the memory estimate counts
 // (host/run/memory_check.h: network_scratches, evaluation_bytes).
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "cflow/engine/network.h"
 #include "cflow/flow/experiment.h"
@@ -21,8 +23,12 @@ struct RunNetworks {
   typename Experiment<T>::Oracles on(const Device& lane) const;
 };
 
-// The probe's outputs at w: [classes x K], an example per column, read as row-major [K x classes]
+// The shape of a step's logged outputs on K examples, row-major as Network::outputs writes them
+// ([C × positions × K], an example per column): [K × C], or [K × positions × C] for sequences
 // (docs/design.md §8).
+std::vector<std::int64_t> outputs_shape(const ModelSpec& spec, std::int64_t examples);
+
+// The probe's outputs at w, outputs_shape(spec, its examples) row-major.
 template <class T>
 typename Experiment<T>::Outputs outputs_of(std::shared_ptr<Network<T>> probe);
 

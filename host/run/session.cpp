@@ -155,13 +155,6 @@ class Runner {
     if (probe_) experiment_->record_outputs(outputs_of<T>(probe_));
   }
 
-  // <process>/outputs per step: [K × C], or [K × positions × C] for sequences (Network::outputs' order).
-  std::vector<std::int64_t> logged_outputs_shape() const {
-    if (c_.log_outputs == 0) return {};
-    if (spec_.positions == 1) return {c_.log_outputs, spec_.classes};
-    return {c_.log_outputs, spec_.positions, spec_.classes};
-  }
-
   // --overlap-processes: auto is on with one rank, on either backend. On the CPU the processes then
   // split the threads (Experiment: each lane max(1, threads / processes)): on this project's 2 cores
   // the default run's step is faster than one team of 2 running every process in turn, and it does
@@ -232,7 +225,8 @@ class Runner {
                         {"device", dev_->description()},
                         {"ranks", comm_.size()}};
     checkpoint_meta_.update(checkpoint_identity(c_));
-    layout_ = series_layout(settings_, experiment_->max_tracked(), logged_outputs_shape());
+    layout_ = series_layout(settings_, experiment_->max_tracked(),
+                            c_.log_outputs > 0 ? outputs_shape(spec_, c_.log_outputs) : std::vector<std::int64_t>{});
     if (plan_.resume && writes_) {
       log_.emplace(RunLog::open_existing(dir_ / kRunLogFileName));
       if (log_->steps() < c_.steps - first_row_step_) log_->grow(c_.steps - first_row_step_);

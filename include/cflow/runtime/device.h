@@ -22,7 +22,8 @@ struct DeviceTraffic {
   std::int64_t host_to_device = 0, host_to_device_bytes = 0;
   std::int64_t device_to_host = 0, device_to_host_bytes = 0;  // all of them, staged or not
   // Of those, the ones that bypassed the pinned staging area into pageable memory (Device::copy_to_host:
-  // whole vectors for checkpoints, the start point, host collectives; none in a steady step).
+  // whole vectors for checkpoints and the start point, none in a steady step; and the host
+  // collectives of a multi-rank run without NCCL, every step).
   std::int64_t pageable_transfers = 0, pageable_bytes = 0;
   std::int64_t synchronizations = 0;  // the host waits for the device (explicitly or inside a call)
 
