@@ -55,10 +55,8 @@ template <class T> void copy(const Device& dev, index_t n, const T* x, T* y) {
 template <class T> T dot(const Device& dev, index_t n, const T* x, const T* y) {
   if (n <= 0) return T(0);
   Buffer<T> result(dev, 1, Uninitialized{});
-  CFLOW_DISPATCH(dev, dot_to_device<T>, dev, n, x, y, result.data());
-  T value;
-  dev.read_back(&value, result.data(), sizeof(T));
-  return value;
+  dot(dev, n, x, y, result.data());
+  return result.to_host()[0];
 }
 template <class T> void dot(const Device& dev, index_t n, const T* x, const T* y, T* result) {
   if (n <= 0) return dev.set_zero(result, sizeof(T));
@@ -69,9 +67,7 @@ template <class T> T nrm2(const Device& dev, index_t n, const T* x) {
   if (n <= 0) return T(0);
   Buffer<T> result(dev, 1, Uninitialized{});
   CFLOW_DISPATCH(dev, nrm2_to_device<T>, dev, n, x, result.data());
-  T value;
-  dev.read_back(&value, result.data(), sizeof(T));
-  return value;
+  return result.to_host()[0];  // through the staging area, as dot's
 }
 template <class T>
 void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alpha, const T* L, index_t ldl, T* B,
