@@ -2,11 +2,17 @@
 // lane of the device, its prepare() on its own host thread with overlap. On the CPU backend the
 // records are the same bits with overlap on, off, and with every process sharing one device; each
 // lane counts its own process's traffic; a failing process stops alone.
+#include <omp.h>
+
+#include <chrono>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "cflow/engine/network.h"
 #include "cflow/flow/experiment.h"
 #include "host/run/lane_oracles.h"
+#include "host/runtime/lane_threads.h"
 #include "test_support.h"
 
 namespace cflow {
@@ -229,6 +235,50 @@ TEST(Lanes, AFailureUnderOverlapStopsOnlyThatProcess) {
     EXPECT_NE(status[1].reason.find("injected failure"), std::string::npos) << status[1].reason;
     for (std::size_t p : {0u, 2u, 3u}) EXPECT_FALSE(status[p].stopped) << status[p].reason;
   }
+}
+
+// Fewer workers than lanes (a CPU with fewer threads than processes): every lane runs once per run(),
+// on a worker bound to that lane's thread count, longest last job first; an error is rethrown for the
+// lowest lane whose job threw.
+TEST(LaneThreads, FewerWorkersTakeEveryLaneOnceLongestLastJobFirst) {
+  const Device dev = Device::open("cpu", 1);
+  const std::vector<Device> lanes = {dev.lane(1), dev.lane(2), dev.lane(3)};
+  LaneThreads workers(lanes, 1);
+  std::mutex mutex;
+  std::vector<std::size_t> order;
+  std::vector<int> threads_seen;
+  const std::vector<int> milliseconds = {5, 60, 30};
+  const std::function<void(std::size_t)> job = [&](std::size_t i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds[i]));
+    std::lock_guard lock(mutex);
+    order.push_back(i);
+    threads_seen.push_back(omp_get_max_threads());
+  };
+  workers.run(job);
+  EXPECT_EQ(order, (std::vector<std::size_t>{0, 1, 2})) << "no durations yet: lane order";
+  order.clear();
+  threads_seen.clear();
+  workers.run(job);
+  EXPECT_EQ(order, (std::vector<std::size_t>{1, 2, 0})) << "longest last job first";
+  EXPECT_EQ(threads_seen, (std::vector<int>{2, 3, 1})) << "each job on its own lane's thread count";
+
+  LaneThreads two(lanes, 2);
+  std::vector<int> runs(lanes.size(), 0);
+  const std::function<void(std::size_t)> failing = [&](std::size_t i) {
+    {
+      std::lock_guard lock(mutex);
+      ++runs[i];
+    }
+    if (i > 0) throw Error("lane " + std::to_string(i));
+  };
+  try {
+    two.run(failing);
+    ADD_FAILURE() << "no error rethrown";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("lane 1"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(runs, (std::vector<int>{1, 1, 1}));
+  EXPECT_THROW(LaneThreads(lanes, 4), Error);
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ struct Experiment<T>::State {
   std::vector<Oracles> oracles;                               // per process (the same ones without lanes)
   std::vector<std::unique_ptr<ProcessContext<T>>> contexts;  // per process, on its device
   std::vector<std::unique_ptr<Process<T>>> processes;
-  std::optional<LaneThreads> threads;  // settings.overlap: a host thread per process
+  std::optional<LaneThreads> threads;  // settings.overlap: the host threads that run the processes
   std::int64_t steps = 0;
 
   // oracles_on(device) gives each process its oracles: on a lane of f's device with `lanes`, else f's.
@@ -65,7 +65,14 @@ struct Experiment<T>::State {
       processes.push_back(make_process(*contexts.back(), kind, std::span<const T>(start), branched));
       lane_devices.push_back(on);
     }
-    if (s.overlap && processes.size() > 1) threads.emplace(std::move(lane_devices));
+    if (s.overlap && processes.size() > 1) threads.emplace(std::move(lane_devices), lane_workers());
+  }
+
+  // A host thread per process on CUDA (each enqueues and waits on its own stream); on the CPU no more
+  // threads than the device has (each lane then has one), taking the processes longest first.
+  std::size_t lane_workers() const {
+    if (dev.is_cuda()) return processes.size();
+    return std::clamp<std::size_t>(std::size_t(std::max(1, dev.cpu_threads())), 1, processes.size());
   }
 
   // Under overlap the processes run at once and share the host's threads: each lane gets an equal

@@ -1,11 +1,17 @@
 #include "host/runtime/lane_threads.h"
 
+#include <algorithm>
+#include <numeric>
 #include <utility>
+
+#include "cflow/runtime/error.h"
 
 namespace cflow {
 
-LaneThreads::LaneThreads(std::vector<Device> lanes) : lanes_(std::move(lanes)), errors_(lanes_.size()) {
-  for (std::size_t i = 0; i < lanes_.size(); ++i) threads_.emplace_back([this, i] { serve(i); });
+LaneThreads::LaneThreads(std::vector<Device> lanes, std::size_t workers)
+    : lanes_(std::move(lanes)), last_(lanes_.size()), errors_(lanes_.size()) {
+  CFLOW_REQUIRE(workers >= 1 && workers <= lanes_.size(), "LaneThreads: between 1 and one worker per lane");
+  for (std::size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { serve(); });
 }
 
 LaneThreads::~LaneThreads() {
@@ -21,6 +27,10 @@ void LaneThreads::run(const std::function<void(std::size_t)>& job) {
   {
     std::lock_guard lock(mutex_);
     job_ = &job;
+    queue_.resize(lanes_.size());
+    std::iota(queue_.begin(), queue_.end(), std::size_t(0));
+    std::stable_sort(queue_.begin(), queue_.end(), [this](std::size_t a, std::size_t b) { return last_[a] > last_[b]; });
+    next_ = 0;
     running_ = threads_.size();
     ++generation_;
   }
@@ -34,7 +44,13 @@ void LaneThreads::run(const std::function<void(std::size_t)>& job) {
   if (first) std::rethrow_exception(first);
 }
 
-void LaneThreads::serve(std::size_t i) {
+bool LaneThreads::take(std::size_t& lane) {
+  if (next_ == queue_.size()) return false;
+  lane = queue_[next_++];
+  return true;
+}
+
+void LaneThreads::serve() {
   std::uint64_t done = 0;
   std::unique_lock lock(mutex_);
   for (;;) {
@@ -42,14 +58,19 @@ void LaneThreads::serve(std::size_t i) {
     if (closing_) return;
     done = generation_;
     const auto* job = job_;
-    lock.unlock();
-    try {
-      lanes_[i].bind_thread();  // cheap (a per-thread setting): every time, so a failure is reported here
-      (*job)(i);
-    } catch (...) {
-      errors_[i] = std::current_exception();
+    for (std::size_t lane; take(lane);) {
+      lock.unlock();
+      const auto start = std::chrono::steady_clock::now();
+      try {
+        lanes_[lane].bind_thread();  // cheap (a per-thread setting): every time, so a failure is reported here
+        (*job)(lane);
+      } catch (...) {
+        errors_[lane] = std::current_exception();
+      }
+      const auto took = std::chrono::steady_clock::now() - start;
+      lock.lock();
+      last_[lane] = took;
     }
-    lock.lock();
     if (--running_ == 0) finished_.notify_one();
   }
 }
