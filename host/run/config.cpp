@@ -450,10 +450,10 @@ std::vector<Key> make_keys() {
                          "inputs); ignored with a note on the CPU, refused with --dtype f64",
                          &RunConfig::tf32));
   k.push_back(resumable(choice_key("overlap-processes", run,
-                                   "each process steps on its own host thread (and CUDA stream) so one's host waits "
-                                   "leave the GPU to the others; on the CPU the processes split --threads (each at "
-                                   "least one), so each process steps at that thread count (auto: on with "
-                                   "one rank)",
+                                   "the processes step at once, each on its own CUDA stream and host thread, so one's "
+                                   "host waits leave the GPU to the others; on the CPU they split --threads (each "
+                                   "at least one) and each steps at that thread count, min(processes, threads) host "
+                                   "threads taking the longest first (auto: on with one rank)",
                                    &RunConfig::overlap_processes, {"auto", "on", "off"})));
   k.push_back(integer_key("chunk", run, "examples per pass (0: all); bounds memory", &RunConfig::chunk, 0));
   k.push_back(integer_key("log-outputs", run,

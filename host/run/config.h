@@ -119,7 +119,7 @@ struct RunConfig {
   std::string device = "auto";
   int threads = 0;  // 0: OpenMP's default
   bool tf32 = false;  // float32 GEMMs on TF32 tensor cores (CUDA only; refused with f64)
-  // Each process's step on its own host thread and stream: auto (on for CUDA with one rank), on, off.
+  // The processes' steps at once, each on its own stream (docs/design.md §7.10): auto (on with one rank), on, off.
   std::string overlap_processes = "auto";
   std::int64_t chunk = 0;
   std::int64_t log_outputs = 0;  // record the logits on the first K training examples (0: off)
