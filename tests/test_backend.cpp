@@ -7,6 +7,7 @@
 
 #include "cflow/runtime/blas.h"
 #include "cflow/runtime/buffer.h"
+#include "host/runtime/gemm_long_inner.h"
 #include "kernels/elementwise.h"
 #include "kernels/portable.h"
 #include "test_support.h"
@@ -144,42 +145,66 @@ void check_gemm(const Device& dev, T tolerance) {
 TEST_P(Backends, GemmMatchesNaiveForAllTransposesFloat) { check_gemm<float>(device(), 1e-6f); }
 TEST_P(Backends, GemmMatchesNaiveForAllTransposesDouble) { check_gemm<double>(device(), 1e-14); }
 
-// Gram products Aᵀ·B of blocks of long vectors (k = d): the CUDA backend splits k into chunks and sums the
-// partial products (backend_cuda.cpp), so these shapes take a path the small ones above never reach.
-// Checked against the reference with an error bound relative to Σ|a||b|, batched (as LOBPCG's
-// Rayleigh–Ritz calls it) and with beta = 0 over a C full of NaN, which must not be read.
+// Gram products Aᵀ·B of blocks of long vectors (k = d), which blas::gemm splits along k on CUDA
+// (host/runtime/gemm_long_inner.h): through blas::gemm_strided_batched (the split on CUDA, one BLAS call
+// on the CPU) and through the split itself at 2, 4 and 256 chunks on every backend. Checked against a
+// long-double reference with an error bound relative to Σ|a||b|, batched (as LOBPCG's Rayleigh–Ritz
+// calls it), with leading dimensions above k, with beta = 0 over a C full of NaN (it must not be read),
+// and for the same bits on a repeated call.
 template <class T>
 void check_long_inner_gemm(const Device& dev, double relative_tolerance) {
   struct Shape { index_t m, n, k; };
-  for (Shape s : {Shape{3, 3, (1 << 20) + 123}, Shape{24, 9, 300001}, Shape{2, 1, 8191}}) {
-    const index_t batch = 2, size_a = s.k * s.m, size_b = s.k * s.n, size_c = s.m * s.n;
+  for (Shape s : {Shape{3, 3, (1 << 20) + 123}, Shape{24, 9, 300001}, Shape{2, 1, 8193}}) {
+    const index_t batch = 2, lda = s.k + 5, ldb = s.k + 3, size_a = lda * s.m, size_b = ldb * s.n, size_c = s.m * s.n;
     const auto A = random_vector<T>(std::size_t(size_a * batch), 8), B = random_vector<T>(std::size_t(size_b * batch), 9);
     Buffer<T> dA(dev, std::span<const T>(A)), dB(dev, std::span<const T>(B));
     for (T beta : {T(0), T(-0.5)}) {
       const auto C = beta == T(0) ? std::vector<T>(std::size_t(size_c * batch), std::numeric_limits<T>::quiet_NaN())
                                   : random_vector<T>(std::size_t(size_c * batch), 10);
-      Buffer<T> dC(dev, std::span<const T>(C));
-      blas::gemm_strided_batched(dev, Op::T, Op::N, s.m, s.n, s.k, T(0.75), dA.data(), s.k, size_a, dB.data(), s.k,
-                                 size_b, beta, dC.data(), s.m, size_c, batch);
-      const auto got = dC.to_host();
+      std::vector<double> want(C.size()), bound(C.size());
       for (index_t b = 0; b < batch; ++b)
         for (index_t j = 0; j < s.n; ++j)
           for (index_t i = 0; i < s.m; ++i) {
-            const T* a = A.data() + b * size_a + i * s.k;
-            const T* x = B.data() + b * size_b + j * s.k;
+            const T *a = A.data() + b * size_a + i * lda, *x = B.data() + b * size_b + j * ldb;
             long double sum = 0, magnitude = 0;
             for (index_t l = 0; l < s.k; ++l) sum += (long double)a[l] * x[l], magnitude += std::abs((long double)a[l] * x[l]);
             const std::size_t c = std::size_t(b * size_c + i + j * s.m);
-            const double want = double(0.75L * sum + (beta == T(0) ? 0.0L : (long double)beta * C[c]));
-            ASSERT_NEAR(got[c], want, relative_tolerance * double(magnitude) + 1e-30)
-                << "m,n,k=" << s.m << "," << s.n << "," << s.k << " batch " << b << " beta " << beta;
+            want[c] = double(0.75L * sum + (beta == T(0) ? 0.0L : (long double)beta * C[c]));
+            bound[c] = relative_tolerance * double(magnitude) + 1e-30;
           }
+      auto product = [&](index_t chunks) {
+        Buffer<T> dC(dev, std::span<const T>(C));
+        if (chunks == 0)
+          blas::gemm_strided_batched(dev, Op::T, Op::N, s.m, s.n, s.k, T(0.75), dA.data(), lda, size_a, dB.data(), ldb,
+                                     size_b, beta, dC.data(), s.m, size_c, batch);
+        else
+          blas::gemm_long_inner(dev, chunks, s.m, s.n, s.k, T(0.75), dA.data(), lda, size_a, dB.data(), ldb, size_b,
+                                beta, dC.data(), s.m, size_c, batch);
+        return dC.to_host();
+      };
+      for (index_t chunks : {0, 2, 4, 256}) {
+        const auto got = product(chunks);
+        for (std::size_t c = 0; c < got.size(); ++c)
+          ASSERT_NEAR(got[c], want[c], bound[c]) << "m,n,k=" << s.m << "," << s.n << "," << s.k << " chunks "
+                                                 << chunks << " beta " << beta << " entry " << c;
+        EXPECT_EQ(product(chunks), got) << "a repeated call gives other bits, chunks " << chunks;
+      }
     }
   }
 }
 
 TEST_P(Backends, GramOfLongVectorsMatchesNaiveFloat) { check_long_inner_gemm<float>(device(), 1e-5); }
 TEST_P(Backends, GramOfLongVectorsMatchesNaiveDouble) { check_long_inner_gemm<double>(device(), 1e-13); }
+
+TEST(LongInnerChunks, OnlyTransposedTimesPlainWithASmallOutputAndALongInnerDimensionIsSplit) {
+  EXPECT_EQ(blas::long_inner_chunks(Op::T, Op::N, 3, 3, 8191), 1);
+  EXPECT_EQ(blas::long_inner_chunks(Op::T, Op::N, 3, 3, 8192), 2);
+  EXPECT_EQ(blas::long_inner_chunks(Op::T, Op::N, 3, 3, 1 << 20), 256);
+  EXPECT_EQ(blas::long_inner_chunks(Op::T, Op::N, 3, 3, 1 << 24), 256);
+  EXPECT_EQ(blas::long_inner_chunks(Op::T, Op::N, 257, 3, 1 << 20), 1);
+  EXPECT_EQ(blas::long_inner_chunks(Op::N, Op::N, 3, 3, 1 << 20), 1);
+  EXPECT_EQ(blas::long_inner_chunks(Op::T, Op::T, 3, 3, 1 << 20), 1);
+}
 
 template <class T>
 void check_vector_ops(const Device& dev, T tolerance) {

@@ -59,6 +59,10 @@ CFLOW_BACKEND_DECLARATIONS(
   template <class T>
   void gemv(const Device& dev, blas::Op op_a, index_t m, index_t n, T alpha, const T* A, index_t lda,
             const T* x, T beta, T* y);
+  // C = alpha·A + beta·B (no transposes); C may be A, or B, with the same leading dimension.
+  template <class T>
+  void geam(const Device& dev, index_t m, index_t n, T alpha, const T* A, index_t lda, T beta, const T* B,
+            index_t ldb, T* C, index_t ldc);
   template <class T> void axpy(const Device& dev, index_t n, T alpha, const T* x, T* y);
   template <class T> void scal(const Device& dev, index_t n, T alpha, T* x);
   template <class T> void copy(const Device& dev, index_t n, const T* x, T* y);
@@ -80,6 +84,8 @@ CFLOW_BACKEND_DECLARATIONS(
                                         const T*, index_t, index_t, const T*, index_t, index_t, T, T*,   \
                                         index_t, index_t, index_t);                                      \
   template void gemv<T>(const Device&, blas::Op, index_t, index_t, T, const T*, index_t, const T*, T, T*); \
+  template void geam<T>(const Device&, index_t, index_t, T, const T*, index_t, T, const T*, index_t, T*,    \
+                        index_t);                                                                         \
   template void axpy<T>(const Device&, index_t, T, const T*, T*);                                        \
   template void scal<T>(const Device&, index_t, T, T*);                                                  \
   template void copy<T>(const Device&, index_t, const T*, T*);                                           \

@@ -79,6 +79,14 @@ void gemv(const Device&, blas::Op op_a, index_t m, index_t n, T alpha, const T* 
     cblas_dgemv(CblasColMajor, cblas_op(op_a), m, n, alpha, A, lda, x, 1, beta, y, 1);
 }
 
+// Only the split Gram products use it (blas.cpp), on the CPU only when a test asks for them.
+template <class T>
+void geam(const Device&, index_t m, index_t n, T alpha, const T* A, index_t lda, T beta, const T* B, index_t ldb,
+          T* C, index_t ldc) {
+  for (index_t j = 0; j < n; ++j)
+    for (index_t i = 0; i < m; ++i) C[i + j * ldc] = alpha * A[i + j * lda] + beta * B[i + j * ldb];
+}
+
 template <class T>
 void axpy(const Device&, index_t n, T alpha, const T* x, T* y) {
   if constexpr (std::is_same_v<T, float>) cblas_saxpy(n, alpha, x, 1, y, 1);

@@ -120,11 +120,10 @@ void set_zero(const Device& dev, void* dst, std::size_t bytes) {
 }
 void synchronize(const Device& dev) { CFLOW_CHECK_CUDA(cudaStreamSynchronize(stream_of(dev))); }
 
-namespace {
 template <class T>
-void cublas_gemm_strided_batched(const Device& dev, blas::Op op_a, blas::Op op_b, index_t m, index_t n, index_t k,
-                                 T alpha, const T* A, index_t lda, index_t stride_a, const T* B, index_t ldb,
-                                 index_t stride_b, T beta, T* C, index_t ldc, index_t stride_c, index_t batch) {
+void gemm_strided_batched(const Device& dev, blas::Op op_a, blas::Op op_b, index_t m, index_t n, index_t k,
+                          T alpha, const T* A, index_t lda, index_t stride_a, const T* B, index_t ldb,
+                          index_t stride_b, T beta, T* C, index_t ldc, index_t stride_c, index_t batch) {
   if constexpr (std::is_same_v<T, float>)
     CFLOW_CHECK_CUBLAS(cublasSgemmStridedBatched_64(blas_of(dev), cublas_op(op_a), cublas_op(op_b), m, n, k,
                                                     &alpha, A, lda, stride_a, B, ldb, stride_b, &beta, C, ldc,
@@ -135,7 +134,6 @@ void cublas_gemm_strided_batched(const Device& dev, blas::Op op_a, blas::Op op_b
                                                     stride_c, batch));
 }
 
-// C = alpha·A + beta·B (cuBLAS geam, no transposes; C may be A or B with the same leading dimension).
 template <class T>
 void geam(const Device& dev, index_t m, index_t n, T alpha, const T* A, index_t lda, T beta, const T* B,
           index_t ldb, T* C, index_t ldc) {
@@ -143,52 +141,6 @@ void geam(const Device& dev, index_t m, index_t n, T alpha, const T* A, index_t 
     CFLOW_CHECK_CUBLAS(cublasSgeam_64(blas_of(dev), CUBLAS_OP_N, CUBLAS_OP_N, m, n, &alpha, A, lda, &beta, B, ldb, C, ldc));
   else
     CFLOW_CHECK_CUBLAS(cublasDgeam_64(blas_of(dev), CUBLAS_OP_N, CUBLAS_OP_N, m, n, &alpha, A, lda, &beta, B, ldb, C, ldc));
-}
-
-// A product with a small output and a long inner dimension, Aᵀ·B with k = d (the Gram matrices of
-// blocks of d-vectors: LOBPCG, the tracker's overlaps, small_dense's projections), is one or a few of
-// cuBLAS's output tiles, and each walks all of k: measured on an H200 at d ≈ 2M–17M, LOBPCG's
-// iterations cost 12–150 ms each, nearly all of it in these products (bench/results/h200-2026-11-27.md).
-// So the inner dimension is split into kSplitChunks chunks (a power of two), the chunks' partial
-// products come from one batched GEMM, and they are summed by a fixed binary tree of in-place
-// additions: reproducible, no atomics (docs/design.md §7.3).
-constexpr index_t kSplitChunks = 256, kSplitMinChunk = 4096, kSplitMaxOutput = 256;
-index_t split_chunks(blas::Op op_a, blas::Op op_b, index_t m, index_t n, index_t k) {
-  if (op_a != blas::Op::T || op_b != blas::Op::N || m > kSplitMaxOutput || n > kSplitMaxOutput) return 1;
-  index_t chunks = 1;
-  while (chunks < kSplitChunks && k / (2 * chunks) >= kSplitMinChunk) chunks *= 2;
-  return chunks;
-}
-
-template <class T>
-void gemm_split_inner(const Device& dev, index_t chunks, index_t m, index_t n, index_t k, T alpha, const T* A,
-                      index_t lda, const T* B, index_t ldb, T beta, T* C, index_t ldc) {
-  const index_t chunk = (k + chunks - 1) / chunks, last = k - (chunks - 1) * chunk, mn = m * n;
-  Buffer<T> partial(dev, chunks * mn, Uninitialized{});
-  T* X = partial.data();
-  cublas_gemm_strided_batched(dev, blas::Op::T, blas::Op::N, m, n, chunk, alpha, A, lda, chunk, B, ldb, chunk,
-                              T(0), X, m, mn, chunks - 1);
-  const index_t tail = (chunks - 1) * chunk;
-  cublas_gemm_strided_batched(dev, blas::Op::T, blas::Op::N, m, n, last, alpha, A + tail, lda, 0, B + tail, ldb, 0,
-                              T(0), X + (chunks - 1) * mn, m, 0, 1);
-  for (index_t half = chunks / 2; half >= 1; half /= 2)  // the first half += the second, as one long column
-    geam(dev, half * mn, 1, T(1), X, half * mn, T(1), X + half * mn, half * mn, X, half * mn);
-  if (beta == T(0)) geam(dev, m, n, T(1), X, m, T(0), X, m, C, ldc);  // C is not read: it may hold NaN
-  else geam(dev, m, n, T(1), X, m, beta, C, ldc, C, ldc);
-}
-}  // namespace
-
-template <class T>
-void gemm_strided_batched(const Device& dev, blas::Op op_a, blas::Op op_b, index_t m, index_t n, index_t k,
-                          T alpha, const T* A, index_t lda, index_t stride_a, const T* B, index_t ldb,
-                          index_t stride_b, T beta, T* C, index_t ldc, index_t stride_c, index_t batch) {
-  const index_t chunks = split_chunks(op_a, op_b, m, n, k);
-  if (chunks == 1)
-    return cublas_gemm_strided_batched(dev, op_a, op_b, m, n, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C,
-                                       ldc, stride_c, batch);
-  for (index_t i = 0; i < batch; ++i)  // a batch here is two or three Gram blocks
-    gemm_split_inner(dev, chunks, m, n, k, alpha, A + i * stride_a, lda, B + i * stride_b, ldb, beta,
-                     C + i * stride_c, ldc);
 }
 
 template <class T>

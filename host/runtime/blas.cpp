@@ -2,6 +2,7 @@
 #include "cflow/runtime/blas.h"
 
 #include "host/runtime/backend.h"
+#include "host/runtime/gemm_long_inner.h"
 
 namespace cflow::blas {
 
@@ -20,9 +21,46 @@ void gemm_strided_batched(const Device& dev, Op op_a, Op op_b, index_t m, index_
   CFLOW_REQUIRE(ldb >= std::max<index_t>(1, op_b == Op::N ? k : n), "gemm: ldb too small");
   CFLOW_REQUIRE(ldc >= std::max<index_t>(1, m), "gemm: ldc too small");
   if (m == 0 || n == 0 || batch == 0) return;
-  CFLOW_DISPATCH(dev, gemm_strided_batched<T>, dev, op_a, op_b, m, n, k, alpha, A, lda, stride_a, B, ldb,
-                 stride_b, beta, C, ldc, stride_c, batch);
+  const index_t chunks = dev.is_cuda() ? long_inner_chunks(op_a, op_b, m, n, k) : 1;
+  if (chunks > 1)
+    gemm_long_inner(dev, chunks, m, n, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, batch);
+  else
+    CFLOW_DISPATCH(dev, gemm_strided_batched<T>, dev, op_a, op_b, m, n, k, alpha, A, lda, stride_a, B, ldb,
+                   stride_b, beta, C, ldc, stride_c, batch);
   dev.note_write(C, std::size_t(stride_c * (batch - 1) + ldc * n) * sizeof(T));
+}
+
+constexpr index_t kMaxChunks = 256, kMinChunk = 4096, kMaxOutput = 256, kChunkAlignment = 32;
+
+index_t long_inner_chunks(Op op_a, Op op_b, index_t m, index_t n, index_t k) {
+  if (op_a != Op::T || op_b != Op::N || m > kMaxOutput || n > kMaxOutput) return 1;
+  index_t chunks = 1;
+  while (chunks < kMaxChunks && k / (2 * chunks) >= kMinChunk) chunks *= 2;
+  return chunks;
+}
+
+template <class T>
+void gemm_long_inner(const Device& dev, index_t chunks, index_t m, index_t n, index_t k, T alpha, const T* A,
+                     index_t lda, index_t stride_a, const T* B, index_t ldb, index_t stride_b, T beta, T* C,
+                     index_t ldc, index_t stride_c, index_t batch) {
+  CFLOW_REQUIRE(chunks >= 2 && (chunks & (chunks - 1)) == 0 && k / chunks >= 1, "gemm_long_inner: bad chunks");
+  // Chunks start a multiple of 32 rows apart (aligned as the columns are); the last takes the rest.
+  const index_t chunk = std::max<index_t>(1, k / chunks / kChunkAlignment * kChunkAlignment);
+  const index_t tail = (chunks - 1) * chunk, mn = m * n;
+  Buffer<T> partial(dev, chunks * mn, Uninitialized{});
+  T* X = partial.data();
+  for (index_t i = 0; i < batch; ++i) {
+    const T *Ai = A + i * stride_a, *Bi = B + i * stride_b;
+    T* Ci = C + i * stride_c;
+    CFLOW_DISPATCH(dev, gemm_strided_batched<T>, dev, Op::T, Op::N, m, n, chunk, alpha, Ai, lda, chunk, Bi, ldb,
+                   chunk, T(0), X, m, mn, chunks - 1);
+    CFLOW_DISPATCH(dev, gemm_strided_batched<T>, dev, Op::T, Op::N, m, n, k - tail, alpha, Ai + tail, lda, 0,
+                   Bi + tail, ldb, 0, T(0), X + (chunks - 1) * mn, m, 0, 1);
+    for (index_t half = chunks / 2; half >= 1; half /= 2)  // the first half += the second, as one long column
+      CFLOW_DISPATCH(dev, geam<T>, dev, half * mn, 1, T(1), X, half * mn, T(1), X + half * mn, half * mn, X, half * mn);
+    if (beta == T(0)) CFLOW_DISPATCH(dev, geam<T>, dev, m, n, T(1), X, m, T(0), X, m, Ci, ldc);  // Ci may hold NaN
+    else CFLOW_DISPATCH(dev, geam<T>, dev, m, n, T(1), X, m, beta, Ci, ldc, Ci, ldc);
+  }
 }
 
 template <class T>
@@ -82,6 +120,8 @@ void trsm_right_lower_transposed(const Device& dev, index_t m, index_t n, T alph
                         index_t, T, T*, index_t);                                                               \
   template void gemm_strided_batched<T>(const Device&, Op, Op, index_t, index_t, index_t, T, const T*, index_t, \
                                         index_t, const T*, index_t, index_t, T, T*, index_t, index_t, index_t); \
+  template void gemm_long_inner<T>(const Device&, index_t, index_t, index_t, index_t, T, const T*, index_t,      \
+                                   index_t, const T*, index_t, index_t, T, T*, index_t, index_t, index_t);      \
   template void gemv<T>(const Device&, Op, index_t, index_t, T, const T*, index_t, const T*, T, T*);           \
   template void axpy<T>(const Device&, index_t, T, const T*, T*);                                               \
   template void scal<T>(const Device&, index_t, T, T*);                                                         \
