@@ -1,5 +1,5 @@
 // Processes on lanes (docs/design.md §7.10): each process's oracle, evaluators and scratch on its own
-// lane of the device, its prepare() on its own host thread with overlap. On the CPU backend the
+// lane of the device, the prepare() calls at once on host threads with overlap. On the CPU backend the
 // records are the same bits with overlap on, off, and with every process sharing one device; each
 // lane counts its own process's traffic; a failing process stops alone.
 #include <omp.h>
@@ -109,8 +109,11 @@ void expect_overlap_changes_no_bit(const ModelSpec& spec, OptimizerKind optimize
   ASSERT_FALSE(shared.steps.back().deltas.empty());  // the central flow has Σ directions: deltas compared
   SCOPED_TRACE("lanes without overlap");
   expect_same_bits(shared, run(spec, optimizer, Mode::lanes));
-  SCOPED_TRACE("lanes with overlap");
+  SCOPED_TRACE("lanes with overlap, one host thread taking them in turn");
   expect_same_bits(shared, run(spec, optimizer, Mode::overlap));
+  // As many threads as processes: a host thread per lane at once (as on CUDA), each lane at one thread.
+  SCOPED_TRACE("lanes with overlap, a host thread each");
+  expect_same_bits(shared, run(spec, optimizer, Mode::overlap, 3, int(settings(optimizer).processes.size())));
 }
 
 TEST(Lanes, MlpRecordsAreTheSameBitsWithOverlapOnAndOff) {
@@ -247,7 +250,7 @@ TEST(LaneThreads, FewerWorkersTakeEveryLaneOnceLongestLastJobFirst) {
   std::mutex mutex;
   std::vector<std::size_t> order;
   std::vector<int> threads_seen;
-  const std::vector<int> milliseconds = {5, 60, 30};
+  const std::vector<int> milliseconds = {1, 200, 100};  // far apart: a loaded machine oversleeps
   const std::function<void(std::size_t)> job = [&](std::size_t i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds[i]));
     std::lock_guard lock(mutex);

@@ -9,12 +9,19 @@
 namespace cflow {
 
 LaneThreads::LaneThreads(std::vector<Device> lanes, std::size_t workers)
-    : lanes_(std::move(lanes)), last_(lanes_.size()), errors_(lanes_.size()) {
+    : lanes_(std::move(lanes)), expected_(lanes_.size()), errors_(lanes_.size()) {
   CFLOW_REQUIRE(workers >= 1 && workers <= lanes_.size(), "LaneThreads: between 1 and one worker per lane");
-  for (std::size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { serve(); });
+  try {
+    for (std::size_t i = 0; i < workers; ++i) threads_.emplace_back([this] { serve(); });
+  } catch (...) {  // a thread that could not start: the started ones must be joined before they are destroyed
+    stop_workers();
+    throw;
+  }
 }
 
-LaneThreads::~LaneThreads() {
+LaneThreads::~LaneThreads() { stop_workers(); }
+
+void LaneThreads::stop_workers() noexcept {
   {
     std::lock_guard lock(mutex_);
     closing_ = true;
@@ -29,7 +36,7 @@ void LaneThreads::run(const std::function<void(std::size_t)>& job) {
     job_ = &job;
     queue_.resize(lanes_.size());
     std::iota(queue_.begin(), queue_.end(), std::size_t(0));
-    std::stable_sort(queue_.begin(), queue_.end(), [this](std::size_t a, std::size_t b) { return last_[a] > last_[b]; });
+    std::stable_sort(queue_.begin(), queue_.end(), [this](std::size_t a, std::size_t b) { return expected_[a] > expected_[b]; });
     next_ = 0;
     running_ = threads_.size();
     ++generation_;
@@ -69,7 +76,7 @@ void LaneThreads::serve() {
       }
       const auto took = std::chrono::steady_clock::now() - start;
       lock.lock();
-      last_[lane] = took;
+      expected_[lane] = expected_[lane] == expected_[lane].zero() ? took : (expected_[lane] + took) / 2;
     }
     if (--running_ == 0) finished_.notify_one();
   }

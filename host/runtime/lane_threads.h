@@ -6,8 +6,11 @@
 // With as many workers as lanes each lane has its own thread. With fewer (a CPU with fewer threads than
 // processes) the workers take the lanes from one queue, longest last job first (list scheduling): on 2
 // cores the default run's central flow then keeps a core while discrete and stable share the other,
-// instead of three threads time-sharing two cores. Which thread runs a lane does not change its bits:
-// bind_thread gives the worker the lane's settings before every job.
+// instead of three threads time-sharing two cores. A lane's expected time averages its jobs, each older
+// one weighing half as much, so steps that alternate a full eigen-solve and a refresh
+// (--eig-frequency 2) do not reorder the queue at every step.
+// Which thread runs a lane does not change its bits: bind_thread gives the worker the lane's settings
+// before every job.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -32,11 +35,11 @@ class LaneThreads {
   // Calls job(i) for every lane i, on a worker bound to lanes[i] (Device::bind_thread), and returns when
   // all have returned; then rethrows the exception of the lowest i whose job threw, if any.
   void run(const std::function<void(std::size_t)>& job);
-  std::size_t workers() const { return threads_.size(); }
 
  private:
   void serve();
   bool take(std::size_t& lane);  // the next lane of this run's queue, under mutex_
+  void stop_workers() noexcept;
 
   std::vector<Device> lanes_;
   std::mutex mutex_;
@@ -45,7 +48,7 @@ class LaneThreads {
   std::uint64_t generation_ = 0;  // one per run()
   std::vector<std::size_t> queue_;  // this run's lanes, longest last job first
   std::size_t next_ = 0, running_ = 0;
-  std::vector<std::chrono::steady_clock::duration> last_;  // per lane, its last job's duration
+  std::vector<std::chrono::steady_clock::duration> expected_;  // per lane: the average of its jobs, each older one halved
   bool closing_ = false;
   std::vector<std::exception_ptr> errors_;
   std::vector<std::thread> threads_;

@@ -73,9 +73,10 @@ struct ExperimentSettings {
   // Wall-clock bound on each full eigen-solve and each SDCP solve: one that runs past it stops its
   // process with that reason (docs/design.md §5). Far above what a healthy run's solves take.
   double solver_max_seconds = 3600;
-  // With lanes (Experiment's OraclesOn constructor): each process's prepare() on its own host thread,
-  // so one process's host waits (LOBPCG's k×k read-backs, the SDCP) leave the device to the others
-  // (docs/design.md §7.10). The records are the same bits either way.
+  // With lanes (Experiment's OraclesOn constructor): the processes' prepare() at once on host threads
+  // (CUDA: one each; CPU: min(processes, threads), longest first), so one process's host waits
+  // (LOBPCG's k×k read-backs, the SDCP) leave the device to the others (docs/design.md §7.10). The
+  // records are the same bits either way.
   bool overlap = false;
 
   // `kind`'s eigen settings: its entry of process_eig, else eig.
