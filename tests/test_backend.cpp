@@ -147,7 +147,7 @@ TEST_P(Backends, GemmMatchesNaiveForAllTransposesDouble) { check_gemm<double>(de
 
 // Gram products Aᵀ·B of blocks of long vectors (k = d), which blas::gemm splits along k on CUDA
 // (host/runtime/gemm_long_inner.h): through blas::gemm_strided_batched (the split on CUDA, one BLAS call
-// on the CPU) and through the split itself at 2, 4 and 256 chunks on every backend. Checked against a
+// on the CPU) and through the split itself at 2, 4, 64 and 256 chunks (where k ≥ chunks²) on every backend. Checked against a
 // long-double reference with an error bound relative to Σ|a||b|, batched (as LOBPCG's Rayleigh–Ritz
 // calls it), with leading dimensions above k, with beta = 0 over a C full of NaN (it must not be read),
 // and for the same bits on a repeated call.
@@ -182,7 +182,8 @@ void check_long_inner_gemm(const Device& dev, double relative_tolerance) {
                                 beta, dC.data(), s.m, size_c, batch);
         return dC.to_host();
       };
-      for (index_t chunks : {0, 2, 4, 256}) {
+      for (index_t chunks : {0, 2, 4, 64, 256}) {
+        if (chunks * chunks > s.k) continue;
         const auto got = product(chunks);
         for (std::size_t c = 0; c < got.size(); ++c)
           ASSERT_NEAR(got[c], want[c], bound[c]) << "m,n,k=" << s.m << "," << s.n << "," << s.k << " chunks "
@@ -204,6 +205,11 @@ TEST(LongInnerChunks, OnlyTransposedTimesPlainWithASmallOutputAndALongInnerDimen
   EXPECT_EQ(blas::long_inner_chunks(Op::T, Op::N, 257, 3, 1 << 20), 1);
   EXPECT_EQ(blas::long_inner_chunks(Op::N, Op::N, 3, 3, 1 << 20), 1);
   EXPECT_EQ(blas::long_inner_chunks(Op::T, Op::T, 3, 3, 1 << 20), 1);
+  const Device dev = Device::open("cpu", 1);
+  Buffer<double> A(dev, 1000), C(dev, 1);
+  for (index_t chunks : {1, 3, 64})  // not a power of two ≥ 2, or k < chunks²
+    EXPECT_THROW(blas::gemm_long_inner(dev, chunks, 1, 1, 1000, 1.0, A.data(), 1000, 0, A.data(), 1000, 0, 0.0,
+                                       C.data(), 1, 0, 1), Error) << chunks;
 }
 
 template <class T>

@@ -241,9 +241,9 @@ TEST(Lanes, AFailureUnderOverlapStopsOnlyThatProcess) {
 }
 
 // Fewer workers than lanes (a CPU with fewer threads than processes): every lane runs once per run(),
-// on a worker bound to that lane's thread count, longest last job first; an error is rethrown for the
+// on a worker bound to that lane's thread count, longest expected job first; an error is rethrown for the
 // lowest lane whose job threw.
-TEST(LaneThreads, FewerWorkersTakeEveryLaneOnceLongestLastJobFirst) {
+TEST(LaneThreads, FewerWorkersTakeEveryLaneOnceLongestFirst) {
   const Device dev = Device::open("cpu", 1);
   const std::vector<Device> lanes = {dev.lane(1), dev.lane(2), dev.lane(3)};
   LaneThreads workers(lanes, 1);
@@ -262,7 +262,7 @@ TEST(LaneThreads, FewerWorkersTakeEveryLaneOnceLongestLastJobFirst) {
   order.clear();
   threads_seen.clear();
   workers.run(job);
-  EXPECT_EQ(order, (std::vector<std::size_t>{1, 2, 0})) << "longest last job first";
+  EXPECT_EQ(order, (std::vector<std::size_t>{1, 2, 0})) << "longest expected job first";
   EXPECT_EQ(threads_seen, (std::vector<int>{2, 3, 1})) << "each job on its own lane's thread count";
 
   LaneThreads two(lanes, 2);

@@ -84,7 +84,8 @@ template <class T>
 void geam(const Device&, index_t m, index_t n, T alpha, const T* A, index_t lda, T beta, const T* B, index_t ldb,
           T* C, index_t ldc) {
   for (index_t j = 0; j < n; ++j)
-    for (index_t i = 0; i < m; ++i) C[i + j * ldc] = alpha * A[i + j * lda] + beta * B[i + j * ldb];
+    for (index_t i = 0; i < m; ++i)  // beta = 0: B is not read (as cuBLAS)
+      C[i + j * ldc] = beta == T(0) ? alpha * A[i + j * lda] : alpha * A[i + j * lda] + beta * B[i + j * ldb];
 }
 
 template <class T>

@@ -12,25 +12,31 @@ void gemm(const Device& dev, Op op_a, Op op_b, index_t m, index_t n, index_t k, 
   gemm_strided_batched(dev, op_a, op_b, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 
-template <class T>
-void gemm_strided_batched(const Device& dev, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha,
-                          const T* A, index_t lda, index_t stride_a, const T* B, index_t ldb, index_t stride_b,
-                          T beta, T* C, index_t ldc, index_t stride_c, index_t batch) {
+namespace {
+void check_gemm(Op op_a, Op op_b, index_t m, index_t n, index_t k, index_t lda, index_t ldb, index_t ldc,
+                index_t batch) {
   CFLOW_REQUIRE(m >= 0 && n >= 0 && k >= 0 && batch >= 0, "gemm: negative dimension");
   CFLOW_REQUIRE(lda >= std::max<index_t>(1, op_a == Op::N ? m : k), "gemm: lda too small");
   CFLOW_REQUIRE(ldb >= std::max<index_t>(1, op_b == Op::N ? k : n), "gemm: ldb too small");
   CFLOW_REQUIRE(ldc >= std::max<index_t>(1, m), "gemm: ldc too small");
+}
+}  // namespace
+
+template <class T>
+void gemm_strided_batched(const Device& dev, Op op_a, Op op_b, index_t m, index_t n, index_t k, T alpha,
+                          const T* A, index_t lda, index_t stride_a, const T* B, index_t ldb, index_t stride_b,
+                          T beta, T* C, index_t ldc, index_t stride_c, index_t batch) {
+  check_gemm(op_a, op_b, m, n, k, lda, ldb, ldc, batch);
   if (m == 0 || n == 0 || batch == 0) return;
-  const index_t chunks = dev.is_cuda() ? long_inner_chunks(op_a, op_b, m, n, k) : 1;
-  if (chunks > 1)
-    gemm_long_inner(dev, chunks, m, n, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c, batch);
-  else
-    CFLOW_DISPATCH(dev, gemm_strided_batched<T>, dev, op_a, op_b, m, n, k, alpha, A, lda, stride_a, B, ldb,
-                   stride_b, beta, C, ldc, stride_c, batch);
+  if (const index_t chunks = dev.is_cuda() ? long_inner_chunks(op_a, op_b, m, n, k) : 1; chunks > 1)
+    return gemm_long_inner(dev, chunks, m, n, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c,
+                           batch);
+  CFLOW_DISPATCH(dev, gemm_strided_batched<T>, dev, op_a, op_b, m, n, k, alpha, A, lda, stride_a, B, ldb,
+                 stride_b, beta, C, ldc, stride_c, batch);
   dev.note_write(C, std::size_t(stride_c * (batch - 1) + ldc * n) * sizeof(T));
 }
 
-constexpr index_t kMaxChunks = 256, kMinChunk = 4096, kMaxOutput = 256, kChunkAlignment = 32;
+constexpr index_t kMaxChunks = 256, kMinChunk = 4096, kMaxOutput = 256;
 
 index_t long_inner_chunks(Op op_a, Op op_b, index_t m, index_t n, index_t k) {
   if (op_a != Op::T || op_b != Op::N || m > kMaxOutput || n > kMaxOutput) return 1;
@@ -43,10 +49,12 @@ template <class T>
 void gemm_long_inner(const Device& dev, index_t chunks, index_t m, index_t n, index_t k, T alpha, const T* A,
                      index_t lda, index_t stride_a, const T* B, index_t ldb, index_t stride_b, T beta, T* C,
                      index_t ldc, index_t stride_c, index_t batch) {
-  CFLOW_REQUIRE(chunks >= 2 && (chunks & (chunks - 1)) == 0 && k / chunks >= 1, "gemm_long_inner: bad chunks");
-  // Chunks start a multiple of 32 rows apart (aligned as the columns are); the last takes the rest.
-  const index_t chunk = std::max<index_t>(1, k / chunks / kChunkAlignment * kChunkAlignment);
-  const index_t tail = (chunks - 1) * chunk, mn = m * n;
+  check_gemm(Op::T, Op::N, m, n, k, lda, ldb, ldc, batch);
+  CFLOW_REQUIRE(chunks >= 2 && (chunks & (chunks - 1)) == 0 && k >= chunks * chunks,
+                "gemm_long_inner: chunks must be a power of two ≥ 2 with k ≥ chunks²");
+  if (m == 0 || n == 0 || batch == 0) return;
+  // The last chunk takes the rows left over: between 1 and a chunk, since k ≥ chunks².
+  const index_t chunk = (k + chunks - 1) / chunks, tail = (chunks - 1) * chunk, mn = m * n;
   Buffer<T> partial(dev, chunks * mn, Uninitialized{});
   T* X = partial.data();
   for (index_t i = 0; i < batch; ++i) {
@@ -61,6 +69,7 @@ void gemm_long_inner(const Device& dev, index_t chunks, index_t m, index_t n, in
     if (beta == T(0)) CFLOW_DISPATCH(dev, geam<T>, dev, m, n, T(1), X, m, T(0), X, m, Ci, ldc);  // Ci may hold NaN
     else CFLOW_DISPATCH(dev, geam<T>, dev, m, n, T(1), X, m, beta, Ci, ldc, Ci, ldc);
   }
+  dev.note_write(C, std::size_t(stride_c * (batch - 1) + ldc * n) * sizeof(T));
 }
 
 template <class T>

@@ -12,10 +12,10 @@ namespace cflow::blas {
 index_t long_inner_chunks(Op op_a, Op op_b, index_t m, index_t n, index_t k);
 
 // C_i = alpha·A_iᵀB_i + beta·C_i for the batch (A_i: k × m at A + i·stride_a, lda ≥ k; B_i likewise;
-// C_i: m × n, ldc ≥ m), over `chunks` (a power of two ≥ 2) chunks of k: one batched GEMM of the partial
-// products of all chunks but the last, one GEMM for the last (it takes the rows left over, at least a
-// chunk), then a fixed binary tree of in-place additions: the same bits on every call, no atomics. C is
-// not read when beta = 0.
+// C_i: m × n, ldc ≥ m), over `chunks` chunks of k (a power of two ≥ 2, k ≥ chunks²): one batched GEMM
+// of the partial products of all chunks but the last, one GEMM for the last (the rows left over, at
+// most a chunk), then a fixed binary tree of in-place additions: the same bits on every call, no
+// atomics. C is not read when beta = 0.
 template <class T>
 void gemm_long_inner(const Device& dev, index_t chunks, index_t m, index_t n, index_t k, T alpha, const T* A,
                      index_t lda, index_t stride_a, const T* B, index_t ldb, index_t stride_b, T beta, T* C,

@@ -4,7 +4,7 @@
 // per call: a thread's OpenMP team and CUDA binding are set up once.
 //
 // With as many workers as lanes each lane has its own thread. With fewer (a CPU with fewer threads than
-// processes) the workers take the lanes from one queue, longest last job first (list scheduling): on 2
+// processes) the workers take the lanes from one queue, longest expected job first (list scheduling): on 2
 // cores the default run's central flow then keeps a core while discrete and stable share the other,
 // instead of three threads time-sharing two cores. A lane's expected time averages its jobs, each older
 // one weighing half as much, so steps that alternate a full eigen-solve and a refresh
@@ -46,7 +46,7 @@ class LaneThreads {
   std::condition_variable started_, finished_;
   const std::function<void(std::size_t)>* job_ = nullptr;
   std::uint64_t generation_ = 0;  // one per run()
-  std::vector<std::size_t> queue_;  // this run's lanes, longest last job first
+  std::vector<std::size_t> queue_;  // this run's lanes, longest expected job first
   std::size_t next_ = 0, running_ = 0;
   std::vector<std::chrono::steady_clock::duration> expected_;  // per lane: the average of its jobs, each older one halved
   bool closing_ = false;
