@@ -561,6 +561,22 @@ TEST(RunCommand, SummaryReportsSteadyStateDeviceTrafficPerProcess) {
   }
 }
 
+// summary.json's threads: what each process's bits depend on (§7.10's rule), and the host threads.
+TEST(RunCommand, SummaryRecordsTheThreadsTheProcessesRanWith) {
+  TempDir dir;
+  struct Case { std::string overlap; int per_process, host; };
+  for (const Case& c : {Case{"auto", 1, 2}, Case{"off", 2, 1}}) {  // 4 processes on 2 threads
+    const fs::path out = dir / ("run-" + c.overlap);
+    auto args = tiny({"--steps", "1", "--overlap-processes", c.overlap, "--out", out.string(), "--no-plots", "--quiet"});
+    *(std::find(args.begin(), args.end(), "--threads") + 1) = "2";
+    const Result r = run_cflow(args, dir.path());
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto threads = nlohmann::ordered_json::parse(read_text(out / "summary.json")).at("threads");
+    EXPECT_EQ(threads.at("per_process").get<int>(), c.per_process) << c.overlap;
+    EXPECT_EQ(threads.at("host").get<int>(), c.host) << c.overlap;
+  }
+}
+
 TEST(RunCommand, ResumeEqualsAnUninterruptedRunBitForBit) {
   TempDir dir;
   const std::vector<std::string> common{"--checkpoint-every", "3", "--no-plots", "--quiet", "--log-outputs", "3"};

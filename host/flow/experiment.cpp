@@ -199,6 +199,10 @@ template <class T> const ExperimentSettings& Experiment<T>::settings() const { r
 template <class T> int Experiment<T>::max_tracked() const {
   return int(std::min<index_t>(state_->settings.eig.k_max, state_->d));
 }
+template <class T> typename Experiment<T>::Threads Experiment<T>::threads() const {
+  const State& s = *state_;
+  return {s.settings.overlap ? s.lane_threads() : s.dev.cpu_threads(), s.threads ? int(s.lane_workers()) : 1};
+}
 
 template <class T>
 std::vector<ProcessStatus> Experiment<T>::status() const {

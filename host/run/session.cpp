@@ -452,6 +452,8 @@ class Runner {
     s["interrupted_by"] = or_null(stop_signal_ != 0, stop_signal_ == SIGINT ? "SIGINT" : "SIGTERM");
     s["checkpoint"] = checkpoint_name();
     s["device_traffic"] = traffic_.json();
+    const auto threads = experiment_->threads();
+    s["threads"] = {{"per_process", threads.per_process}, {"host", threads.host}};
     return s;
   }
 

@@ -175,6 +175,12 @@ class Experiment {
   const ExperimentSettings& settings() const;
   // Largest number of eigenvalues any process can track (columns of the eigenvalue datasets).
   int max_tracked() const;
+  // How the processes step: the CPU threads each one's kernels and BLAS calls use (its bits depend on
+  // it) and the host threads that run them (1 without overlap).
+  struct Threads {
+    int per_process = 1, host = 1;
+  };
+  Threads threads() const;
 
   // From the next step on, every process's record carries `outputs` at its reported point (for the
   // shared-oracle constructor; with lanes, Oracles::outputs).
