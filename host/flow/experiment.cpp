@@ -200,8 +200,8 @@ template <class T> int Experiment<T>::max_tracked() const {
   return int(std::min<index_t>(state_->settings.eig.k_max, state_->d));
 }
 template <class T> typename Experiment<T>::Threads Experiment<T>::threads() const {
-  const State& s = *state_;
-  return {s.settings.overlap ? s.lane_threads() : s.dev.cpu_threads(), s.threads ? int(s.lane_workers()) : 1};
+  const State& s = *state_;  // every process's device has the same count: its lane's, or the experiment's
+  return {s.contexts.front()->dev.cpu_threads(), s.threads ? int(s.lane_workers()) : 1};
 }
 
 template <class T>
